@@ -1,0 +1,226 @@
+//! Storage of the random-chat service behind one trait, [`SessionStore`].
+//!
+//! Implementations, side by side, all passing the same contract suite (`tests/contract.rs`):
+//! - [`memory::MemoryStore`]: everything in this process; a cleanup task drops expired sessions.
+//! - [`redis::RedisStore`]: Redis through `fred`, with indexes so stats cost O(1) and the online
+//!   list O(page); no `KEYS`, no scan of every session.
+//! - [`failover::FailoverStore`]: Redis while it is up, this node's memory while it is down, and
+//!   the live sessions written back when Redis returns.
+//!
+//! Sessions expire [`StoreConfig::session_ttl`] after their last activity (sliding): an
+//! [`SessionStore::update`] whose patch has `touch` set slides the expiry.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chat_domain::{FileId, FileType, GuestUser, ProfileField, PublicUser, RoomId, Stats, Timestamp, UserId, Username};
+
+pub mod error;
+
+pub use error::StorageError;
+
+/// Result of a storage call.
+pub type StoreResult<T> = Result<T, StorageError>;
+
+/// Settings shared by every store.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// How long a session lives after its last activity.
+    pub session_ttl: Duration,
+    /// Prefix of every Redis key, so several deployments (or tests) can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { session_ttl: Duration::from_secs(7200), key_prefix: "chat:".into() }
+    }
+}
+
+/// Where data is being served from right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StorageMode {
+    /// Redis is the source of truth.
+    Redis,
+    /// This process's memory is.
+    Memory,
+}
+
+impl StorageMode {
+    /// `"redis"` or `"memory"`, as `/readyz` and the start-up line say it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Redis => "redis",
+            Self::Memory => "memory",
+        }
+    }
+}
+
+/// What `/readyz` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Health {
+    /// Where data is served from now.
+    pub mode: StorageMode,
+    /// Whether a Redis is configured and answering.
+    pub redis_up: bool,
+}
+
+/// A change to a stored session. `None` fields are left alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionPatch {
+    /// Activity at this instant: sets `lastSeen` and slides the session's expiry.
+    pub touch: Option<Timestamp>,
+    /// New username.
+    pub username: Option<Username>,
+    /// New gender (`Some(None)` clears it).
+    pub gender: Option<Option<ProfileField>>,
+    /// New language (`Some(None)` clears it).
+    pub language: Option<Option<ProfileField>>,
+    /// New location (`Some(None)` clears it).
+    pub location: Option<Option<ProfileField>>,
+    /// Online flag.
+    pub is_online: Option<bool>,
+    /// Searching flag.
+    pub is_searching: Option<bool>,
+    /// `Some(Some(partner))` enters a chat (`inChat` true, `connectedUser` set);
+    /// `Some(None)` leaves it.
+    pub chat: Option<Option<UserId>>,
+    /// `Some(Some((socket id, connected at)))` attaches a socket; `Some(None)` detaches it.
+    pub socket: Option<Option<(String, Timestamp)>>,
+}
+
+impl SessionPatch {
+    /// Applies the patch to a user in place.
+    pub fn apply(&self, user: &mut GuestUser) {
+        if let Some(now) = self.touch {
+            user.last_seen = now;
+        }
+        if let Some(username) = &self.username {
+            user.username = username.clone();
+        }
+        if let Some(gender) = &self.gender {
+            user.gender = gender.clone();
+        }
+        if let Some(language) = &self.language {
+            user.language = language.clone();
+        }
+        if let Some(location) = &self.location {
+            user.location = location.clone();
+        }
+        if let Some(online) = self.is_online {
+            user.is_online = online;
+        }
+        if let Some(searching) = self.is_searching {
+            user.is_searching = searching;
+        }
+        if let Some(chat) = &self.chat {
+            user.in_chat = chat.is_some();
+            user.connected_user = chat.clone();
+        }
+        if let Some(socket) = &self.socket {
+            user.socket_id = socket.as_ref().map(|(socket_id, _)| socket_id.clone());
+            user.connected_at = socket.as_ref().map(|(_, connected_at)| *connected_at);
+        }
+    }
+}
+
+/// One page of `/api/users/online`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnlinePage {
+    /// Online users, ordered by id.
+    pub users: Vec<PublicUser>,
+    /// Pass this as `cursor` for the next page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// The answer of a rate limiter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Whether this hit is allowed.
+    pub allowed: bool,
+    /// Hits left in the current window.
+    pub remaining: u32,
+    /// When the window resets (meaningful when not allowed).
+    pub retry_after: Duration,
+}
+
+/// What is stored about an uploaded file besides its bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileMeta {
+    /// The file's id.
+    pub file_id: FileId,
+    /// The room it was uploaded to; only its two members may fetch it.
+    pub room_id: RoomId,
+    /// Who uploaded it.
+    pub uploader: UserId,
+    /// Sanitized name.
+    pub filename: String,
+    /// Judged from the bytes.
+    pub file_type: FileType,
+    /// The content type it is served with.
+    pub mime: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Voice notes: seconds.
+    pub duration: Option<f64>,
+    /// Deleted at this instant at the latest.
+    pub expires_at: Timestamp,
+}
+
+/// A file with its bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredFile {
+    /// Metadata.
+    pub meta: FileMeta,
+    /// Content.
+    pub bytes: Bytes,
+}
+
+/// The storage of guest sessions, their indexes, rate-limit counters and files.
+///
+/// Implementations never hold a lock across an `.await`, and every method is cancel-safe in
+/// the sense that a dropped call leaves the store consistent.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Which mode the store serves from, and whether Redis answers. Cheap, no I/O.
+    fn health(&self) -> Health;
+
+    /// Stores a new session; it expires `session_ttl` after `user.last_seen`.
+    async fn create(&self, user: &GuestUser) -> StoreResult<()>;
+
+    /// The live session of `id`, or `None` when it never existed or has expired.
+    async fn get(&self, id: &UserId) -> StoreResult<Option<GuestUser>>;
+
+    /// Applies `patch` to a live session and returns the updated user (`None`: no such live
+    /// session, nothing written). Indexes (online, searching, in chat, activity) follow.
+    async fn update(&self, id: &UserId, patch: SessionPatch) -> StoreResult<Option<GuestUser>>;
+
+    /// Deletes a session and its index entries; returns what was deleted.
+    async fn delete(&self, id: &UserId) -> StoreResult<Option<GuestUser>>;
+
+    /// Removes sessions whose expiry is at or before `now` from every index and returns their
+    /// ids. With several nodes each expired id is returned to exactly one caller.
+    async fn sweep_expired(&self, now: Timestamp) -> StoreResult<Vec<UserId>>;
+
+    /// The service-wide counters at `now`.
+    async fn stats(&self, now: Timestamp) -> StoreResult<Stats>;
+
+    /// A page of online users ordered by id, starting after `cursor`; `limit` is 1 to 100.
+    async fn online_users(&self, limit: usize, cursor: Option<&str>) -> StoreResult<OnlinePage>;
+
+    /// Counts one hit against `key` in fixed windows of `window`, allowing `limit` per window.
+    async fn hit_rate_limit(&self, key: &str, limit: u32, window: Duration) -> StoreResult<RateDecision>;
+
+    /// Stores a file until `file.meta.expires_at` (or until its room's files are deleted).
+    async fn put_file(&self, file: StoredFile) -> StoreResult<()>;
+
+    /// A file's metadata, without its bytes.
+    async fn file_meta(&self, id: &FileId) -> StoreResult<Option<FileMeta>>;
+
+    /// A file with its bytes.
+    async fn get_file(&self, id: &FileId) -> StoreResult<Option<StoredFile>>;
+
+    /// Deletes every file of `room`; returns how many went.
+    async fn delete_room_files(&self, room: &RoomId) -> StoreResult<u64>;
+}

@@ -1,0 +1,152 @@
+//! What the chat sends to users, and the interface that carries it.
+
+use chat_domain::{FileId, Message, MessageId, PublicUser, RoomId, Timestamp, UserId, Username};
+use serde_json::Value;
+
+/// Why a room closed, as `room:closed` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// The receiver left.
+    Left,
+    /// The partner left (or skipped, or deleted the session).
+    PartnerLeft,
+    /// The partner's socket dropped and did not come back in time.
+    PartnerDisconnected,
+    /// The partner's session expired.
+    SessionExpired,
+}
+
+impl CloseReason {
+    /// The contract's name of the reason.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Left => "left",
+            Self::PartnerLeft => "partner_left",
+            Self::PartnerDisconnected => "partner_disconnected",
+            Self::SessionExpired => "session_expired",
+        }
+    }
+}
+
+/// A server → client event of the chat. The transport turns each into its wire event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    /// `match:searching`.
+    Searching,
+    /// `match:cancelled`.
+    Cancelled,
+    /// `match:found`.
+    Found {
+        /// The new room.
+        room_id: RoomId,
+        /// The partner's public profile.
+        partner: PublicUser,
+        /// Whether this side sends the WebRTC offer.
+        initiator: bool,
+    },
+    /// `chat:message`, sent asking the client for an ack; the ack must be turned into
+    /// [`crate::ChatService::confirm_delivery`].
+    Message(Box<Message>),
+    /// `message:sent` to the sender.
+    Sent {
+        /// The message id.
+        id: MessageId,
+        /// The client's own id, echoed.
+        client_id: Option<String>,
+        /// When it was routed.
+        timestamp: Timestamp,
+    },
+    /// `message:delivered` to the sender.
+    Delivered {
+        /// The message id.
+        id: MessageId,
+        /// When the recipient confirmed it.
+        delivered_at: Timestamp,
+    },
+    /// `chat:typing`.
+    Typing {
+        /// Who types.
+        from: UserId,
+        /// Whether they are typing.
+        is_typing: bool,
+    },
+    /// `chat:cleared`.
+    Cleared,
+    /// `partner:disconnected`.
+    PartnerDisconnected {
+        /// How long the room waits.
+        grace_secs: u64,
+    },
+    /// `partner:reconnected`.
+    PartnerReconnected,
+    /// `room:closed`.
+    RoomClosed {
+        /// The room.
+        room_id: RoomId,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// `webrtc:offer`.
+    Offer {
+        /// The clean `{type, sdp}`.
+        offer: Value,
+        /// `audio` or `video`.
+        kind: &'static str,
+        /// The caller.
+        from: UserId,
+        /// The caller's name.
+        from_username: Username,
+        /// When it was relayed.
+        timestamp: Timestamp,
+    },
+    /// `webrtc:answer`.
+    Answer {
+        /// The clean `{type, sdp}`.
+        answer: Value,
+        /// The callee.
+        from: UserId,
+        /// The callee's name.
+        from_username: Username,
+    },
+    /// `webrtc:ice-candidate`.
+    Candidate {
+        /// The clean candidate.
+        candidate: Value,
+        /// The sender.
+        from: UserId,
+    },
+    /// `webrtc:call-end`.
+    CallEnded {
+        /// Who hung up.
+        from: UserId,
+        /// Their name.
+        from_username: Username,
+    },
+    /// `webrtc:call-reject`.
+    CallRejected {
+        /// Who rejected.
+        from: UserId,
+        /// Their name.
+        from_username: Username,
+    },
+    /// `webrtc:call-timeout`, to both sides.
+    CallTimeout {
+        /// The caller.
+        from: UserId,
+        /// The caller's name.
+        from_username: Username,
+    },
+}
+
+/// Carries events to users wherever their socket is. Implementations must not block: queue
+/// and return. An event for a user with no live socket is dropped.
+pub trait Delivery: Send + Sync + 'static {
+    /// Delivers `event` to `to`'s live socket.
+    fn deliver(&self, to: &UserId, event: Outgoing);
+}
+
+/// Makes the short-lived signed download URL of a file for one viewer.
+pub trait FileUrls: Send + Sync + 'static {
+    /// The URL `viewer` may fetch `file` with.
+    fn url_for(&self, file: &FileId, viewer: &UserId) -> String;
+}

@@ -1,0 +1,214 @@
+//! The search queue: first come, first served among compatible searchers. Pure, no I/O.
+
+use std::collections::VecDeque;
+
+use chat_domain::{DomainError, ProfileField, PublicUser, UserId};
+use serde_json::Value;
+
+/// What a searcher asks of a partner. A field that is `None` accepts anyone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchFilters {
+    /// Wanted gender.
+    pub gender: Option<ProfileField>,
+    /// Wanted language.
+    pub language: Option<ProfileField>,
+    /// Wanted location.
+    pub location: Option<ProfileField>,
+}
+
+impl SearchFilters {
+    /// Parses `{filters?: {gender?, language?, location?}}`: a missing or null `filters`, and
+    /// the values `""`, `"any"` and `"all"`, mean no filter. Unknown fields are ignored.
+    pub fn from_payload(payload: Option<&Value>) -> Result<Self, DomainError> {
+        let filters = match payload {
+            None | Some(Value::Null) => return Ok(Self::default()),
+            Some(Value::Object(object)) => match object.get("filters") {
+                None | Some(Value::Null) => return Ok(Self::default()),
+                Some(Value::Object(filters)) => filters,
+                Some(_) => return Err(DomainError::invalid("filters must be an object")),
+            },
+            Some(_) => return Err(DomainError::invalid("payload must be an object")),
+        };
+        let field = |name: &str| -> Result<Option<ProfileField>, DomainError> {
+            match filters.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(text)) if matches!(text.trim().to_ascii_lowercase().as_str(), "" | "any" | "all") => Ok(None),
+                Some(Value::String(text)) => ProfileField::parse(&format!("filters.{name}"), text).map(Some),
+                Some(_) => Err(DomainError::invalid(format!("filters.{name} must be a string"))),
+            }
+        };
+        Ok(Self { gender: field("gender")?, language: field("language")?, location: field("location")? })
+    }
+
+    /// Whether `user`'s profile satisfies these filters.
+    pub fn accepts(&self, user: &PublicUser) -> bool {
+        let check = |filter: &Option<ProfileField>, value: Option<&ProfileField>| filter.as_ref().is_none_or(|filter| filter.accepts(value));
+        check(&self.gender, user.gender.as_ref()) && check(&self.language, user.language.as_ref()) && check(&self.location, user.location.as_ref())
+    }
+}
+
+/// One user waiting for a partner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Searcher {
+    /// The searcher's public profile, as of the search.
+    pub user: PublicUser,
+    /// What they ask of a partner.
+    pub filters: SearchFilters,
+    /// The partner they just left: not paired with them again while someone else fits.
+    pub avoid: Option<UserId>,
+}
+
+impl Searcher {
+    fn compatible(&self, other: &Searcher) -> bool {
+        self.user.id != other.user.id && self.filters.accepts(&other.user) && other.filters.accepts(&self.user)
+    }
+
+    fn avoids(&self, other: &Searcher) -> bool {
+        self.avoid.as_ref() == Some(&other.user.id) || other.avoid.as_ref() == Some(&self.user.id)
+    }
+}
+
+/// The queue of searchers, oldest first.
+#[derive(Debug, Default)]
+pub struct SearchQueue {
+    waiting: VecDeque<Searcher>,
+}
+
+impl SearchQueue {
+    /// An empty queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of users waiting.
+    pub fn len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Whether nobody waits.
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    /// Whether `user` waits.
+    pub fn contains(&self, user: &UserId) -> bool {
+        self.waiting.iter().any(|searcher| &searcher.user.id == user)
+    }
+
+    /// Removes `user` from the queue; returns whether it was there.
+    pub fn remove(&mut self, user: &UserId) -> bool {
+        let before = self.waiting.len();
+        self.waiting.retain(|searcher| &searcher.user.id != user);
+        before != self.waiting.len()
+    }
+
+    /// Adds a searcher, or pairs it at once with the oldest compatible one (which leaves the
+    /// queue and is returned). A searcher already queued is replaced (new filters). The
+    /// partner just left is only taken when no one else fits.
+    pub fn search(&mut self, searcher: Searcher) -> Option<Searcher> {
+        self.remove(&searcher.user.id);
+        let mut fallback = None;
+        for (index, candidate) in self.waiting.iter().enumerate() {
+            if !searcher.compatible(candidate) {
+                continue;
+            }
+            if searcher.avoids(candidate) {
+                fallback = fallback.or(Some(index));
+                continue;
+            }
+            return self.waiting.remove(index);
+        }
+        match fallback {
+            Some(index) => self.waiting.remove(index),
+            None => {
+                self.waiting.push_back(searcher);
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_domain::{GuestUser, Profile, Timestamp};
+    use serde_json::json;
+
+    use super::*;
+
+    fn user(gender: Option<&str>, language: Option<&str>) -> PublicUser {
+        let profile = Profile {
+            gender: gender.and_then(|value| ProfileField::parse("gender", value).ok()),
+            language: language.and_then(|value| ProfileField::parse("language", value).ok()),
+            ..Profile::default()
+        };
+        GuestUser::new(profile, Timestamp::now()).public()
+    }
+
+    fn filters(value: Value) -> SearchFilters {
+        SearchFilters::from_payload(Some(&json!({ "filters": value }))).unwrap_or_default()
+    }
+
+    fn searcher(user: &PublicUser, filters: SearchFilters) -> Searcher {
+        Searcher { user: user.clone(), filters, avoid: None }
+    }
+
+    #[test]
+    fn filter_parsing() {
+        assert_eq!(SearchFilters::from_payload(None).ok(), Some(SearchFilters::default()));
+        assert_eq!(SearchFilters::from_payload(Some(&json!({"filters": {"gender": "any"}}))).ok(), Some(SearchFilters::default()));
+        assert!(SearchFilters::from_payload(Some(&json!({"filters": {"gender": 3}}))).is_err());
+        assert!(SearchFilters::from_payload(Some(&json!({"filters": "x"}))).is_err());
+        assert!(SearchFilters::from_payload(Some(&json!([1]))).is_err());
+        assert_eq!(filters(json!({"language": "EN", "unknown": 1})).language.map(|field| field.to_string()), Some("EN".into()));
+    }
+
+    #[test]
+    fn first_compatible_searcher_wins() {
+        let mut queue = SearchQueue::new();
+        let (alice, bob, carol) = (user(Some("female"), Some("en")), user(Some("male"), Some("fr")), user(Some("male"), Some("en")));
+        assert_eq!(queue.search(searcher(&alice, filters(json!({"language": "en"})))), None);
+        // Bob speaks French: Alice's filter refuses him.
+        assert_eq!(queue.search(searcher(&bob, SearchFilters::default())), None);
+        let paired = queue.search(searcher(&carol, SearchFilters::default()));
+        assert_eq!(paired.map(|found| found.user.id), Some(alice.id));
+        assert_eq!(queue.len(), 1);
+        assert!(queue.contains(&bob.id));
+    }
+
+    #[test]
+    fn both_sides_filters_must_accept() {
+        let mut queue = SearchQueue::new();
+        let (alice, bob) = (user(Some("female"), None), user(Some("male"), None));
+        assert_eq!(queue.search(searcher(&alice, SearchFilters::default())), None);
+        // Bob accepts Alice, but wants a man: no match.
+        assert_eq!(queue.search(searcher(&bob, filters(json!({"gender": "male"})))), None);
+        assert_eq!(queue.len(), 2);
+    }
+
+    #[test]
+    fn never_with_itself_and_searching_again_replaces() {
+        let mut queue = SearchQueue::new();
+        let alice = user(None, None);
+        assert_eq!(queue.search(searcher(&alice, SearchFilters::default())), None);
+        assert_eq!(queue.search(searcher(&alice, SearchFilters::default())), None);
+        assert_eq!(queue.len(), 1);
+        assert!(queue.remove(&alice.id));
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn the_partner_just_left_only_when_nobody_else_fits() {
+        // Bob and Carol both want a woman, so they do not pair with each other.
+        let (alice, bob, carol) = (user(Some("female"), None), user(Some("male"), None), user(Some("male"), None));
+        let wants_woman = filters(json!({"gender": "female"}));
+        let mut queue = SearchQueue::new();
+        queue.search(searcher(&bob, wants_woman.clone()));
+        queue.search(searcher(&carol, wants_woman));
+        assert_eq!(queue.len(), 2);
+        let skip = Searcher { avoid: Some(bob.id.clone()), ..searcher(&alice, SearchFilters::default()) };
+        assert_eq!(queue.search(skip.clone()).map(|found| found.user.id), Some(carol.id));
+        let mut alone = SearchQueue::new();
+        alone.search(searcher(&bob, SearchFilters::default()));
+        assert_eq!(alone.search(skip).map(|found| found.user.id), Some(bob.id));
+    }
+}

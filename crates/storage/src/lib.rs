@@ -14,11 +14,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use chat_domain::{FileId, FileType, GuestUser, ProfileField, PublicUser, RoomId, Stats, Timestamp, UserId, Username};
+use chat_domain::{
+    FileId, FileType, GuestUser, ProfileField, PublicUser, RoomId, Stats, Timestamp, UserId,
+    Username,
+};
 
 pub mod error;
+pub mod memory;
 
 pub use error::StorageError;
+pub use memory::MemoryStore;
 
 /// Result of a storage call.
 pub type StoreResult<T> = Result<T, StorageError>;
@@ -34,7 +39,10 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { session_ttl: Duration::from_secs(7200), key_prefix: "chat:".into() }
+        Self {
+            session_ttl: Duration::from_secs(7200),
+            key_prefix: "chat:".into(),
+        }
     }
 }
 
@@ -210,7 +218,12 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn online_users(&self, limit: usize, cursor: Option<&str>) -> StoreResult<OnlinePage>;
 
     /// Counts one hit against `key` in fixed windows of `window`, allowing `limit` per window.
-    async fn hit_rate_limit(&self, key: &str, limit: u32, window: Duration) -> StoreResult<RateDecision>;
+    async fn hit_rate_limit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> StoreResult<RateDecision>;
 
     /// Stores a file until `file.meta.expires_at` (or until its room's files are deleted).
     async fn put_file(&self, file: StoredFile) -> StoreResult<()>;

@@ -1,0 +1,189 @@
+//! [`MemoryStore`]: every session, index, counter and file in this process.
+//!
+//! Each table sits behind its own `std::sync::Mutex`, taken only for short synchronous work
+//! and never held across an `.await`. Counters are kept up to date on every write, so
+//! [`SessionStore::stats`] costs no scan of the sessions.
+
+mod files;
+mod rate;
+mod sessions;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_domain::{FileId, GuestUser, RoomId, Stats, Timestamp, UserId};
+use tokio::task::JoinHandle;
+
+use crate::{
+    FileMeta, Health, OnlinePage, RateDecision, SessionPatch, SessionStore, StorageMode,
+    StoreConfig, StoreResult, StoredFile,
+};
+use files::Files;
+use rate::RateWindows;
+use sessions::Sessions;
+
+/// A store that keeps everything in this process. Always available; lost on restart.
+#[derive(Debug)]
+pub struct MemoryStore {
+    config: StoreConfig,
+    sessions: Mutex<Sessions>,
+    files: Mutex<Files>,
+    rate_windows: Mutex<RateWindows>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new(config: StoreConfig) -> Self {
+        Self {
+            config,
+            sessions: Mutex::default(),
+            files: Mutex::default(),
+            rate_windows: Mutex::default(),
+        }
+    }
+
+    /// The settings this store was built with.
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Inserts or replaces a session as it is (no liveness check), with its indexes. The
+    /// failover store mirrors what Redis holds through this.
+    pub fn put_session(&self, user: GuestUser) {
+        lock(&self.sessions).put(user, self.config.session_ttl);
+    }
+
+    /// Removes a session without reporting it; the failover store drops stale mirrors with it.
+    pub fn forget_session(&self, id: &UserId) {
+        lock(&self.sessions).remove(id, self.config.session_ttl);
+    }
+
+    /// Clones of every session still live at `now` (used to write them back to Redis).
+    pub fn live_sessions(&self, now: Timestamp) -> Vec<GuestUser> {
+        lock(&self.sessions).live_users(now, self.config.session_ttl)
+    }
+
+    /// Every file not yet expired at `now`; the bytes are shared, not copied.
+    pub fn live_files(&self, now: Timestamp) -> Vec<StoredFile> {
+        lock(&self.files).live(now)
+    }
+
+    /// Drops expired files and ended rate-limit windows. Sessions are left alone: their expiry
+    /// must be reported through [`SessionStore::sweep_expired`] so their sockets get told.
+    pub fn drop_expired_files(&self, now: Timestamp) {
+        lock(&self.files).sweep(now);
+        lock(&self.rate_windows).sweep(tokio::time::Instant::now());
+    }
+
+    /// Spawns a task that calls [`MemoryStore::drop_expired_files`] every `every`, and ends by
+    /// itself once the store has been dropped. Must be called within a Tokio runtime.
+    pub fn spawn_cleanup(self: &Arc<Self>, every: Duration) -> JoinHandle<()> {
+        let store: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                let Some(store) = store.upgrade() else {
+                    return;
+                };
+                store.drop_expired_files(Timestamp::now());
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    fn health(&self) -> Health {
+        Health {
+            mode: StorageMode::Memory,
+            redis_up: false,
+        }
+    }
+
+    async fn create(&self, user: &GuestUser) -> StoreResult<()> {
+        self.put_session(user.clone());
+        Ok(())
+    }
+
+    async fn get(&self, id: &UserId) -> StoreResult<Option<GuestUser>> {
+        let sessions = lock(&self.sessions);
+        Ok(sessions
+            .live(id, Timestamp::now(), self.config.session_ttl)
+            .cloned())
+    }
+
+    async fn update(&self, id: &UserId, patch: SessionPatch) -> StoreResult<Option<GuestUser>> {
+        let ttl = self.config.session_ttl;
+        let mut sessions = lock(&self.sessions);
+        let Some(mut user) = sessions.live(id, Timestamp::now(), ttl).cloned() else {
+            return Ok(None);
+        };
+        patch.apply(&mut user);
+        sessions.put(user.clone(), ttl);
+        Ok(Some(user))
+    }
+
+    async fn delete(&self, id: &UserId) -> StoreResult<Option<GuestUser>> {
+        let ttl = self.config.session_ttl;
+        let removed = lock(&self.sessions).remove(id, ttl);
+        // An expired session that was not swept yet is removed but reported as absent.
+        Ok(removed.filter(|user| sessions::expiry(user, ttl) > Timestamp::now()))
+    }
+
+    async fn sweep_expired(&self, now: Timestamp) -> StoreResult<Vec<UserId>> {
+        let expired = lock(&self.sessions).sweep(now, self.config.session_ttl);
+        self.drop_expired_files(now);
+        Ok(expired)
+    }
+
+    async fn stats(&self, now: Timestamp) -> StoreResult<Stats> {
+        Ok(lock(&self.sessions).stats(now))
+    }
+
+    async fn online_users(&self, limit: usize, cursor: Option<&str>) -> StoreResult<OnlinePage> {
+        let sessions = lock(&self.sessions);
+        Ok(sessions.online_page(
+            limit.max(1),
+            cursor,
+            Timestamp::now(),
+            self.config.session_ttl,
+        ))
+    }
+
+    async fn hit_rate_limit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> StoreResult<RateDecision> {
+        Ok(lock(&self.rate_windows).hit(key, limit, window, tokio::time::Instant::now()))
+    }
+
+    async fn put_file(&self, file: StoredFile) -> StoreResult<()> {
+        lock(&self.files).put(file);
+        Ok(())
+    }
+
+    async fn file_meta(&self, id: &FileId) -> StoreResult<Option<FileMeta>> {
+        Ok(lock(&self.files)
+            .get(id, Timestamp::now())
+            .map(|file| file.meta.clone()))
+    }
+
+    async fn get_file(&self, id: &FileId) -> StoreResult<Option<StoredFile>> {
+        Ok(lock(&self.files).get(id, Timestamp::now()).cloned())
+    }
+
+    async fn delete_room_files(&self, room: &RoomId) -> StoreResult<u64> {
+        Ok(lock(&self.files).delete_room(room, Timestamp::now()))
+    }
+}
+
+/// Locks a table; a panic elsewhere while it was held leaves data that is still consistent
+/// enough to serve, so poisoning is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -21,9 +21,11 @@ use chat_domain::{
 
 pub mod error;
 pub mod memory;
+pub mod redis;
 
 pub use error::StorageError;
 pub use memory::MemoryStore;
+pub use redis::RedisStore;
 
 /// Result of a storage call.
 pub type StoreResult<T> = Result<T, StorageError>;

@@ -45,7 +45,7 @@ macro_rules! contract_suite {
 }
 
 contract_suite!(memory, crate::common::memory_store);
-// contract_suite!(redis, crate::common::redis_store);
+contract_suite!(redis, crate::common::redis_store);
 // contract_suite!(failover, crate::common::failover_store);
 
 async fn create_get_update_delete<S: SessionStore>(store: &S) {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chat_domain::{GuestUser, Profile, Timestamp};
-use chat_storage::{MemoryStore, StoreConfig};
+use chat_storage::{MemoryStore, RedisStore, StoreConfig};
 use chat_testkit::{RedisServer, require_redis};
 
 /// The session TTL of every test store: longer than [`chat_domain::Stats::ACTIVE_WINDOW`], so a
@@ -62,4 +62,14 @@ pub fn shared_redis() -> Option<&'static RedisServer> {
 /// A memory store (always available).
 pub async fn memory_store() -> Option<MemoryStore> {
     Some(MemoryStore::new(config()))
+}
+
+/// A Redis store on the shared server under a fresh prefix, or `None` without `redis-server`.
+pub async fn redis_store() -> Option<RedisStore> {
+    let server = shared_redis()?;
+    Some(
+        RedisStore::connect(&server.url(), config())
+            .await
+            .expect("connect to the test redis-server"),
+    )
 }

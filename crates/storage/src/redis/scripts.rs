@@ -1,0 +1,152 @@
+//! The Lua scripts that change several keys at once, so each change is atomic (and, for the
+//! sweep, so each expired id goes to exactly one caller). Keys a script builds from a prefix
+//! share the deployment's hash tag (see `keys.rs`), which keeps them in the declared keys' slot.
+
+use std::sync::LazyLock;
+
+use fred::types::scripts::Script;
+
+/// Writes a session and its index entries.
+///
+/// KEYS: session, expiries, online, searching, in chat, activity.
+/// ARGV: id, JSON, conditional (`1`: only if the stored JSON equals ARGV[4]), expected JSON,
+/// expiry ms, key TTL ms, online, searching, in chat (`1`/`0`), last seen ms.
+/// Returns 1 when written, 0 when the condition failed.
+pub(super) static WRITE_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+if ARGV[3] == '1' and redis.call('GET', KEYS[1]) ~= ARGV[4] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+if ARGV[7] == '1' then redis.call('ZADD', KEYS[3], 0, ARGV[1]) else redis.call('ZREM', KEYS[3], ARGV[1]) end
+if ARGV[8] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) else redis.call('SREM', KEYS[4], ARGV[1]) end
+if ARGV[9] == '1' then redis.call('SADD', KEYS[5], ARGV[1]) else redis.call('SREM', KEYS[5], ARGV[1]) end
+redis.call('ZADD', KEYS[6], ARGV[10], ARGV[1])
+return 1
+"#,
+    )
+});
+
+/// Deletes a session and its index entries; returns the JSON it held (or nil).
+///
+/// KEYS: session, expiries, online, searching, in chat, activity. ARGV: id.
+pub(super) static DELETE_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local old = redis.call('GET', KEYS[1])
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[4], ARGV[1])
+redis.call('SREM', KEYS[5], ARGV[1])
+redis.call('ZREM', KEYS[6], ARGV[1])
+return old
+"#,
+    )
+});
+
+/// Removes up to ARGV[2] sessions whose expiry is at or before ARGV[1] (ms) and returns their
+/// ids. Atomic, so concurrent sweeps on several nodes never return the same id twice.
+///
+/// KEYS: expiries, online, searching, in chat, activity. ARGV: now ms, batch size, session key
+/// prefix.
+pub(super) static SWEEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('SREM', KEYS[3], id)
+  redis.call('SREM', KEYS[4], id)
+  redis.call('ZREM', KEYS[5], id)
+  redis.call('DEL', ARGV[3] .. id)
+end
+return ids
+"#,
+    )
+});
+
+/// The counters: live sessions, online, active, searching, in chat.
+///
+/// KEYS: expiries, online, searching, in chat, activity. ARGV: now ms, active since ms.
+pub(super) static STATS: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+return {
+  redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf'),
+  redis.call('ZCARD', KEYS[2]),
+  redis.call('ZCOUNT', KEYS[5], ARGV[2], '+inf'),
+  redis.call('SCARD', KEYS[3]),
+  redis.call('SCARD', KEYS[4])
+}
+"#,
+    )
+});
+
+/// A page of online ids after a lexicographic bound, each followed by its session JSON (or nil).
+///
+/// KEYS: online. ARGV: start bound (`-` or `(<cursor>`), count, session key prefix.
+pub(super) static ONLINE_PAGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', 0, ARGV[2])
+local page = {}
+for index, id in ipairs(ids) do
+  page[2 * index - 1] = id
+  page[2 * index] = redis.call('GET', ARGV[3] .. id)
+end
+return page
+"#,
+    )
+});
+
+/// Counts a hit in a fixed window that opens at the first hit; returns {hits, ms left}.
+///
+/// KEYS: counter. ARGV: window ms.
+pub(super) static RATE_HIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local hits = redis.call('INCR', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  left = tonumber(ARGV[1])
+end
+return { hits, left }
+"#,
+    )
+});
+
+/// Stores a file's bytes and metadata with a TTL, and indexes it under its room.
+///
+/// KEYS: bytes, meta, room files. ARGV: bytes, meta JSON, TTL ms, file id.
+pub(super) static PUT_FILE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[4])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
+return 1
+"#,
+    )
+});
+
+/// Deletes every file of a room; returns how many still existed.
+///
+/// KEYS: room files. ARGV: file key prefix.
+pub(super) static DELETE_ROOM_FILES: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local ids = redis.call('SMEMBERS', KEYS[1])
+local deleted = 0
+for _, id in ipairs(ids) do
+  deleted = deleted + redis.call('DEL', ARGV[1] .. id .. ':meta')
+  redis.call('DEL', ARGV[1] .. id .. ':bytes')
+end
+redis.call('DEL', KEYS[1])
+return deleted
+"#,
+    )
+});

@@ -1,0 +1,46 @@
+# The whole set-up on a fresh machine: `make run` and `make test`.
+
+CARGO ?= cargo
+NODE_TESTS := tests/node
+
+.PHONY: run build release test test-rust test-node node-deps lint fmt clippy doc bench fuzz clean
+
+## Start the server on the embedded defaults (in-memory storage, 127.0.0.1:8080).
+run:
+	$(CARGO) run --release -p chat-server
+
+build:
+	$(CARGO) build --workspace --all-targets
+
+release:
+	$(CARGO) build --release -p chat-server
+
+## Every test: Rust (unit, integration, storage against a private redis-server) and the
+## socket.io-client protocol suite (Node) against the real server binary.
+test: lint test-rust test-node
+
+test-rust:
+	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --doc
+
+node-deps:
+	cd $(NODE_TESTS) && npm ci --no-audit --no-fund --loglevel=error
+
+test-node: node-deps
+	$(CARGO) build -p chat-server
+	cd $(NODE_TESTS) && CHAT_SERVER_BIN=$(CURDIR)/target/debug/chat-server node --test --test-concurrency=2 --test-reporter=spec
+
+lint: fmt clippy
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
+
+clean:
+	$(CARGO) clean
+	rm -rf $(NODE_TESTS)/node_modules

@@ -1,0 +1,228 @@
+//! Files and voice notes: upload into the current chat, download through short-lived URLs
+//! signed for one viewer.
+//!
+//! A download URL is `/api/files/{fileId}?u={viewer}&e={expiry}&s={signature}`, where the
+//! signature is an HMAC-SHA256 of `fileId:viewer:expiry` with the server's secret. The server
+//! checks it, then that the viewer is still a member of the file's open room.
+
+use std::time::Duration;
+
+use actix_multipart::Multipart;
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use bytes::BytesMut;
+use chat_domain::file::{sanitize_filename, sniff};
+use chat_domain::{ErrorCode, FileId, FileInfo, FileType, Timestamp, UserId};
+use chat_storage::{FileMeta, StoredFile};
+use futures_util::StreamExt;
+use hmac::{Hmac, Mac};
+use serde_json::json;
+use sha2::Sha256;
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::state::AppState;
+
+/// The longest voice note accepted, in seconds.
+const MAX_VOICE_SECS: f64 = 3600.0;
+
+/// Signs and checks download URLs.
+#[derive(Clone)]
+pub struct FileSigner {
+    key: Vec<u8>,
+    ttl: Duration,
+}
+
+impl FileSigner {
+    /// A signer with its own key derived from `secret`; URLs live `ttl`.
+    pub fn new(secret: &[u8], ttl: Duration) -> Self {
+        // A key separate from the token key, so a file signature is never a token signature.
+        let key = hmac_sha256(secret, b"chat-file-urls").to_vec();
+        Self { key, ttl }
+    }
+
+    fn signature(&self, file: &FileId, viewer: &UserId, expiry: i64) -> String {
+        URL_SAFE_NO_PAD.encode(hmac_sha256(&self.key, format!("{file}:{viewer}:{expiry}").as_bytes()))
+    }
+
+    /// The URL `viewer` may download `file` with, valid from `now` for the signer's TTL.
+    pub fn url(&self, file: &FileId, viewer: &UserId, now: Timestamp) -> String {
+        let expiry = now.plus(self.ttl).as_secs();
+        format!("/api/files/{file}?u={viewer}&e={expiry}&s={}", self.signature(file, viewer, expiry))
+    }
+
+    /// Checks a download query for `file` at `now`; returns the viewer it was signed for.
+    pub fn verify(&self, file: &FileId, query: &str, now: Timestamp) -> Option<UserId> {
+        let (mut viewer, mut expiry, mut signature) = (None, None, None);
+        for pair in query.split('&') {
+            match pair.split_once('=') {
+                Some(("u", value)) => viewer = UserId::parse(value),
+                Some(("e", value)) => expiry = value.parse::<i64>().ok(),
+                Some(("s", value)) => signature = Some(value),
+                _ => {}
+            }
+        }
+        let (viewer, expiry, signature) = (viewer?, expiry?, signature?);
+        if expiry < now.as_secs() {
+            return None;
+        }
+        let expected = self.signature(file, &viewer, expiry);
+        constant_time_eq(expected.as_bytes(), signature.as_bytes()).then_some(viewer)
+    }
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(data);
+            mac.finalize().into_bytes().into()
+        }
+        // HMAC accepts keys of any length; this arm is never taken.
+        Err(_) => [0; 32],
+    }
+}
+
+fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+    left.len() == right.len() && left.iter().zip(right).fold(0u8, |difference, (a, b)| difference | (a ^ b)) == 0
+}
+
+/// Mounts `/api/files`.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(web::resource("/api/files").route(web::post().to(upload)).default_service(web::to(crate::routes::method_not_allowed)))
+        .service(web::resource("/api/files/{file_id}").route(web::get().to(download)).default_service(web::to(crate::routes::method_not_allowed)));
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(ErrorCode::TooLarge, format!("file must be at most {limit} bytes"))
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %user.id))]
+async fn upload(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
+    let room_id = state.hub.chat.room_of(&user.id).ok_or_else(|| ApiError::new(ErrorCode::NotInChat, "Not in a chat"))?;
+    let is_multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+    if !is_multipart {
+        return Err(ApiError::new(ErrorCode::UnsupportedType, "Content-Type must be multipart/form-data"));
+    }
+    let limit = state.settings.files.max_bytes;
+    let mut multipart = Multipart::new(request.headers(), payload);
+    let (mut file, mut filename, mut duration) = (None::<BytesMut>, String::new(), None::<f64>);
+    while let Some(field) = multipart.next().await {
+        let mut field = field.map_err(|_| ApiError::invalid("malformed multipart body"))?;
+        let name = field.content_disposition().and_then(|disposition| disposition.get_name()).unwrap_or_default().to_owned();
+        match name.as_str() {
+            "file" if file.is_none() => {
+                filename = field.content_disposition().and_then(|disposition| disposition.get_filename()).map(sanitize_filename).unwrap_or_else(|| "file".into());
+                let mut bytes = BytesMut::new();
+                while let Some(chunk) = field.next().await {
+                    let chunk = chunk.map_err(|_| ApiError::invalid("malformed multipart body"))?;
+                    if (bytes.len() + chunk.len()) as u64 > limit {
+                        return Err(too_large(limit));
+                    }
+                    bytes.extend_from_slice(&chunk);
+                }
+                file = Some(bytes);
+            }
+            "duration" if duration.is_none() => {
+                let mut text = BytesMut::new();
+                while let Some(chunk) = field.next().await {
+                    let chunk = chunk.map_err(|_| ApiError::invalid("malformed multipart body"))?;
+                    if text.len() + chunk.len() > 32 {
+                        return Err(ApiError::invalid("duration must be a number of seconds"));
+                    }
+                    text.extend_from_slice(&chunk);
+                }
+                let seconds = std::str::from_utf8(&text).ok().and_then(|text| text.trim().parse::<f64>().ok());
+                match seconds {
+                    Some(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= MAX_VOICE_SECS => duration = Some(seconds),
+                    _ => return Err(ApiError::invalid("duration must be a number of seconds from 0 to 3600")),
+                }
+            }
+            _ => return Err(ApiError::invalid("only the fields file and duration are accepted, once each")),
+        }
+    }
+    let bytes = file.ok_or_else(|| ApiError::invalid("the field file is required"))?.freeze();
+    if bytes.is_empty() {
+        return Err(ApiError::invalid("the file is empty"));
+    }
+    let sniffed = sniff(&bytes[..bytes.len().min(4096)], duration.is_some())?;
+    let now = Timestamp::now();
+    let file_id = FileId::generate();
+    let expires_at = now.plus(Duration::from_secs(state.settings.files.ttl_secs));
+    let meta = FileMeta {
+        file_id: file_id.clone(),
+        room_id,
+        uploader: user.id.clone(),
+        filename,
+        file_type: sniffed.file_type,
+        mime: sniffed.mime.to_owned(),
+        size: bytes.len() as u64,
+        duration: duration.filter(|_| sniffed.file_type == FileType::Voice),
+        expires_at,
+    };
+    state.store.put_file(StoredFile { meta: meta.clone(), bytes }).await?;
+    Metrics::bump(&state.metrics.files_uploaded);
+    let info = FileInfo {
+        file_url: state.signer.url(&file_id, &user.id, now),
+        file_id,
+        filename: meta.filename,
+        file_type: meta.file_type,
+        file_size: meta.size,
+        duration: meta.duration,
+        expires_at,
+    };
+    Ok(HttpResponse::Created().json(json!({ "file": info })))
+}
+
+async fn download(request: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::not_found("File not found");
+    let forbidden = || ApiError::new(ErrorCode::Forbidden, "This link is not valid for you, or has expired");
+    let file_id = FileId::parse(&path).ok_or_else(not_found)?;
+    let viewer = state.signer.verify(&file_id, request.query_string(), Timestamp::now()).ok_or_else(forbidden)?;
+    let file = state.store.get_file(&file_id).await?.ok_or_else(not_found)?;
+    if file.meta.expires_at <= Timestamp::now() {
+        return Err(not_found());
+    }
+    if !state.hub.chat.is_member(&file.meta.room_id, &viewer) {
+        return Err(forbidden());
+    }
+    let inline = matches!(file.meta.file_type, FileType::Image | FileType::Audio | FileType::Voice | FileType::Video);
+    let disposition = format!("{}; filename=\"{}\"", if inline { "inline" } else { "attachment" }, file.meta.filename);
+    Ok(HttpResponse::Ok()
+        .content_type(file.meta.mime.as_str())
+        .insert_header((header::CONTENT_DISPOSITION, disposition))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CACHE_CONTROL, "private, max-age=300"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"))
+        .body(file.bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_verify_only_for_their_file_viewer_and_time() {
+        let signer = FileSigner::new(b"secret", Duration::from_secs(60));
+        let (file, viewer) = (FileId::generate(), UserId::generate());
+        let now = Timestamp::now();
+        let url = signer.url(&file, &viewer, now);
+        let query = url.split_once('?').map(|(_, query)| query).unwrap_or_default();
+        assert_eq!(signer.verify(&file, query, now), Some(viewer.clone()));
+        assert_eq!(signer.verify(&FileId::generate(), query, now), None, "another file");
+        assert_eq!(signer.verify(&file, query, now.plus(Duration::from_secs(120))), None, "expired");
+        let other = UserId::generate();
+        let forged = query.replace(viewer.as_str(), other.as_str());
+        assert_eq!(signer.verify(&file, &forged, now), None, "another viewer");
+        let resigned = FileSigner::new(b"other", Duration::from_secs(60));
+        assert_eq!(resigned.verify(&file, query, now), None, "another key");
+        assert_eq!(signer.verify(&file, "", now), None);
+    }
+}

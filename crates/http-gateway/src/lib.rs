@@ -1,0 +1,32 @@
+//! The edge of the random-chat service: actix-web REST routes, JWT authentication, client
+//! addresses behind proxies, rate limits, and the contract's error shape.
+//!
+//! Modules:
+//! - [`settings`]: the [`Settings`] struct every deployment configures.
+//! - [`app`]: [`Application`]: build (binds, port 0 works), then `run_until_stopped`.
+//! - [`routes`]: the REST routes of the contract.
+//! - [`auth`]: tokens and the [`auth::AuthUser`] extractor.
+//! - [`error`]: [`ApiError`], the one mapping onto the contract's codes.
+//! - [`client_ip`]: the client's address, believing `X-Forwarded-For` only from trusted proxies.
+//! - [`body`]: body reading with hard limits.
+//! - [`files`]: uploads into the current chat and signed download URLs.
+//! - [`realtime`]: the Socket.IO handler, the socket registry, deliveries and broadcasts.
+//! - [`metrics`]: Prometheus counters.
+//! - [`state`]: [`AppState`], shared by every handler.
+
+pub mod app;
+pub mod auth;
+pub mod body;
+pub mod client_ip;
+pub mod error;
+pub mod files;
+pub mod metrics;
+pub mod realtime;
+pub mod routes;
+pub mod settings;
+pub mod state;
+
+pub use app::{Application, StartError};
+pub use error::ApiError;
+pub use settings::Settings;
+pub use state::AppState;

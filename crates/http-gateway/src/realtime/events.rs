@@ -1,0 +1,187 @@
+//! One function per client event. Each answers through the event's ack when the client asked
+//! for one (`{ok: true, …}` or `{ok: false, error}`), else failures are emitted as `error`
+//! (`{event, code, message}`). The sender is always the authenticated socket's user.
+
+use actix_socketio::{AckSender, Event, Socket};
+use chat_domain::{ChatPayload, DomainError, ErrorCode, MessageId, Timestamp, UserId};
+use chat_signaling::{ChatError, SearchFilters};
+use chat_storage::SessionPatch;
+use serde_json::{Map, Value, json};
+
+use crate::realtime::handler::SocketState;
+use crate::state::AppState;
+
+/// A failed event, in the contract's terms.
+#[derive(Debug)]
+pub struct Failure {
+    code: ErrorCode,
+    message: String,
+}
+
+impl From<DomainError> for Failure {
+    fn from(error: DomainError) -> Self {
+        Self { code: error.code(), message: error.to_string() }
+    }
+}
+
+impl From<ChatError> for Failure {
+    fn from(error: ChatError) -> Self {
+        if let ChatError::Storage(cause) = &error {
+            tracing::warn!(error = %cause, "storage failed during an event");
+        }
+        Self { code: error.code(), message: error.to_string() }
+    }
+}
+
+impl From<chat_storage::StorageError> for Failure {
+    fn from(error: chat_storage::StorageError) -> Self {
+        Failure::from(ChatError::from(error))
+    }
+}
+
+type Outcome = Result<Map<String, Value>, Failure>;
+
+fn ok() -> Outcome {
+    Ok(Map::new())
+}
+
+fn ok_with(key: &str, value: Value) -> Outcome {
+    let mut fields = Map::new();
+    fields.insert(key.to_owned(), value);
+    Ok(fields)
+}
+
+/// Answers a refused event (rate limit) without running it.
+pub fn reply_error(socket: &Socket<SocketState>, event: Event, code: ErrorCode, message: &str) {
+    respond(socket, &event.name, event.ack, Err(Failure { code, message: message.to_owned() }));
+}
+
+fn respond(socket: &Socket<SocketState>, name: &str, ack: Option<AckSender>, outcome: Outcome) {
+    match (ack, outcome) {
+        (Some(ack), Ok(mut fields)) => {
+            fields.insert("ok".into(), Value::Bool(true));
+            let _ = ack.send(&Value::Object(fields));
+        }
+        (Some(ack), Err(failure)) => {
+            let _ = ack.send(&json!({"ok": false, "error": {"code": failure.code.as_str(), "message": failure.message}}));
+        }
+        (None, Ok(_)) => {}
+        (None, Err(failure)) => {
+            let shown: String = name.chars().take(64).collect();
+            let _ = socket.emit("error", &json!({"event": shown, "code": failure.code.as_str(), "message": failure.message}));
+        }
+    }
+}
+
+/// Runs one client event.
+pub async fn dispatch(state: &AppState, socket: &Socket<SocketState>, event: Event) {
+    let Event { name, args, ack, .. } = event;
+    let user = socket.state().user_id.clone();
+    record_activity(state, &user, name == "presence:heartbeat").await;
+    let payload = args.first().unwrap_or(&Value::Null);
+    let hub = &state.hub;
+    let outcome = match name.as_str() {
+        "presence:heartbeat" => ok_with("serverTime", json!(Timestamp::now())),
+        "presence:online" => set_online(state, &user, payload).await,
+        "stats:request" => match state.store.stats(Timestamp::now()).await {
+            Ok(stats) => {
+                let _ = socket.emit("stats:update", &json!({"stats": stats, "timestamp": Timestamp::now()}));
+                ok()
+            }
+            Err(error) => Err(error.into()),
+        },
+        "users:online:request" => online_users(state, socket, payload).await,
+        "match:search" => match SearchFilters::from_payload(Some(payload)) {
+            Ok(filters) => hub.chat.search(&user, filters).await.map_or_else(|error| Err(error.into()), |()| ok()),
+            Err(error) => Err(error.into()),
+        },
+        "match:cancel" => {
+            hub.chat.cancel(&user).await;
+            ok()
+        }
+        "match:next" => match SearchFilters::from_payload(Some(payload)) {
+            Ok(filters) => hub.chat.next(&user, filters).await.map_or_else(|error| Err(error.into()), |()| ok()),
+            Err(error) => Err(error.into()),
+        },
+        "chat:message" => send_message(state, &user, payload).await,
+        "message:delivered" => confirm(state, &user, payload),
+        "chat:typing" => match payload.get("isTyping").and_then(Value::as_bool) {
+            Some(is_typing) => hub.chat.typing(&user, is_typing).map_or_else(|error| Err(error.into()), |()| ok()),
+            None => Err(DomainError::invalid("isTyping must be a boolean").into()),
+        },
+        "chat:leave" => hub.chat.leave(&user).await.map_or_else(|error| Err(error.into()), |()| ok()),
+        "chat:clear" => hub.chat.clear(&user).await.map_or_else(|error| Err(error.into()), |deleted| ok_with("deletedFiles", json!(deleted))),
+        "webrtc:offer" => webrtc(socket, "offer", hub.chat.offer(&user, payload)),
+        "webrtc:answer" => webrtc(socket, "answer", hub.chat.answer(&user, payload)),
+        "webrtc:ice-candidate" => webrtc(socket, "candidate", hub.chat.candidate(&user, payload)),
+        "webrtc:call-end" => webrtc(socket, "call-end", hub.chat.end_call(&user, false)),
+        "webrtc:call-reject" => webrtc(socket, "call-reject", hub.chat.end_call(&user, true)),
+        _ => Err(DomainError::invalid("Unknown event").into()),
+    };
+    respond(socket, &name, ack, outcome);
+}
+
+/// Every event is activity: the session's TTL slides (at most every few seconds in the
+/// store, always on a heartbeat), and a user shown offline for staleness is online again.
+async fn record_activity(state: &AppState, user: &UserId, heartbeat: bool) {
+    let outcome = state.hub.presence.record(user, heartbeat);
+    if !outcome.touch_store {
+        return;
+    }
+    let patch = SessionPatch {
+        touch: Some(Timestamp::now()),
+        is_online: outcome.back_from_stale.then_some(true),
+        ..SessionPatch::default()
+    };
+    if let Err(error) = state.store.update(user, patch).await {
+        tracing::warn!(%error, "could not record activity");
+    }
+    if outcome.back_from_stale {
+        state.hub.stats.poke();
+    }
+}
+
+async fn set_online(state: &AppState, user: &UserId, payload: &Value) -> Outcome {
+    let online = payload.get("isOnline").and_then(Value::as_bool).ok_or_else(|| DomainError::invalid("isOnline must be a boolean"))?;
+    state.store.update(user, SessionPatch { is_online: Some(online), ..SessionPatch::default() }).await?;
+    state.hub.stats.poke();
+    ok_with("isOnline", Value::Bool(online))
+}
+
+async fn online_users(state: &AppState, socket: &Socket<SocketState>, payload: &Value) -> Outcome {
+    let limit = match payload.get("limit") {
+        None | Some(Value::Null) => 50,
+        Some(value) => match value.as_u64() {
+            Some(limit) if limit > 0 => limit.min(100) as usize,
+            _ => return Err(DomainError::invalid("limit must be a whole number from 1 to 100").into()),
+        },
+    };
+    let page = state.store.online_users(limit, None).await?;
+    let _ = socket.emit("users:online:update", &page.users);
+    ok()
+}
+
+async fn send_message(state: &AppState, user: &UserId, payload: &Value) -> Outcome {
+    let message = ChatPayload::from_json(payload)?;
+    let sent = state.hub.chat.send_message(user, message).await?;
+    ok_with("message", json!({"id": sent.id, "clientId": sent.client_id, "timestamp": sent.timestamp, "status": "sent"}))
+}
+
+fn confirm(state: &AppState, user: &UserId, payload: &Value) -> Outcome {
+    let id = payload.get("id").and_then(Value::as_str).and_then(MessageId::parse).ok_or_else(|| DomainError::invalid("id must be a message id"))?;
+    let confirmed = state.hub.chat.confirm_delivery(user, &id);
+    ok_with("confirmed", Value::Bool(confirmed))
+}
+
+/// WebRTC failures also emit `webrtc:error` with the original's messages.
+fn webrtc(socket: &Socket<SocketState>, what: &str, result: Result<(), ChatError>) -> Outcome {
+    let Err(error) = result else { return ok() };
+    let message = match &error {
+        ChatError::PartnerUnavailable => "Connected user is not available".to_owned(),
+        ChatError::Domain(DomainError::NotInChat) => "Not connected to user".to_owned(),
+        ChatError::Domain(DomainError::InvalidInput(_) | DomainError::TooLarge(_)) => format!("Invalid {what} format"),
+        _ => error.to_string(),
+    };
+    let _ = socket.emit("webrtc:error", &json!({ "message": message }));
+    Err(error.into())
+}

@@ -1,0 +1,167 @@
+//! [`ChatHandler`]: authenticates Socket.IO connections and hands their events to
+//! [`crate::realtime::events`].
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use actix_socketio::{ConnectError, DisconnectReason, Event, Handler, RequestInfo, Socket};
+use actix_web::http::header;
+use chat_domain::{SessionId, Timestamp, UserId};
+use chat_storage::SessionPatch;
+use serde_json::{Value, json};
+
+use crate::auth::TokenError;
+use crate::metrics::Metrics;
+use crate::realtime::events;
+use crate::realtime::rate::TokenBucket;
+use crate::state::AppState;
+
+/// What a socket knows of its user.
+pub struct SocketState {
+    /// The authenticated user.
+    pub user_id: UserId,
+    /// Their session.
+    pub session_id: SessionId,
+    /// Events allowed per second.
+    pub rate: Mutex<TokenBucket>,
+}
+
+/// The chat's Socket.IO handler.
+#[derive(Clone)]
+pub struct ChatHandler {
+    state: AppState,
+}
+
+impl ChatHandler {
+    /// A handler over the gateway's state.
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
+
+/// The token of a handshake: `auth.token`, else `?token=`, else `Authorization: Bearer`.
+fn handshake_token(auth: Option<&Value>, request: &RequestInfo) -> Option<String> {
+    if let Some(token) = auth.and_then(|auth| auth.get("token")).and_then(Value::as_str).filter(|token| !token.is_empty()) {
+        return Some(token.to_owned());
+    }
+    let from_query = request.query.split('&').find_map(|pair| pair.strip_prefix("token=")).filter(|token| !token.is_empty());
+    if let Some(token) = from_query {
+        return Some(token.to_owned());
+    }
+    let header = request.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = header.trim().split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_owned())
+}
+
+impl Handler for ChatHandler {
+    type State = SocketState;
+
+    async fn connect(&self, _socket_id: &str, _nsp: &str, auth: Option<Value>, request: &RequestInfo) -> Result<SocketState, ConnectError> {
+        let refuse = |message: &str| {
+            Metrics::bump(&self.state.metrics.socket_refused);
+            ConnectError(message.to_owned())
+        };
+        let token = handshake_token(auth.as_ref(), request).ok_or_else(|| refuse("Authentication required"))?;
+        let (user_id, session_id) = self.state.tokens.verify(&token).map_err(|error| match error {
+            TokenError::Expired => refuse("Token has expired"),
+            TokenError::Invalid => refuse("Invalid token"),
+        })?;
+        let user = self.state.store.get(&user_id).await.ok().flatten();
+        if user.is_none_or(|user| user.session_id != session_id) {
+            return Err(refuse("Guest session not found"));
+        }
+        let settings = &self.state.settings.rate;
+        let rate = TokenBucket::new(settings.events_per_sec, settings.events_per_sec.saturating_mul(2));
+        Ok(SocketState { user_id, session_id, rate: Mutex::new(rate) })
+    }
+
+    async fn connected(&self, socket: &Socket<SocketState>) {
+        let hub = &self.state.hub;
+        let user_id = socket.state().user_id.clone();
+        Metrics::bump(&self.state.metrics.socket_connects);
+        if let Some(old) = hub.registry.insert(socket.clone()) {
+            let _ = old.emit("session:replaced", &json!({}));
+            old.disconnect();
+        }
+        hub.presence.connected(&user_id);
+        let now = Timestamp::now();
+        let patch = SessionPatch {
+            touch: Some(now),
+            is_online: Some(true),
+            socket: Some(Some((socket.id().to_owned(), now))),
+            ..SessionPatch::default()
+        };
+        let user = match self.state.store.update(&user_id, patch).await {
+            Ok(Some(user)) => user,
+            _ => {
+                // The session vanished between CONNECT and now.
+                hub.registry.remove(socket);
+                socket.disconnect();
+                return;
+            }
+        };
+        let established = json!({
+            "userId": user.id,
+            "username": user.username,
+            "socketId": socket.id(),
+            "sessionId": user.session_id,
+            "isGuest": true,
+        });
+        let _ = socket.emit("connection:established", &established);
+        hub.chat.user_connected(&user_id);
+        hub.stats.poke();
+    }
+
+    async fn event(&self, socket: &Socket<SocketState>, event: Event) {
+        Metrics::bump(&self.state.metrics.socket_events);
+        let allowed = socket.state().rate.lock().map(|mut bucket| bucket.take_at(Instant::now())).unwrap_or(true);
+        if !allowed {
+            Metrics::bump(&self.state.metrics.rate_limited);
+            events::reply_error(socket, event, chat_domain::ErrorCode::RateLimited, "Too many events, slow down");
+            return;
+        }
+        events::dispatch(&self.state, socket, event).await;
+    }
+
+    async fn disconnected(&self, socket: &Socket<SocketState>, reason: DisconnectReason) {
+        let hub = Arc::clone(&self.state.hub);
+        let user_id = socket.state().user_id.clone();
+        tracing::debug!(user_id = %user_id, %reason, "socket disconnected");
+        if !hub.registry.remove(socket) {
+            // Replaced by a newer socket of the same session, or ended with its session.
+            return;
+        }
+        hub.presence.disconnected(&user_id);
+        let patch = SessionPatch { is_online: Some(false), socket: Some(None), ..SessionPatch::default() };
+        if let Err(error) = self.state.store.update(&user_id, patch).await {
+            tracing::warn!(%error, "could not mark a user offline");
+        }
+        hub.chat.user_disconnected(&user_id).await;
+        hub.stats.poke();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::{HeaderMap, HeaderValue};
+
+    use super::*;
+
+    fn request(query: &str, authorization: Option<&str>) -> RequestInfo {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = authorization {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")));
+        }
+        RequestInfo { peer_addr: None, headers, query: query.to_owned() }
+    }
+
+    #[test]
+    fn tokens_come_from_auth_then_query_then_header() {
+        let auth = json!({"token": "from-auth"});
+        assert_eq!(handshake_token(Some(&auth), &request("token=q", Some("Bearer h"))).as_deref(), Some("from-auth"));
+        assert_eq!(handshake_token(None, &request("EIO=4&token=q", Some("Bearer h"))).as_deref(), Some("q"));
+        assert_eq!(handshake_token(Some(&json!({})), &request("EIO=4", Some("Bearer h"))).as_deref(), Some("h"));
+        assert_eq!(handshake_token(None, &request("EIO=4", Some("Basic h"))), None);
+        assert_eq!(handshake_token(Some(&json!({"token": 5})), &request("token=", None)), None);
+    }
+}

@@ -1,0 +1,28 @@
+//! REST routes of the contract, one module per resource.
+
+pub mod guest;
+pub mod public;
+pub mod webrtc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::error::ApiError;
+
+/// Mounts every REST route on `config`.
+pub fn configure(config: &mut web::ServiceConfig) {
+    guest::configure(config);
+    public::configure(config);
+    webrtc::configure(config);
+    crate::files::configure(config);
+}
+
+/// The answer to unknown routes: the contract's error shape, 404.
+pub async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let shown: String = request.path().chars().take(100).collect();
+    Err(ApiError::not_found(format!("No route for {} {shown}", request.method())))
+}
+
+/// The answer to a known route with another method: 405 in the contract's error shape.
+pub async fn method_not_allowed() -> HttpResponse {
+    HttpResponse::MethodNotAllowed().json(serde_json::json!({"error": {"code": "method_not_allowed", "message": "Method not allowed"}}))
+}

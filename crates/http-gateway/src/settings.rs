@@ -1,0 +1,395 @@
+//! The service's settings: one serde struct, loaded once by the app and passed down by value.
+//! Every key has a default, so an empty configuration runs the service in memory mode.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// All settings, as `config/default.toml` lays them out.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Listener and proxies.
+    pub server: ServerSettings,
+    /// Redis connection.
+    pub redis: RedisSettings,
+    /// Token signing.
+    pub auth: AuthSettings,
+    /// Guest sessions.
+    pub session: SessionSettings,
+    /// WebRTC signaling and ICE servers.
+    pub webrtc: WebRtcSettings,
+    /// Chat rooms.
+    pub chat: ChatSettings,
+    /// Presence.
+    pub presence: PresenceSettings,
+    /// Live statistics.
+    pub stats: StatsSettings,
+    /// Uploaded files.
+    pub files: FileSettings,
+    /// Rate limits.
+    pub rate: RateSettings,
+    /// Payload limits.
+    pub limits: LimitSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to bind.
+    pub host: String,
+    /// Port to bind; 0 picks a free one.
+    pub port: u16,
+    /// Peers whose `X-Forwarded-For` is believed: addresses or CIDR blocks.
+    pub trusted_proxies: Vec<IpNet>,
+    /// How long shutdown waits for connections to drain.
+    pub shutdown_grace_secs: u64,
+    /// HTTP worker threads; 0 means one per core.
+    pub workers: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self { host: "127.0.0.1".into(), port: 8080, trusted_proxies: Vec::new(), shutdown_grace_secs: 5, workers: 0 }
+    }
+}
+
+/// `[redis]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://…`, `rediss://…`, `redis-cluster://…` or `redis-sentinel://…`; unset or empty
+    /// means in-memory storage.
+    pub url: Option<Secret>,
+    /// Prefix of every key.
+    pub key_prefix: String,
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// HS256 secret; unset means a random one per process (tokens die with it).
+    pub jwt_secret: Option<Secret>,
+}
+
+/// `[session]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Seconds a session lives after its last activity.
+    pub ttl_secs: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self { ttl_secs: 7200 }
+    }
+}
+
+/// `[webrtc]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebRtcSettings {
+    /// Seconds an offer waits for an answer before `webrtc:call-timeout`.
+    pub call_timeout_secs: u64,
+    /// STUN server URLs handed to clients.
+    pub stun_urls: Vec<String>,
+    /// TURN server URLs handed to clients.
+    pub turn_urls: Vec<String>,
+    /// Shared secret of the TURN REST API; unset means no TURN credentials.
+    pub turn_secret: Option<Secret>,
+    /// Seconds TURN credentials stay valid.
+    pub turn_credential_ttl_secs: u64,
+}
+
+impl Default for WebRtcSettings {
+    fn default() -> Self {
+        Self {
+            call_timeout_secs: 30,
+            stun_urls: vec!["stun:stun.l.google.com:19302".into()],
+            turn_urls: Vec::new(),
+            turn_secret: None,
+            turn_credential_ttl_secs: 86_400,
+        }
+    }
+}
+
+/// `[chat]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChatSettings {
+    /// Seconds a room waits for a dropped user to come back.
+    pub reconnect_grace_secs: u64,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        Self { reconnect_grace_secs: 10 }
+    }
+}
+
+/// `[presence]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PresenceSettings {
+    /// Seconds without activity after which a connected user is shown offline.
+    pub stale_after_secs: u64,
+    /// Engine.IO ping interval, milliseconds.
+    pub ping_interval_ms: u64,
+    /// Engine.IO ping timeout, milliseconds.
+    pub ping_timeout_ms: u64,
+}
+
+impl Default for PresenceSettings {
+    fn default() -> Self {
+        Self { stale_after_secs: 90, ping_interval_ms: 25_000, ping_timeout_ms: 20_000 }
+    }
+}
+
+/// `[stats]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StatsSettings {
+    /// At most one `realtime:stats` per this many milliseconds.
+    pub broadcast_interval_ms: u64,
+}
+
+impl Default for StatsSettings {
+    fn default() -> Self {
+        Self { broadcast_interval_ms: 1000 }
+    }
+}
+
+/// `[files]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FileSettings {
+    /// Largest upload in bytes.
+    pub max_bytes: u64,
+    /// Seconds a file lives at most.
+    pub ttl_secs: u64,
+    /// Seconds a signed download URL stays valid.
+    pub url_ttl_secs: u64,
+}
+
+impl Default for FileSettings {
+    fn default() -> Self {
+        Self { max_bytes: 10 * 1024 * 1024, ttl_secs: 3600, url_ttl_secs: 3600 }
+    }
+}
+
+/// `[rate]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateSettings {
+    /// `POST /api/guest` per client address per minute.
+    pub sessions_per_minute: u32,
+    /// Socket.IO events per socket per second, sustained.
+    pub events_per_sec: u32,
+}
+
+impl Default for RateSettings {
+    fn default() -> Self {
+        Self { sessions_per_minute: 10, events_per_sec: 50 }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Engine.IO frame and polling payload limit, and JSON body limit, in bytes.
+    pub max_payload_bytes: usize,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        Self { max_payload_bytes: 1024 * 1024 }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` or `json`.
+    pub format: String,
+    /// An `EnvFilter` directive, e.g. `info` or `chat=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self { format: "text".into(), level: "info".into() }
+    }
+}
+
+impl Settings {
+    /// Checks values serde cannot: ranges and formats. Returns every problem at once, each
+    /// naming its key.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        let mut positive = |key: &str, value: u64| {
+            if value == 0 {
+                problems.push(format!("{key}: must be greater than 0"));
+            }
+        };
+        positive("session.ttl_secs", self.session.ttl_secs);
+        positive("webrtc.call_timeout_secs", self.webrtc.call_timeout_secs);
+        positive("stats.broadcast_interval_ms", self.stats.broadcast_interval_ms);
+        positive("files.max_bytes", self.files.max_bytes);
+        positive("files.ttl_secs", self.files.ttl_secs);
+        positive("files.url_ttl_secs", self.files.url_ttl_secs);
+        positive("rate.sessions_per_minute", u64::from(self.rate.sessions_per_minute));
+        positive("rate.events_per_sec", u64::from(self.rate.events_per_sec));
+        positive("presence.stale_after_secs", self.presence.stale_after_secs);
+        positive("presence.ping_interval_ms", self.presence.ping_interval_ms);
+        positive("presence.ping_timeout_ms", self.presence.ping_timeout_ms);
+        if self.limits.max_payload_bytes < 1024 {
+            problems.push("limits.max_payload_bytes: must be at least 1024".into());
+        }
+        if self.server.host.parse::<IpAddr>().is_err() && self.server.host != "localhost" {
+            problems.push(format!("server.host: not an IP address: {}", self.server.host));
+        }
+        if let Some(secret) = &self.auth.jwt_secret
+            && secret.expose().len() < 32
+        {
+            problems.push("auth.jwt_secret: must be at least 32 bytes".into());
+        }
+        if let Some(url) = self.redis_url() {
+            let schemes = ["redis://", "rediss://", "redis-cluster://", "rediss-cluster://", "redis-sentinel://", "rediss-sentinel://"];
+            if !schemes.iter().any(|scheme| url.starts_with(scheme)) || url.len() <= "redis://".len() {
+                problems.push("redis.url: must be a redis://, rediss://, redis-cluster:// or redis-sentinel:// URL".into());
+            }
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            problems.push(format!("log.format: must be text or json, not {}", self.log.format));
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+
+    /// The Redis URL, or `None` for in-memory storage (unset or empty).
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis.url.as_ref().map(Secret::expose).filter(|url| !url.trim().is_empty())
+    }
+
+    /// `session.ttl_secs` as a duration.
+    pub fn session_ttl(&self) -> Duration {
+        Duration::from_secs(self.session.ttl_secs)
+    }
+}
+
+/// A secret that never prints: `Debug` shows `[redacted]`.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(secret.into())
+    }
+
+    /// The secret itself; never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("[redacted]")
+    }
+}
+
+/// An IP network: an address with a prefix length (`10.0.0.0/8`, `::1/128`, or a bare
+/// address meaning just that address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// Parses `address` or `address/prefix`.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (address, prefix) = match text.trim().split_once('/') {
+            Some((address, prefix)) => (address.parse::<IpAddr>().ok()?, Some(prefix.parse::<u8>().ok()?)),
+            None => (text.trim().parse::<IpAddr>().ok()?, None),
+        };
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Self { address, prefix })
+    }
+
+    /// Whether `candidate` is inside this network (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, candidate: IpAddr) -> bool {
+        let candidate = match candidate {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(candidate, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.address, candidate) {
+            (IpAddr::V4(network), IpAddr::V4(address)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(network) & mask == u32::from(address) & mask
+            }
+            (IpAddr::V6(network), IpAddr::V6(address)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(network) & mask == u128::from(address) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for IpNet {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Self::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not an IP address or CIDR block: {text}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(network: &str, address: &str, expected: bool) {
+        let network = IpNet::parse(network);
+        let address: Option<IpAddr> = address.parse().ok();
+        assert_eq!(network.zip(address).map(|(network, address)| network.contains(address)), Some(expected));
+    }
+
+    #[test]
+    fn networks_contain_addresses() {
+        check("10.0.0.0/8", "10.1.2.3", true);
+        check("10.0.0.0/8", "11.1.2.3", false);
+        check("127.0.0.1", "127.0.0.1", true);
+        check("127.0.0.1", "127.0.0.2", false);
+        check("0.0.0.0/0", "8.8.8.8", true);
+        check("::1", "::1", true);
+        check("fd00::/8", "fd12::1", true);
+        check("127.0.0.1", "::ffff:127.0.0.1", true);
+        check("10.0.0.0/8", "::1", false);
+        assert_eq!(IpNet::parse("10.0.0.0/33"), None);
+        assert_eq!(IpNet::parse("nope"), None);
+    }
+
+    #[test]
+    fn defaults_are_valid_and_problems_name_their_keys() {
+        assert_eq!(Settings::default().validate(), Ok(()));
+        let mut settings = Settings::default();
+        settings.session.ttl_secs = 0;
+        settings.auth.jwt_secret = Some(Secret::new("short"));
+        settings.redis.url = Some(Secret::new("http://nope"));
+        let problems = settings.validate().err().unwrap_or_default();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].starts_with("session.ttl_secs"));
+        assert!(format!("{:?}", settings.auth).contains("[redacted]"));
+    }
+}

@@ -1,0 +1,6 @@
+//! REST integration tests: the real application on a random port, raw HTTP requests.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod guest;
+mod helpers;
+mod public;

@@ -1,0 +1,277 @@
+//! The per-connection task logic shared by both transports: handler calls one at a time,
+//! heartbeats, the connect timeout, and the final cleanup that reports every socket gone.
+
+use std::{
+    collections::VecDeque,
+    future::{Future, poll_fn},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use engineioxide_core::{Sid, Str};
+use serde_json::Value;
+use tokio::{
+    sync::oneshot,
+    time::{Instant, Sleep, sleep_until},
+};
+
+use crate::{
+    conn::{Conn, Work, WorkFuture},
+    handler::{ConnectError, DisconnectReason, Handler},
+    packet::{Frame, connect_error_packet, connect_packet},
+    server::Shared,
+    socket::Socket,
+};
+
+/// How the polling task's loop ended.
+pub(crate) enum PollingOutcome {
+    Closed(DisconnectReason),
+    Handover(oneshot::Sender<Option<WorkFuture>>),
+}
+
+/// Handler calls and timers of one connection; owned by whichever task drives it.
+pub(crate) struct Driver<H: Handler> {
+    pub(crate) shared: Arc<Shared<H>>,
+    pub(crate) conn: Arc<Conn<H::State>>,
+    current: Option<WorkFuture>,
+    timer: Pin<Box<Sleep>>,
+    connect_deadline: Option<Instant>,
+    close_grace: Option<Instant>,
+}
+
+impl<H: Handler> Driver<H> {
+    /// A driver for `conn`, resuming `current` if a call was in flight before an upgrade.
+    pub(crate) fn new(
+        shared: Arc<Shared<H>>,
+        conn: Arc<Conn<H::State>>,
+        current: Option<WorkFuture>,
+    ) -> Self {
+        let now = Instant::now();
+        let connect_deadline = conn
+            .state()
+            .sockets
+            .is_empty()
+            .then(|| now + shared.config.connect_timeout);
+        Self {
+            shared,
+            conn,
+            current,
+            timer: Box::pin(sleep_until(now)),
+            connect_deadline,
+            close_grace: None,
+        }
+    }
+
+    /// Runs queued handler calls, one at a time; true if one started or finished.
+    pub(crate) fn poll_work(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progressed = false;
+        loop {
+            if self.current.is_none() {
+                let Some(work) = self.conn.pop_work() else {
+                    return progressed;
+                };
+                self.current = Some(self.start(work));
+                progressed = true;
+            }
+            let Some(current) = self.current.as_mut() else {
+                return progressed;
+            };
+            match current.as_mut().poll(cx) {
+                Poll::Ready(()) => self.current = None,
+                Poll::Pending => return progressed,
+            }
+        }
+    }
+
+    fn start(&self, work: Work<H::State>) -> WorkFuture {
+        let shared = Arc::clone(&self.shared);
+        match work {
+            Work::Event { socket, event } => {
+                Box::pin(async move { shared.handler.event(&socket, event).await })
+            }
+            Work::Disconnected { socket, reason } => {
+                Box::pin(async move { shared.handler.disconnected(&socket, reason).await })
+            }
+            Work::Connect { nsp, auth } => {
+                Box::pin(connect(shared, Arc::clone(&self.conn), nsp, auth))
+            }
+        }
+    }
+
+    /// Sends pings, closes on a missing pong or CONNECT, and arms the timer for the next
+    /// deadline. Returns true once a flushing close has waited long enough for a poll.
+    pub(crate) fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
+        loop {
+            let now = Instant::now();
+            let Some(deadline) = self.next_deadline(now) else {
+                return true;
+            };
+            if self.timer.deadline() != deadline {
+                self.timer.as_mut().reset(deadline);
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return false;
+            }
+        }
+    }
+
+    /// Acts on every deadline that passed and returns the next one; `None` when the close
+    /// grace expired.
+    fn next_deadline(&mut self, now: Instant) -> Option<Instant> {
+        let config = &self.shared.config;
+        let mut state = self.conn.state();
+        if state.closing.is_some() {
+            let grace = *self.close_grace.get_or_insert(now + config.ping_timeout);
+            return (now < grace).then_some(grace);
+        }
+        if self.connect_deadline.is_some() && !state.sockets.is_empty() {
+            self.connect_deadline = None;
+        }
+        if let Some(deadline) = self.connect_deadline
+            && now >= deadline
+            && state.work.is_empty()
+            && self.current.is_none()
+        {
+            drop(state);
+            tracing::debug!(sid = %self.conn.sid, "no CONNECT within the connect timeout");
+            self.conn.close(DisconnectReason::TransportClose);
+            return self.next_deadline(now);
+        }
+        let heartbeat = match state.pong_deadline {
+            Some(deadline) if now >= deadline => {
+                drop(state);
+                self.conn.close(DisconnectReason::PingTimeout);
+                return self.next_deadline(now);
+            }
+            Some(deadline) => deadline,
+            None if now >= state.next_ping => {
+                state.outbox.push_back(Frame::control("2"));
+                let deadline = now + config.ping_timeout;
+                state.pong_deadline = Some(deadline);
+                drop(state);
+                self.conn.driver_waker.wake();
+                self.conn.poll_waker.wake();
+                deadline
+            }
+            None => state.next_ping,
+        };
+        // A passed connect deadline with a CONNECT still queued waits for that call instead.
+        let connect = self.connect_deadline.filter(|deadline| *deadline > now);
+        Some(connect.map_or(heartbeat, |connect| connect.min(heartbeat)))
+    }
+
+    /// The polling task's loop: returns when the connection closes or a WebSocket takes over.
+    pub(crate) fn poll_polling(&mut self, cx: &mut Context<'_>) -> Poll<PollingOutcome> {
+        self.conn.driver_waker.register(cx.waker());
+        loop {
+            let progressed = self.poll_work(cx);
+            let grace_over = self.poll_timers(cx);
+            let mut state = self.conn.state();
+            if let Some(handover) = state.handover.take() {
+                return Poll::Ready(PollingOutcome::Handover(handover));
+            }
+            if let Some(reason) = state.closing
+                && (!reason.flushes() || state.close_delivered || grace_over)
+            {
+                return Poll::Ready(PollingOutcome::Closed(reason));
+            }
+            drop(state);
+            if !progressed {
+                return Poll::Pending;
+            }
+        }
+    }
+
+    /// Gives up the call in flight, for the WebSocket task that takes over.
+    pub(crate) fn into_current(mut self) -> Option<WorkFuture> {
+        self.current.take()
+    }
+
+    /// Ends the connection: unregisters it, finishes the queued calls, then reports every
+    /// socket gone to the handler.
+    pub(crate) async fn finish(mut self, reason: DisconnectReason) {
+        self.conn.close(reason);
+        let reason = self.conn.closing().unwrap_or(reason);
+        let shared = Arc::clone(&self.shared);
+        let conn = Arc::clone(&self.conn);
+        shared.remove_session(&conn.sid);
+        if let Some(current) = self.current.take() {
+            current.await;
+        }
+        while let Some(work) = conn.pop_work() {
+            if !matches!(work, Work::Connect { .. }) {
+                self.start(work).await;
+            }
+        }
+        let sockets = std::mem::take(&mut conn.state().sockets);
+        for socket in sockets {
+            if socket.mark_disconnected() {
+                conn.registry.remove(&socket.sid());
+                shared.handler.disconnected(&socket, reason).await;
+            }
+        }
+        {
+            let mut state = conn.state();
+            state.outbox = VecDeque::new();
+            state.work = VecDeque::new();
+            state.handover = None;
+        }
+        conn.wake_all();
+        tracing::debug!(sid = %conn.sid, %reason, "connection closed");
+    }
+}
+
+/// Runs a polling connection's task until it closes or hands over to a WebSocket.
+pub(crate) async fn run_polling<H: Handler>(mut driver: Driver<H>) {
+    match poll_fn(|cx| driver.poll_polling(cx)).await {
+        PollingOutcome::Closed(reason) => driver.finish(reason).await,
+        PollingOutcome::Handover(sender) => {
+            let shared = Arc::clone(&driver.shared);
+            let conn = Arc::clone(&driver.conn);
+            if let Err(current) = sender.send(driver.into_current()) {
+                Driver::new(shared, conn, current)
+                    .finish(DisconnectReason::TransportClose)
+                    .await;
+            }
+        }
+    }
+}
+
+/// A Socket.IO CONNECT: asks the handler, then registers the socket and answers.
+async fn connect<H: Handler>(
+    shared: Arc<Shared<H>>,
+    conn: Arc<Conn<H::State>>,
+    nsp: Str,
+    auth: Option<Value>,
+) {
+    if let Some(previous) = conn.socket_for(&nsp) {
+        // A second CONNECT to an open namespace replaces the socket, as a reconnect would.
+        if previous.mark_disconnected() {
+            conn.registry.remove(&previous.sid());
+            conn.remove_socket(&previous);
+            shared
+                .handler
+                .disconnected(&previous, DisconnectReason::ClientDisconnect)
+                .await;
+        }
+    }
+    let id = Sid::new();
+    match shared
+        .handler
+        .connect(id.as_str(), &nsp, auth, &conn.request)
+        .await
+    {
+        Ok(state) => {
+            let socket = Socket::new(id, nsp.clone(), state, Arc::downgrade(&conn));
+            conn.state().sockets.push(socket.clone());
+            conn.registry.insert(id, socket.clone());
+            conn.push_control(connect_packet(nsp, id).frames());
+            tracing::debug!(sid = %conn.sid, socket = %id, nsp = %socket.namespace(), "socket connected");
+            shared.handler.connected(&socket).await;
+        }
+        Err(ConnectError(message)) => {
+            conn.push_control(connect_error_packet(nsp, &message).frames());
+        }
+    }
+}

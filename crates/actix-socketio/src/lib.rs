@@ -1,0 +1,56 @@
+//! Engine.IO v4 and Socket.IO v5 server for actix-web 4, built on `actix-ws` and tokio.
+//!
+//! Packet encoding and decoding come from `engineioxide-core` (Engine.IO) and
+//! `socketioxide-parser-common` (Socket.IO); this crate supplies the transports, the session
+//! registry and the socket API. The existing `socket.io-client` 4.x works against it unchanged,
+//! over WebSocket, HTTP long-polling and the upgrade from the second to the first.
+//!
+//! Modules:
+//! - [`config`]: [`Config`], timings, limits, path and CORS.
+//! - [`handler`]: the [`Handler`] trait an application implements, [`RequestInfo`],
+//!   [`ConnectError`] and [`DisconnectReason`].
+//! - [`event`]: [`Event`], one client event, and [`AckSender`], its acknowledgement.
+//! - [`socket`]: [`Socket`], one Socket.IO connection to one namespace, and [`Transport`].
+//! - [`packet`]: [`EncodedPacket`], a packet encoded once and sent to many sockets.
+//! - [`error`]: [`EmitError`] and [`AckError`].
+//! - [`server`]: [`SocketIo`], the entry point: mounts the routes, finds sockets, broadcasts.
+//! - `ack`, `conn`, `driver`, `ingest`, `registry` and `transport` (private): pending acks, the
+//!   per Engine.IO connection state and its task, incoming packet dispatch, the sharded
+//!   registries, and the HTTP long-polling and WebSocket transports.
+//!
+//! Invariants:
+//! - One task per Engine.IO connection drives heartbeats, the handler calls (one at a time, in
+//!   arrival order) and, on WebSocket, the socket reads and writes. HTTP long-polling requests
+//!   are served by the request handlers themselves.
+//! - No lock is held across an `.await`; the global registries are sharded and only touched on
+//!   connect, disconnect, polling requests and broadcasts, never on each event.
+//! - Outgoing packets are encoded once and queued on a bounded per-connection queue without
+//!   waiting: a client that stops reading is disconnected instead of growing memory.
+//!
+//! Deployment note: enable `TCP_NODELAY` on the accepted sockets at the `HttpServer` level
+//! (small Socket.IO frames otherwise wait for Nagle's algorithm); this crate does not own the
+//! listener.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod ack;
+pub mod config;
+mod conn;
+mod driver;
+pub mod error;
+pub mod event;
+pub mod handler;
+mod ingest;
+pub mod packet;
+mod registry;
+pub mod server;
+pub mod socket;
+mod transport;
+
+pub use config::Config;
+pub use error::{AckError, EmitError};
+pub use event::{AckSender, Event};
+pub use handler::{ConnectError, DisconnectReason, Handler, RequestInfo};
+pub use packet::EncodedPacket;
+pub use server::SocketIo;
+pub use socket::{Socket, Transport};

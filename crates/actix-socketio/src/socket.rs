@@ -1,0 +1,230 @@
+//! [`Socket`]: one client's connection to one namespace, with its state and emit API.
+
+use std::{
+    fmt,
+    future::Future,
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use engineioxide_core::{Sid, Str};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{
+    ack::{AckGuard, PendingAcks},
+    conn::{Conn, Work},
+    error::{AckError, EmitError},
+    handler::DisconnectReason,
+    packet::{EncodedPacket, disconnect_packet, event_packet},
+};
+
+/// The Engine.IO transport a socket currently uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket, directly or after an upgrade from polling.
+    WebSocket,
+}
+
+/// A connected socket: cheap to clone, safe to keep after it disconnected (emits then fail with
+/// [`EmitError::Disconnected`]).
+pub struct Socket<S> {
+    inner: Arc<SocketInner<S>>,
+}
+
+struct SocketInner<S> {
+    id: Sid,
+    nsp: Str,
+    state: S,
+    conn: Weak<Conn<S>>,
+    connected: AtomicBool,
+    acks: PendingAcks,
+}
+
+impl<S> Clone for Socket<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S> fmt::Debug for Socket<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.inner.id)
+            .field("nsp", &self.inner.nsp)
+            .field("connected", &self.inner.connected.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: Send + Sync + 'static> Socket<S> {
+    pub(crate) fn new(id: Sid, nsp: Str, state: S, conn: Weak<Conn<S>>) -> Self {
+        Self {
+            inner: Arc::new(SocketInner {
+                id,
+                nsp,
+                state,
+                conn,
+                connected: AtomicBool::new(true),
+                acks: PendingAcks::default(),
+            }),
+        }
+    }
+
+    /// The Socket.IO socket id (not the Engine.IO session id).
+    pub fn id(&self) -> &str {
+        self.inner.id.as_str()
+    }
+
+    pub(crate) fn sid(&self) -> Sid {
+        self.inner.id
+    }
+
+    /// The namespace, e.g. `/`.
+    pub fn namespace(&self) -> &str {
+        &self.inner.nsp
+    }
+
+    pub(crate) fn nsp(&self) -> &Str {
+        &self.inner.nsp
+    }
+
+    /// The state [`Handler::connect`](crate::Handler::connect) returned.
+    pub fn state(&self) -> &S {
+        &self.inner.state
+    }
+
+    /// Whether the socket is still connected.
+    pub fn is_connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Acquire)
+    }
+
+    /// The transport in use now (polling until an upgrade completes).
+    pub fn transport(&self) -> Transport {
+        self.inner
+            .conn
+            .upgrade()
+            .map_or(Transport::WebSocket, |conn| conn.transport())
+    }
+
+    /// Emits `[event, data]` (a tuple or array `data` is spread into several arguments,
+    /// `&[(); 0]` sends none). Encodes once and
+    /// queues without waiting; if the client's queue is full the connection is closed and
+    /// [`EmitError::QueueFull`] returned.
+    pub fn emit<T: Serialize + ?Sized>(&self, event: &str, data: &T) -> Result<(), EmitError> {
+        self.ensure_connected()?;
+        let packet = event_packet(self.inner.nsp.clone(), event, data, None)?;
+        self.emit_encoded(&packet)
+    }
+
+    /// Emits an event with JSON arguments and binary attachments, referenced from the arguments
+    /// by `{"_placeholder":true,"num":i}` objects.
+    pub fn emit_with_attachments(
+        &self,
+        event: &str,
+        args: &[Value],
+        attachments: Vec<Bytes>,
+    ) -> Result<(), EmitError> {
+        self.ensure_connected()?;
+        let packet =
+            EncodedPacket::event_with_attachments(self.namespace(), event, args, attachments)?;
+        self.emit_encoded(&packet)
+    }
+
+    /// Queues a packet encoded once for many sockets (see [`EncodedPacket`]); it must have
+    /// been encoded for this socket's namespace.
+    pub fn emit_encoded(&self, packet: &EncodedPacket) -> Result<(), EmitError> {
+        self.ensure_connected()?;
+        let conn = self.inner.conn.upgrade().ok_or(EmitError::Disconnected)?;
+        conn.push_bounded(packet)
+    }
+
+    /// Emits `[event, data]` asking for an acknowledgement. The returned future resolves to the
+    /// client's ack arguments, [`AckError::Timeout`] after `timeout`, or
+    /// [`AckError::Disconnected`]; the pending entry is removed in every case, also when the
+    /// future is dropped.
+    pub fn emit_with_ack<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        timeout: Duration,
+    ) -> Result<impl Future<Output = Result<Vec<Value>, AckError>> + Send + 'static, EmitError>
+    {
+        self.ensure_connected()?;
+        let (id, receiver) = self.inner.acks.register();
+        let sent = event_packet(self.inner.nsp.clone(), event, data, Some(id))
+            .map_err(EmitError::from)
+            .and_then(|packet| self.emit_encoded(&packet));
+        if let Err(error) = sent {
+            self.inner.acks.remove(id);
+            return Err(error);
+        }
+        let socket = self.clone();
+        Ok(async move {
+            let _guard = AckGuard {
+                acks: &socket.inner.acks,
+                id,
+            };
+            match tokio::time::timeout(timeout, receiver).await {
+                Ok(Ok(args)) => Ok(args),
+                Ok(Err(_)) => Err(AckError::Disconnected),
+                Err(_) => Err(AckError::Timeout),
+            }
+        })
+    }
+
+    /// Disconnects the socket from the server side: sends DISCONNECT, then closes the
+    /// connection if no other namespace is open on it. [`Handler::disconnected`](crate::Handler::disconnected)
+    /// follows with [`DisconnectReason::ServerDisconnect`]. Does nothing if already disconnected.
+    pub fn disconnect(&self) {
+        if !self.mark_disconnected() {
+            return;
+        }
+        let Some(conn) = self.inner.conn.upgrade() else {
+            return;
+        };
+        conn.registry.remove(&self.inner.id);
+        conn.push_control(disconnect_packet(self.inner.nsp.clone()).frames());
+        let remaining = conn.remove_socket(self);
+        conn.push_work(Work::Disconnected {
+            socket: self.clone(),
+            reason: DisconnectReason::ServerDisconnect,
+        });
+        if remaining == 0 {
+            conn.close(DisconnectReason::ServerDisconnect);
+        }
+    }
+
+    /// Marks the socket disconnected and fails its pending acks; false if it already was.
+    pub(crate) fn mark_disconnected(&self) -> bool {
+        let was_connected = self.inner.connected.swap(false, Ordering::AcqRel);
+        if was_connected {
+            self.inner.acks.clear();
+        }
+        was_connected
+    }
+
+    pub(crate) fn resolve_ack(&self, id: i64, args: Vec<Value>) {
+        self.inner.acks.resolve(id, args);
+    }
+
+    pub(crate) fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    fn ensure_connected(&self) -> Result<(), EmitError> {
+        if self.is_connected() {
+            Ok(())
+        } else {
+            Err(EmitError::Disconnected)
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! HTTP long-polling: the handshake, the long GET that drains the outbox, and the POST that
+//! delivers the client's packets.
+
+use std::{future::poll_fn, sync::Arc, task::Poll};
+
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use engineioxide_core::{Packet as EnginePacket, ProtocolVersion, Sid, payload};
+use futures_util::StreamExt;
+use http_body_util::Full;
+
+use super::{
+    http::{Cors, EngineError},
+    new_conn,
+};
+use crate::{
+    conn::{Conn, WORK_QUEUE_LIMIT},
+    driver::{Driver, run_polling},
+    handler::{DisconnectReason, Handler},
+    ingest::ingest,
+    packet::{Frame, open_frame},
+    server::Shared,
+    socket::Transport,
+};
+
+const SEPARATOR: char = '\x1e';
+
+/// `GET ?EIO=4&transport=polling`: opens a session and answers its OPEN packet.
+pub(super) fn handshake<H: Handler>(
+    shared: &Arc<Shared<H>>,
+    request: &HttpRequest,
+    cors: &Cors,
+) -> HttpResponse {
+    let conn = new_conn(shared, request, Transport::Polling);
+    let open = open_frame(conn.sid, &shared.config, true);
+    actix_web::rt::spawn(run_polling(Driver::new(Arc::clone(shared), conn, None)));
+    payload_response(cors, vec![open])
+}
+
+/// Resets a flag of the connection when the request ends, however it ends.
+struct ActiveGuard<'a, S: Send + Sync + 'static> {
+    conn: &'a Conn<S>,
+    get: bool,
+}
+
+impl<S: Send + Sync + 'static> Drop for ActiveGuard<'_, S> {
+    fn drop(&mut self) {
+        let mut state = self.conn.state();
+        if self.get {
+            state.get_active = false;
+        } else {
+            state.post_active = false;
+        }
+    }
+}
+
+/// `GET ?sid=`: waits for packets and answers them joined by `\x1e`.
+pub(super) async fn poll<H: Handler>(shared: &Shared<H>, sid: Sid, cors: &Cors) -> HttpResponse {
+    let Some(conn) = shared.sessions.get(&sid) else {
+        return cors.error(EngineError::UnknownSid);
+    };
+    if conn.check_pong_overdue() && !can_deliver_close(&conn) {
+        return cors.error(EngineError::UnknownSid);
+    }
+    {
+        let mut state = conn.state();
+        if state.transport == Transport::WebSocket {
+            return cors.error(EngineError::BadRequest);
+        }
+        if state.get_active {
+            drop(state);
+            conn.close(DisconnectReason::MultiplePolling);
+            return cors.error(EngineError::BadRequest);
+        }
+        state.get_active = true;
+    }
+    let _guard = ActiveGuard {
+        conn: &conn,
+        get: true,
+    };
+    let max_payload = shared.config.max_payload;
+    let frames = poll_fn(|cx| {
+        conn.poll_waker.register(cx.waker());
+        let mut state = conn.state();
+        let frames = match state.closing {
+            Some(reason) if reason.flushes() => {
+                let mut frames = Conn::drain_frames(&mut state, usize::MAX);
+                frames.push(Frame::control("1"));
+                state.close_delivered = true;
+                drop(state);
+                conn.driver_waker.wake();
+                frames
+            }
+            Some(DisconnectReason::TransportClose) => vec![Frame::control("6")],
+            Some(_) => vec![Frame::control("1")],
+            None if state.transport == Transport::WebSocket => vec![Frame::control("6")],
+            None if !state.outbox.is_empty() => Conn::drain_frames(&mut state, max_payload),
+            None if state.upgrading => vec![Frame::control("6")],
+            None => return Poll::Pending,
+        };
+        Poll::Ready(frames)
+    })
+    .await;
+    payload_response(cors, frames)
+}
+
+/// A closing connection that still has to hand its last packets to one more GET.
+fn can_deliver_close<S: Send + Sync + 'static>(conn: &Conn<S>) -> bool {
+    let state = conn.state();
+    state
+        .closing
+        .is_some_and(|reason| reason.flushes() && !state.close_delivered)
+}
+
+/// `POST ?sid=`: decodes the body's packets and ingests them.
+pub(super) async fn post<H: Handler>(
+    shared: &Shared<H>,
+    sid: Sid,
+    body: web::Payload,
+    cors: &Cors,
+) -> HttpResponse {
+    let Some(conn) = shared.sessions.get(&sid) else {
+        return cors.error(EngineError::UnknownSid);
+    };
+    if conn.check_pong_overdue() {
+        return cors.error(EngineError::UnknownSid);
+    }
+    {
+        let mut state = conn.state();
+        if state.transport == Transport::WebSocket {
+            return cors.error(EngineError::BadRequest);
+        }
+        if state.post_active {
+            drop(state);
+            conn.close(DisconnectReason::TransportError);
+            return cors.error(EngineError::BadRequest);
+        }
+        state.post_active = true;
+    }
+    let _guard = ActiveGuard {
+        conn: &conn,
+        get: false,
+    };
+    let max_payload = shared.config.max_payload;
+    let bytes = match body.to_bytes_limited(max_payload).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(_)) => {
+            conn.close(DisconnectReason::TransportError);
+            return cors.error(EngineError::BadRequest);
+        }
+        Err(_) => {
+            conn.close(DisconnectReason::TransportError);
+            return cors
+                .builder(StatusCode::PAYLOAD_TOO_LARGE)
+                .content_type("text/html")
+                .body("payload too large");
+        }
+    };
+    let max = u64::try_from(max_payload).unwrap_or(u64::MAX);
+    let mut packets = std::pin::pin!(payload::decoder(
+        Full::new(bytes),
+        None,
+        ProtocolVersion::V4,
+        max
+    ));
+    while let Some(packet) = packets.next().await {
+        let result = match packet {
+            Ok(packet) => ingest(shared, &conn, packet),
+            Err(error) => {
+                tracing::debug!(%sid, %error, "invalid Engine.IO payload");
+                Err(DisconnectReason::ParseError)
+            }
+        };
+        match result {
+            Ok(()) => {}
+            Err(DisconnectReason::TransportClose) => {
+                conn.close(DisconnectReason::TransportClose);
+                break;
+            }
+            Err(reason) => {
+                conn.close(reason);
+                return cors.error(EngineError::BadRequest);
+            }
+        }
+    }
+    // Backpressure: the next POST waits until the handler has caught up.
+    poll_fn(|cx| {
+        conn.post_waker.register(cx.waker());
+        let state = conn.state();
+        if state.closing.is_some() || state.work.len() < WORK_QUEUE_LIMIT {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    cors.builder(StatusCode::OK)
+        .content_type("text/html")
+        .body("ok")
+}
+
+/// Joins frames into a polling payload: text packets as they are, binary ones as `b<base64>`.
+fn payload_response(cors: &Cors, frames: Vec<Frame>) -> HttpResponse {
+    let mut body = String::new();
+    for frame in frames {
+        let text = match frame {
+            Frame::Text(text) => text,
+            Frame::Binary(data) => String::from(EnginePacket::Binary(data)).into(),
+            Frame::WsPong(_) => continue,
+        };
+        if !body.is_empty() {
+            body.push(SEPARATOR);
+        }
+        body.push_str(&text);
+    }
+    cors.builder(StatusCode::OK)
+        .content_type("text/plain; charset=UTF-8")
+        .body(body)
+}

@@ -1,0 +1,10 @@
+//! Integration tests over real sockets: a real actix `HttpServer` on 127.0.0.1:0 with a test
+//! handler, a WebSocket client (tokio-tungstenite) and a raw HTTP/1.1 client for polling.
+//! Every wait is bounded by a timeout; nothing sleeps and hopes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod engine;
+mod helpers;
+mod limits;
+mod socketio;

@@ -9,7 +9,7 @@
 //! - [`message`]: [`Message`] and the validation of chat payloads.
 //! - [`file`]: [`FileInfo`] and [`FileType`] judged from content.
 //! - [`webrtc`]: SDP and ICE candidate validation.
-//! - [`stats`]: [`Stats`].
+//! - [`stats`]: the service-wide counters, [`Stats`].
 //! - [`error`]: [`DomainError`], the one error enum the gateway maps onto the contract's codes.
 
 pub mod error;

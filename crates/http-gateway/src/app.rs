@@ -124,7 +124,8 @@ impl Application {
         tracing::info!("shutting down: no new connections, telling clients, draining");
         let stopping = handle.stop(true);
         state.hub.announce_shutdown();
-        self.socket_io.close_all().await;
+        // Clients are told and disconnected; a transport that does not drain in time is cut.
+        let _ = tokio::time::timeout(grace, self.socket_io.close_all()).await;
         stopping.await;
         server_task.await.map_err(std::io::Error::other)?
     }

@@ -1,14 +1,19 @@
 //! Storage of the random-chat service behind one trait, [`SessionStore`].
 //!
-//! Implementations, side by side, all passing the same contract suite (`tests/contract.rs`):
-//! - [`memory::MemoryStore`]: everything in this process; a cleanup task drops expired sessions.
-//! - [`redis::RedisStore`]: Redis through `fred`, with indexes so stats cost O(1) and the online
-//!   list O(page); no `KEYS`, no scan of every session.
-//! - [`failover::FailoverStore`]: Redis while it is up, this node's memory while it is down, and
-//!   the live sessions written back when Redis returns.
+//! Modules, the implementations side by side, all passing the same contract suite
+//! (`tests/contract.rs`):
+//! - [`memory`]: [`MemoryStore`], everything in this process behind short-held mutexes, with
+//!   counters kept on every write so stats cost no scan; `spawn_cleanup` drops expired files.
+//! - [`redis`]: [`RedisStore`], Redis through a small `fred` pool (standalone, Sentinel or
+//!   Cluster URLs), Lua scripts so a session and its indexes change atomically, stats in O(1)
+//!   round trips and the online list in O(page); no `KEYS`, no scan of every session.
+//! - [`failover`]: [`FailoverStore`], Redis while it answers, this node's memory (a mirror kept
+//!   on every write) while it does not, and the memory written back when Redis returns.
+//! - [`error`]: [`StorageError`].
 //!
 //! Sessions expire [`StoreConfig::session_ttl`] after their last activity (sliding): an
-//! [`SessionStore::update`] whose patch has `touch` set slides the expiry.
+//! [`SessionStore::update`] whose patch has `touch` set slides the expiry. An expired session
+//! is invisible at once; [`SessionStore::sweep_expired`] removes it and reports its id once.
 
 use std::time::Duration;
 
@@ -20,10 +25,12 @@ use chat_domain::{
 };
 
 pub mod error;
+pub mod failover;
 pub mod memory;
 pub mod redis;
 
 pub use error::StorageError;
+pub use failover::FailoverStore;
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 

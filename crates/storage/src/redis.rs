@@ -16,25 +16,19 @@
 mod keys;
 mod records;
 mod scripts;
+mod store;
 
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use chat_domain::{FileId, GuestUser, RoomId, Stats, Timestamp, UserId};
+use chat_domain::{GuestUser, SessionId, Timestamp, UserId};
 use fred::prelude::{Builder, ClientLike, Config, KeysInterface, Pool, ReconnectPolicy};
 use fred::types::Value;
 use fred::types::config::UnresponsiveConfig;
 use fred::types::scripts::Script;
 
-use crate::{
-    FileMeta, Health, OnlinePage, RateDecision, SessionPatch, SessionStore, StorageError,
-    StorageMode, StoreConfig, StoreResult, StoredFile,
-};
+use crate::{StorageError, StoreConfig, StoreResult, StoredFile};
 use keys::Keys;
-use scripts::{
-    DELETE_ROOM_FILES, DELETE_SESSION, ONLINE_PAGE, PUT_FILE, RATE_HIT, STATS, SWEEP, WRITE_SESSION,
-};
+use scripts::{EPOCH, PUT_FILE, WRITE_SESSION};
 
 /// Connections in the pool.
 const POOL_SIZE: usize = 3;
@@ -114,6 +108,14 @@ impl RedisStore {
         Ok(Self { pool, config, keys })
     }
 
+    /// Waits up to `timeout` until every connection of the pool is up; returns whether they are.
+    pub async fn wait_connected(&self, timeout: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(timeout, self.pool.wait_for_connect()).await,
+            Ok(Ok(()))
+        )
+    }
+
     /// Sends `PING`; `Ok` when Redis answers.
     pub async fn ping(&self) -> StoreResult<()> {
         let _: String = self.pool.next().ping(None).await?;
@@ -137,10 +139,28 @@ impl RedisStore {
             .collect()
     }
 
-    /// Writes a session as it is, whether or not it exists (used by `create` and to restore
-    /// sessions after an outage). Its expiry follows from its `last_seen`.
+    /// The data epoch: a random marker stored once under the prefix. When it differs from the
+    /// value read earlier, Redis lost its data in between (e.g. a restart without persistence).
+    pub async fn epoch(&self) -> StoreResult<String> {
+        let fresh = Value::from(SessionId::generate().to_string());
+        self.run(&EPOCH, vec![self.keys.epoch()], vec![fresh]).await
+    }
+
+    /// Writes a session as it is, whether or not it exists (what `create` does). Its expiry
+    /// follows from its `last_seen`.
     pub async fn put_session(&self, user: &GuestUser) -> StoreResult<()> {
-        self.write_session(user, None).await.map(drop)
+        self.write_session(user, Condition::Always).await.map(drop)
+    }
+
+    /// Writes a session only if Redis holds none under its id; returns whether it wrote. Used to
+    /// restore sessions Redis lost without overwriting newer data written by other nodes.
+    pub async fn put_session_if_absent(&self, user: &GuestUser) -> StoreResult<bool> {
+        self.write_session(user, Condition::Absent).await
+    }
+
+    /// Stores a file only if Redis holds none under its id; returns whether it wrote.
+    pub async fn put_file_if_absent(&self, file: &StoredFile) -> StoreResult<bool> {
+        self.store_file(file, true).await
     }
 
     /// The settings this store was built with.
@@ -153,7 +173,7 @@ impl RedisStore {
         let _ = self.pool.quit().await;
     }
 
-    async fn run<R: fred::types::FromValue>(
+    pub(crate) async fn run<R: fred::types::FromValue>(
         &self,
         script: &Script,
         keys: Vec<String>,
@@ -164,17 +184,22 @@ impl RedisStore {
             .await?)
     }
 
-    /// Writes `user`; with `expected`, only if the stored JSON is still exactly that.
-    async fn write_session(&self, user: &GuestUser, expected: Option<&str>) -> StoreResult<bool> {
+    /// Writes `user` with its index entries if `condition` holds; returns whether it wrote.
+    async fn write_session(&self, user: &GuestUser, condition: Condition<'_>) -> StoreResult<bool> {
         let now = Timestamp::now();
         let expires_at = user.last_seen.plus(self.config.session_ttl);
         let key_ttl = (expires_at.as_millis() - now.as_millis()).max(0) + millis(KEY_TTL_GRACE);
         let flag = |set: bool| Value::from(if set { "1" } else { "0" });
+        let (condition, expected) = match condition {
+            Condition::Always => ("0", ""),
+            Condition::Unchanged(expected) => ("1", expected),
+            Condition::Absent => ("2", ""),
+        };
         let args = vec![
             Value::from(user.id.as_str()),
             Value::from(records::encode_session(user)?),
-            flag(expected.is_some()),
-            Value::from(expected.unwrap_or_default()),
+            Value::from(condition),
+            Value::from(expected),
             Value::from(expires_at.as_millis()),
             Value::from(key_ttl),
             flag(user.is_online),
@@ -182,188 +207,13 @@ impl RedisStore {
             flag(user.in_chat),
             Value::from(user.last_seen.as_millis()),
         ];
-        let written: i64 = self
-            .run(
-                &WRITE_SESSION,
-                self.keys.session_and_indexes(&user.id),
-                args,
-            )
-            .await?;
+        let keys = self.keys.session_and_indexes(&user.id);
+        let written: i64 = self.run(&WRITE_SESSION, keys, args).await?;
         Ok(written == 1)
     }
 
-    async fn raw_session(&self, id: &UserId) -> StoreResult<Option<String>> {
-        Ok(self.pool.get(self.keys.session(id)).await?)
-    }
-
-    fn is_live(&self, user: &GuestUser, now: Timestamp) -> bool {
-        user.last_seen.plus(self.config.session_ttl) > now
-    }
-}
-
-#[async_trait]
-impl SessionStore for RedisStore {
-    fn health(&self) -> Health {
-        Health {
-            mode: StorageMode::Redis,
-            redis_up: self.is_connected(),
-        }
-    }
-
-    async fn create(&self, user: &GuestUser) -> StoreResult<()> {
-        self.put_session(user).await
-    }
-
-    async fn get(&self, id: &UserId) -> StoreResult<Option<GuestUser>> {
-        let Some(json) = self.raw_session(id).await? else {
-            return Ok(None);
-        };
-        let user = records::decode_session(&json)?;
-        Ok(self.is_live(&user, Timestamp::now()).then_some(user))
-    }
-
-    async fn update(&self, id: &UserId, patch: SessionPatch) -> StoreResult<Option<GuestUser>> {
-        // Optimistic: read, patch here, write only if nobody wrote in between; else retry.
-        for _ in 0..UPDATE_ATTEMPTS {
-            let Some(json) = self.raw_session(id).await? else {
-                return Ok(None);
-            };
-            let mut user = records::decode_session(&json)?;
-            if !self.is_live(&user, Timestamp::now()) {
-                return Ok(None);
-            }
-            patch.apply(&mut user);
-            if self.write_session(&user, Some(&json)).await? {
-                return Ok(Some(user));
-            }
-        }
-        Err(StorageError::Contention(format!("session {id}")))
-    }
-
-    async fn delete(&self, id: &UserId) -> StoreResult<Option<GuestUser>> {
-        let args = vec![Value::from(id.as_str())];
-        let old: Option<String> = self
-            .run(&DELETE_SESSION, self.keys.session_and_indexes(id), args)
-            .await?;
-        let Some(json) = old else {
-            return Ok(None);
-        };
-        let user = records::decode_session(&json)?;
-        Ok(self.is_live(&user, Timestamp::now()).then_some(user))
-    }
-
-    async fn sweep_expired(&self, now: Timestamp) -> StoreResult<Vec<UserId>> {
-        let mut expired = Vec::new();
-        loop {
-            let args = vec![
-                Value::from(now.as_millis()),
-                Value::from(SWEEP_BATCH as i64),
-                Value::from(self.keys.session_prefix()),
-            ];
-            let batch: Vec<String> = self.run(&SWEEP, self.keys.indexes(), args).await?;
-            let full = batch.len() == SWEEP_BATCH;
-            expired.extend(batch.iter().filter_map(|id| UserId::parse(id)));
-            if !full {
-                return Ok(expired);
-            }
-        }
-    }
-
-    async fn stats(&self, now: Timestamp) -> StoreResult<Stats> {
-        let active_since = now.minus(Stats::ACTIVE_WINDOW);
-        let args = vec![
-            Value::from(now.as_millis()),
-            Value::from(active_since.as_millis()),
-        ];
-        let counts: Vec<u64> = self.run(&STATS, self.keys.indexes(), args).await?;
-        let &[
-            total_users,
-            online_users,
-            active_users,
-            available_users,
-            users_in_chat,
-        ] = counts.as_slice()
-        else {
-            return Err(StorageError::Corrupt(format!(
-                "stats script returned {} values",
-                counts.len()
-            )));
-        };
-        Ok(Stats {
-            total_users,
-            online_users,
-            active_users,
-            available_users,
-            connected_users: users_in_chat / 2,
-            users_in_chat,
-        })
-    }
-
-    async fn online_users(&self, limit: usize, cursor: Option<&str>) -> StoreResult<OnlinePage> {
-        let limit = limit.max(1);
-        let start = cursor.map_or_else(|| "-".to_owned(), |cursor| format!("({cursor}"));
-        // One more than asked tells whether a next page exists.
-        let args = vec![
-            Value::from(start),
-            Value::from(limit as i64 + 1),
-            Value::from(self.keys.session_prefix()),
-        ];
-        let flat: Vec<Option<String>> = self
-            .run(&ONLINE_PAGE, vec![self.keys.online()], args)
-            .await?;
-        let now = Timestamp::now();
-        let scanned: Vec<(String, Option<String>)> = flat
-            .chunks(2)
-            .map(|pair| {
-                (
-                    pair[0].clone().unwrap_or_default(),
-                    pair.get(1).cloned().flatten(),
-                )
-            })
-            .collect();
-        let mut users = Vec::with_capacity(limit);
-        for (_, json) in scanned.iter().take(limit) {
-            // A session that expired but was not swept yet is skipped, not an error.
-            if let Some(json) = json {
-                let user = records::decode_session(json)?;
-                if self.is_live(&user, now) && user.is_online {
-                    users.push(user.public());
-                }
-            }
-        }
-        let next_cursor = (scanned.len() > limit).then(|| scanned[limit - 1].0.clone());
-        Ok(OnlinePage { users, next_cursor })
-    }
-
-    async fn hit_rate_limit(
-        &self,
-        key: &str,
-        limit: u32,
-        window: Duration,
-    ) -> StoreResult<RateDecision> {
-        let window_ms = millis(window).max(1);
-        let reply: Vec<i64> = self
-            .run(
-                &RATE_HIT,
-                vec![self.keys.rate(key)],
-                vec![Value::from(window_ms)],
-            )
-            .await?;
-        let &[hits, left] = reply.as_slice() else {
-            return Err(StorageError::Corrupt(format!(
-                "rate script returned {} values",
-                reply.len()
-            )));
-        };
-        let hits = u32::try_from(hits).unwrap_or(u32::MAX);
-        Ok(RateDecision {
-            allowed: hits <= limit,
-            remaining: limit.saturating_sub(hits),
-            retry_after: Duration::from_millis(u64::try_from(left).unwrap_or(0)),
-        })
-    }
-
-    async fn put_file(&self, file: StoredFile) -> StoreResult<()> {
+    /// Stores a file (if `only_if_absent`, only when it is not there yet); returns whether it wrote.
+    async fn store_file(&self, file: &StoredFile, only_if_absent: bool) -> StoreResult<bool> {
         let meta = &file.meta;
         let ttl = (meta.expires_at.as_millis() - Timestamp::now().as_millis()).max(1);
         let keys = vec![
@@ -376,40 +226,30 @@ impl SessionStore for RedisStore {
             Value::from(records::encode_meta(meta)?),
             Value::from(ttl),
             Value::from(meta.file_id.as_str()),
+            Value::from(if only_if_absent { "1" } else { "0" }),
         ];
-        let _: i64 = self.run(&PUT_FILE, keys, args).await?;
-        Ok(())
+        let written: i64 = self.run(&PUT_FILE, keys, args).await?;
+        Ok(written == 1)
     }
 
-    async fn file_meta(&self, id: &FileId) -> StoreResult<Option<FileMeta>> {
-        let json: Option<Bytes> = self.pool.get(self.keys.file_meta(id)).await?;
-        let Some(json) = json else {
-            return Ok(None);
-        };
-        let meta = records::decode_meta(&json)?;
-        Ok((meta.expires_at > Timestamp::now()).then_some(meta))
+    async fn raw_session(&self, id: &UserId) -> StoreResult<Option<String>> {
+        Ok(self.pool.get(self.keys.session(id)).await?)
     }
 
-    async fn get_file(&self, id: &FileId) -> StoreResult<Option<StoredFile>> {
-        let values: Vec<Option<Bytes>> = self
-            .pool
-            .mget(vec![self.keys.file_meta(id), self.keys.file_bytes(id)])
-            .await?;
-        let [Some(json), Some(bytes)] =
-            <[Option<Bytes>; 2]>::try_from(values).unwrap_or([None, None])
-        else {
-            return Ok(None);
-        };
-        let meta = records::decode_meta(&json)?;
-        Ok((meta.expires_at > Timestamp::now()).then_some(StoredFile { meta, bytes }))
+    fn is_live(&self, user: &GuestUser, now: Timestamp) -> bool {
+        user.last_seen.plus(self.config.session_ttl) > now
     }
+}
 
-    async fn delete_room_files(&self, room: &RoomId) -> StoreResult<u64> {
-        let args = vec![Value::from(self.keys.file_prefix())];
-        Ok(self
-            .run(&DELETE_ROOM_FILES, vec![self.keys.room_files(room)], args)
-            .await?)
-    }
+/// When [`RedisStore::write_session`] may write.
+#[derive(Debug, Clone, Copy)]
+enum Condition<'a> {
+    /// Unconditionally.
+    Always,
+    /// Only if the stored JSON is still exactly this (optimistic update).
+    Unchanged(&'a str),
+    /// Only if no session is stored under the id.
+    Absent,
 }
 
 fn millis(duration: Duration) -> i64 {

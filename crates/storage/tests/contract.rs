@@ -46,7 +46,7 @@ macro_rules! contract_suite {
 
 contract_suite!(memory, crate::common::memory_store);
 contract_suite!(redis, crate::common::redis_store);
-// contract_suite!(failover, crate::common::failover_store);
+contract_suite!(failover, crate::common::failover_store);
 
 async fn create_get_update_delete<S: SessionStore>(store: &S) {
     let user = user_seen(Duration::ZERO);
@@ -283,10 +283,10 @@ async fn stats_follow_updates_and_deletes<S: SessionStore>(store: &S) {
 
 async fn online_users_pages_without_gaps_or_duplicates<S: SessionStore>(store: &S) {
     let mut online = BTreeSet::new();
-    for index in 0..23 {
+    for index in 0..23_u32 {
         let user = user_seen(Duration::ZERO);
         store.create(&user).await.unwrap();
-        if index % 4 != 0 {
+        if !index.is_multiple_of(4) {
             store
                 .update(
                     &user.id,

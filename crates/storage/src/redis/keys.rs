@@ -73,6 +73,11 @@ impl Keys {
         ]
     }
 
+    /// The data epoch marker (a random value; changes when Redis loses its data).
+    pub(super) fn epoch(&self) -> String {
+        format!("{}epoch", self.base)
+    }
+
     /// A rate-limit counter.
     pub(super) fn rate(&self, key: &str) -> String {
         format!("{}rate:{key}", self.base)

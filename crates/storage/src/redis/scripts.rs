@@ -9,13 +9,14 @@ use fred::types::scripts::Script;
 /// Writes a session and its index entries.
 ///
 /// KEYS: session, expiries, online, searching, in chat, activity.
-/// ARGV: id, JSON, conditional (`1`: only if the stored JSON equals ARGV[4]), expected JSON,
-/// expiry ms, key TTL ms, online, searching, in chat (`1`/`0`), last seen ms.
-/// Returns 1 when written, 0 when the condition failed.
+/// ARGV: id, JSON, condition (`0`: none; `1`: only if the stored JSON equals ARGV[4]; `2`: only
+/// if no session is stored), expected JSON, expiry ms, key TTL ms, online, searching, in chat
+/// (`1`/`0`), last seen ms. Returns 1 when written, 0 when the condition failed.
 pub(super) static WRITE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
 if ARGV[3] == '1' and redis.call('GET', KEYS[1]) ~= ARGV[4] then return 0 end
+if ARGV[3] == '2' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 if ARGV[7] == '1' then redis.call('ZADD', KEYS[3], 0, ARGV[1]) else redis.call('ZREM', KEYS[3], ARGV[1]) end
@@ -118,12 +119,14 @@ return { hits, left }
     )
 });
 
-/// Stores a file's bytes and metadata with a TTL, and indexes it under its room.
+/// Stores a file's bytes and metadata with a TTL, and indexes it under its room; returns 1, or 0
+/// when ARGV[5] is `1` and the file exists already.
 ///
-/// KEYS: bytes, meta, room files. ARGV: bytes, meta JSON, TTL ms, file id.
+/// KEYS: bytes, meta, room files. ARGV: bytes, meta JSON, TTL ms, file id, only if absent.
 pub(super) static PUT_FILE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
+if ARGV[5] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 redis.call('SADD', KEYS[3], ARGV[4])
@@ -147,6 +150,19 @@ for _, id in ipairs(ids) do
 end
 redis.call('DEL', KEYS[1])
 return deleted
+"#,
+    )
+});
+
+/// Sets the data epoch marker if it is missing and returns its value. A marker that changed (or
+/// vanished) since a node last read it means Redis lost its data in between.
+///
+/// KEYS: epoch. ARGV: a fresh random value.
+pub(super) static EPOCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return redis.call('GET', KEYS[1])
 "#,
     )
 });

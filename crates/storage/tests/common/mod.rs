@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chat_domain::{GuestUser, Profile, Timestamp};
-use chat_storage::{MemoryStore, RedisStore, StoreConfig};
+use chat_storage::{FailoverStore, MemoryStore, RedisStore, SessionStore, StoreConfig};
 use chat_testkit::{RedisServer, require_redis};
 
 /// The session TTL of every test store: longer than [`chat_domain::Stats::ACTIVE_WINDOW`], so a
@@ -72,4 +72,14 @@ pub async fn redis_store() -> Option<RedisStore> {
             .await
             .expect("connect to the test redis-server"),
     )
+}
+
+/// A failover store on the shared server under a fresh prefix, or `None` without `redis-server`.
+pub async fn failover_store() -> Option<FailoverStore> {
+    let server = shared_redis()?;
+    let store = FailoverStore::connect(&server.url(), config())
+        .await
+        .expect("a well-formed URL");
+    assert_eq!(store.health().mode, chat_storage::StorageMode::Redis);
+    Some(store)
 }

@@ -1,0 +1,342 @@
+//! [`FailoverStore`]: Redis while it answers, this node's memory while it does not.
+//!
+//! In Redis mode every call goes to Redis, and what a write leaves in Redis (and each session
+//! read) is mirrored into a [`MemoryStore`], so this node's sessions survive an outage. The
+//! first outage error switches to memory mode at once and the same call is answered from
+//! memory: callers never see an error because Redis went away. Writes made in memory mode mark
+//! their ids dirty. A background task probes Redis with backoff and, once it answers, writes
+//! the memory back (see `recovery.rs`) before switching to Redis mode again.
+//!
+//! Known limits: in memory mode only sessions this node created, changed or read are known;
+//! stats and the online list cover those sessions only.
+
+mod recovery;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_domain::{FileId, GuestUser, RoomId, Stats, Timestamp, UserId};
+use tokio::sync::{Notify, RwLock, watch};
+
+use crate::{
+    FileMeta, Health, MemoryStore, OnlinePage, RateDecision, RedisStore, SessionPatch,
+    SessionStore, StorageError, StorageMode, StoreConfig, StoreResult, StoredFile,
+};
+
+/// How long [`FailoverStore::connect`] waits for Redis before starting in memory mode.
+const CONNECT_WAIT: Duration = Duration::from_secs(2);
+
+/// A store that serves from Redis and falls back to this node's memory during outages.
+pub struct FailoverStore {
+    shared: Arc<Shared>,
+    /// Dropping it stops the background tasks.
+    _stop: watch::Sender<()>,
+}
+
+impl std::fmt::Debug for FailoverStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("FailoverStore")
+            .field("health", &self.health())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the store and its background task share.
+struct Shared {
+    redis: RedisStore,
+    memory: MemoryStore,
+    redis_mode: AtomicBool,
+    /// Held shared by every write served from memory, exclusively by the last step of a
+    /// write-back, so no memory write can slip between that step and the switch to Redis.
+    gate: RwLock<()>,
+    dirty: Mutex<Dirty>,
+    /// Wakes the background task when the store falls back to memory.
+    fell_back: Notify,
+    /// The data epoch of Redis last seen (see [`RedisStore::epoch`]); `None` before the first.
+    epoch: Mutex<Option<String>>,
+}
+
+/// What changed in memory mode and must be written to Redis as memory has it.
+#[derive(Debug, Default)]
+struct Dirty {
+    sessions: HashSet<UserId>,
+    rooms: HashSet<RoomId>,
+}
+
+impl FailoverStore {
+    /// Connects to Redis at `url` (any URL [`RedisStore::connect`] takes). Succeeds even when
+    /// Redis is down (only a malformed URL fails): the store then starts in memory mode and
+    /// keeps trying. Must be called within a Tokio runtime.
+    pub async fn connect(url: &str, config: StoreConfig) -> StoreResult<Self> {
+        let redis = RedisStore::connect_lazily(url, config.clone())?;
+        let up = redis.wait_connected(CONNECT_WAIT).await;
+        if !up {
+            tracing::warn!("Redis unreachable at start; serving from memory until it answers");
+        }
+        let store = Self::from_parts(redis, MemoryStore::new(config), up);
+        if up && let Ok(epoch) = store.shared.redis.epoch().await {
+            store.shared.remember_epoch(epoch);
+        }
+        Ok(store)
+    }
+
+    /// Wraps existing stores; `redis_up` says which mode to start in. Spawns the task that
+    /// probes Redis and writes memory back after an outage (stopped when the store is dropped).
+    pub fn from_parts(redis: RedisStore, memory: MemoryStore, redis_up: bool) -> Self {
+        let shared = Arc::new(Shared {
+            redis,
+            memory,
+            redis_mode: AtomicBool::new(redis_up),
+            gate: RwLock::new(()),
+            dirty: Mutex::default(),
+            fell_back: Notify::new(),
+            epoch: Mutex::default(),
+        });
+        let (stop, stopped) = watch::channel(());
+        recovery::spawn(&shared, stopped);
+        Self {
+            shared,
+            _stop: stop,
+        }
+    }
+
+    /// The memory side (this node's copy of its sessions).
+    pub fn memory(&self) -> &MemoryStore {
+        &self.shared.memory
+    }
+
+    /// The Redis side.
+    pub fn redis(&self) -> &RedisStore {
+        &self.shared.redis
+    }
+}
+
+impl Shared {
+    fn redis_mode(&self) -> bool {
+        self.redis_mode.load(Ordering::SeqCst)
+    }
+
+    /// Switches to memory mode if `error` is an outage; gives the error back otherwise.
+    fn fall_back(&self, error: StorageError) -> StoreResult<()> {
+        if !error.is_outage() {
+            return Err(error);
+        }
+        if self.redis_mode.swap(false, Ordering::SeqCst) {
+            tracing::warn!(%error, "Redis unavailable; serving from this node's memory");
+            self.fell_back.notify_one();
+        }
+        Ok(())
+    }
+
+    fn dirty(&self) -> MutexGuard<'_, Dirty> {
+        self.dirty.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn known_epoch(&self) -> Option<String> {
+        self.epoch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn remember_epoch(&self, epoch: String) {
+        *self.epoch.lock().unwrap_or_else(PoisonError::into_inner) = Some(epoch);
+    }
+
+    /// Runs a write on memory in memory mode and marks what it touched, or returns `None` if
+    /// the store went back to Redis mode meanwhile (the caller then retries on Redis).
+    async fn write_in_memory<T>(
+        &self,
+        write: impl AsyncFnOnce(&MemoryStore) -> StoreResult<T>,
+        mark: impl FnOnce(&mut Dirty, &T),
+    ) -> Option<StoreResult<T>> {
+        let _gate = self.gate.read().await;
+        if self.redis_mode() {
+            return None;
+        }
+        let result = write(&self.memory).await;
+        if let Ok(value) = &result {
+            mark(&mut self.dirty(), value);
+        }
+        Some(result)
+    }
+}
+
+/// Serves a read from Redis in Redis mode (then runs the optional `$mirror` on a reference to
+/// the value), from memory otherwise or on an outage.
+macro_rules! serve_read {
+    ($shared:expr, |$store:ident| $call:expr $(, |$value:ident| $mirror:expr)?) => {{
+        let shared = &$shared;
+        if shared.redis_mode() {
+            let $store = &shared.redis;
+            match $call.await {
+                Ok(value) => {
+                    $(
+                        let $value = &value;
+                        $mirror;
+                    )?
+                    return Ok(value);
+                }
+                Err(error) => shared.fall_back(error)?,
+            }
+        }
+        let $store = &shared.memory;
+        $call.await
+    }};
+}
+
+/// Serves a write: on Redis (then `$mirror` on the value) in Redis mode, on memory in memory
+/// mode or on an outage (then `$mark`, a closure of the dirty marks and the value).
+macro_rules! serve_write {
+    ($shared:expr, |$store:ident| $call:expr, |$value:ident| $mirror:expr, $mark:expr) => {{
+        let shared = &$shared;
+        loop {
+            if shared.redis_mode() {
+                let $store = &shared.redis;
+                match $call.await {
+                    Ok($value) => {
+                        $mirror;
+                        return Ok($value);
+                    }
+                    Err(error) => shared.fall_back(error)?,
+                }
+            }
+            let written = shared
+                .write_in_memory(async |$store: &MemoryStore| $call.await, $mark)
+                .await;
+            if let Some(result) = written {
+                return result;
+            }
+        }
+    }};
+}
+
+#[async_trait]
+impl SessionStore for FailoverStore {
+    fn health(&self) -> Health {
+        let mode = if self.shared.redis_mode() {
+            StorageMode::Redis
+        } else {
+            StorageMode::Memory
+        };
+        Health {
+            mode,
+            redis_up: self.shared.redis.is_connected(),
+        }
+    }
+
+    async fn create(&self, user: &GuestUser) -> StoreResult<()> {
+        let memory = &self.shared.memory;
+        serve_write!(
+            self.shared,
+            |store| store.create(user),
+            |_created| memory.put_session(user.clone()),
+            |dirty, _| {
+                dirty.sessions.insert(user.id.clone());
+            }
+        )
+    }
+
+    async fn get(&self, id: &UserId) -> StoreResult<Option<GuestUser>> {
+        let memory = &self.shared.memory;
+        serve_read!(
+            self.shared,
+            |store| store.get(id),
+            |found| if let Some(user) = found {
+                memory.put_session(user.clone())
+            }
+        )
+    }
+
+    async fn update(&self, id: &UserId, patch: SessionPatch) -> StoreResult<Option<GuestUser>> {
+        let memory = &self.shared.memory;
+        serve_write!(
+            self.shared,
+            |store| store.update(id, patch.clone()),
+            |updated| if let Some(user) = &updated {
+                memory.put_session(user.clone())
+            },
+            |dirty, _| {
+                dirty.sessions.insert(id.clone());
+            }
+        )
+    }
+
+    async fn delete(&self, id: &UserId) -> StoreResult<Option<GuestUser>> {
+        let memory = &self.shared.memory;
+        serve_write!(
+            self.shared,
+            |store| store.delete(id),
+            |_deleted| memory.forget_session(id),
+            |dirty, _| {
+                dirty.sessions.insert(id.clone());
+            }
+        )
+    }
+
+    async fn sweep_expired(&self, now: Timestamp) -> StoreResult<Vec<UserId>> {
+        let memory = &self.shared.memory;
+        // In Redis mode Redis reports the expired ids; memory just drops its copies.
+        serve_write!(
+            self.shared,
+            |store| store.sweep_expired(now),
+            |_expired| memory.sweep_expired(now).await?,
+            |dirty, expired: &Vec<UserId>| {
+                dirty.sessions.extend(expired.iter().cloned());
+            }
+        )
+    }
+
+    async fn stats(&self, now: Timestamp) -> StoreResult<Stats> {
+        serve_read!(self.shared, |store| store.stats(now))
+    }
+
+    async fn online_users(&self, limit: usize, cursor: Option<&str>) -> StoreResult<OnlinePage> {
+        serve_read!(self.shared, |store| store.online_users(limit, cursor))
+    }
+
+    async fn hit_rate_limit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> StoreResult<RateDecision> {
+        serve_read!(self.shared, |store| store
+            .hit_rate_limit(key, limit, window))
+    }
+
+    async fn put_file(&self, file: StoredFile) -> StoreResult<()> {
+        let memory = &self.shared.memory;
+        // Files written in memory mode are restored with every other live file.
+        serve_write!(
+            self.shared,
+            |store| store.put_file(file.clone()),
+            |_stored| memory.put_file(file.clone()).await?,
+            |_, _| ()
+        )
+    }
+
+    async fn file_meta(&self, id: &FileId) -> StoreResult<Option<FileMeta>> {
+        serve_read!(self.shared, |store| store.file_meta(id))
+    }
+
+    async fn get_file(&self, id: &FileId) -> StoreResult<Option<StoredFile>> {
+        serve_read!(self.shared, |store| store.get_file(id))
+    }
+
+    async fn delete_room_files(&self, room: &RoomId) -> StoreResult<u64> {
+        let memory = &self.shared.memory;
+        serve_write!(
+            self.shared,
+            |store| store.delete_room_files(room),
+            |_deleted| memory.delete_room_files(room).await?,
+            |dirty, _| {
+                dirty.rooms.insert(room.clone());
+            }
+        )
+    }
+}

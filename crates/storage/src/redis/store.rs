@@ -1,0 +1,216 @@
+//! [`SessionStore`] for [`RedisStore`].
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use chat_domain::{FileId, GuestUser, RoomId, Stats, Timestamp, UserId};
+use fred::prelude::KeysInterface;
+use fred::types::Value;
+
+use super::scripts::{DELETE_ROOM_FILES, DELETE_SESSION, ONLINE_PAGE, RATE_HIT, STATS, SWEEP};
+use super::{Condition, RedisStore, SWEEP_BATCH, UPDATE_ATTEMPTS, millis, records};
+use crate::{
+    FileMeta, Health, OnlinePage, RateDecision, SessionPatch, SessionStore, StorageError,
+    StorageMode, StoreResult, StoredFile,
+};
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    fn health(&self) -> Health {
+        Health {
+            mode: StorageMode::Redis,
+            redis_up: self.is_connected(),
+        }
+    }
+
+    async fn create(&self, user: &GuestUser) -> StoreResult<()> {
+        self.put_session(user).await
+    }
+
+    async fn get(&self, id: &UserId) -> StoreResult<Option<GuestUser>> {
+        let Some(json) = self.raw_session(id).await? else {
+            return Ok(None);
+        };
+        let user = records::decode_session(&json)?;
+        Ok(self.is_live(&user, Timestamp::now()).then_some(user))
+    }
+
+    async fn update(&self, id: &UserId, patch: SessionPatch) -> StoreResult<Option<GuestUser>> {
+        // Optimistic: read, patch here, write only if nobody wrote in between; else retry.
+        for _ in 0..UPDATE_ATTEMPTS {
+            let Some(json) = self.raw_session(id).await? else {
+                return Ok(None);
+            };
+            let mut user = records::decode_session(&json)?;
+            if !self.is_live(&user, Timestamp::now()) {
+                return Ok(None);
+            }
+            patch.apply(&mut user);
+            if self
+                .write_session(&user, Condition::Unchanged(&json))
+                .await?
+            {
+                return Ok(Some(user));
+            }
+        }
+        Err(StorageError::Contention(format!("session {id}")))
+    }
+
+    async fn delete(&self, id: &UserId) -> StoreResult<Option<GuestUser>> {
+        let args = vec![Value::from(id.as_str())];
+        let old: Option<String> = self
+            .run(&DELETE_SESSION, self.keys.session_and_indexes(id), args)
+            .await?;
+        let Some(json) = old else {
+            return Ok(None);
+        };
+        let user = records::decode_session(&json)?;
+        Ok(self.is_live(&user, Timestamp::now()).then_some(user))
+    }
+
+    async fn sweep_expired(&self, now: Timestamp) -> StoreResult<Vec<UserId>> {
+        let mut expired = Vec::new();
+        loop {
+            let args = vec![
+                Value::from(now.as_millis()),
+                Value::from(SWEEP_BATCH as i64),
+                Value::from(self.keys.session_prefix()),
+            ];
+            let batch: Vec<String> = self.run(&SWEEP, self.keys.indexes(), args).await?;
+            let full = batch.len() == SWEEP_BATCH;
+            expired.extend(batch.iter().filter_map(|id| UserId::parse(id)));
+            if !full {
+                return Ok(expired);
+            }
+        }
+    }
+
+    async fn stats(&self, now: Timestamp) -> StoreResult<Stats> {
+        let active_since = now.minus(Stats::ACTIVE_WINDOW);
+        let args = vec![
+            Value::from(now.as_millis()),
+            Value::from(active_since.as_millis()),
+        ];
+        let counts: Vec<u64> = self.run(&STATS, self.keys.indexes(), args).await?;
+        let &[
+            total_users,
+            online_users,
+            active_users,
+            available_users,
+            users_in_chat,
+        ] = counts.as_slice()
+        else {
+            return Err(StorageError::Corrupt(format!(
+                "stats script returned {} values",
+                counts.len()
+            )));
+        };
+        Ok(Stats {
+            total_users,
+            online_users,
+            active_users,
+            available_users,
+            connected_users: users_in_chat / 2,
+            users_in_chat,
+        })
+    }
+
+    async fn online_users(&self, limit: usize, cursor: Option<&str>) -> StoreResult<OnlinePage> {
+        let limit = limit.max(1);
+        let start = cursor.map_or_else(|| "-".to_owned(), |cursor| format!("({cursor}"));
+        // One more than asked tells whether a next page exists.
+        let args = vec![
+            Value::from(start),
+            Value::from(limit as i64 + 1),
+            Value::from(self.keys.session_prefix()),
+        ];
+        let flat: Vec<Option<String>> = self
+            .run(&ONLINE_PAGE, vec![self.keys.online()], args)
+            .await?;
+        let now = Timestamp::now();
+        let scanned: Vec<(String, Option<String>)> = flat
+            .chunks(2)
+            .map(|pair| {
+                (
+                    pair[0].clone().unwrap_or_default(),
+                    pair.get(1).cloned().flatten(),
+                )
+            })
+            .collect();
+        let mut users = Vec::with_capacity(limit);
+        for (_, json) in scanned.iter().take(limit) {
+            // A session that expired but was not swept yet is skipped, not an error.
+            if let Some(json) = json {
+                let user = records::decode_session(json)?;
+                if self.is_live(&user, now) && user.is_online {
+                    users.push(user.public());
+                }
+            }
+        }
+        let next_cursor = (scanned.len() > limit).then(|| scanned[limit - 1].0.clone());
+        Ok(OnlinePage { users, next_cursor })
+    }
+
+    async fn hit_rate_limit(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+    ) -> StoreResult<RateDecision> {
+        let window_ms = millis(window).max(1);
+        let reply: Vec<i64> = self
+            .run(
+                &RATE_HIT,
+                vec![self.keys.rate(key)],
+                vec![Value::from(window_ms)],
+            )
+            .await?;
+        let &[hits, left] = reply.as_slice() else {
+            return Err(StorageError::Corrupt(format!(
+                "rate script returned {} values",
+                reply.len()
+            )));
+        };
+        let hits = u32::try_from(hits).unwrap_or(u32::MAX);
+        Ok(RateDecision {
+            allowed: hits <= limit,
+            remaining: limit.saturating_sub(hits),
+            retry_after: Duration::from_millis(u64::try_from(left).unwrap_or(0)),
+        })
+    }
+
+    async fn put_file(&self, file: StoredFile) -> StoreResult<()> {
+        self.store_file(&file, false).await.map(drop)
+    }
+
+    async fn file_meta(&self, id: &FileId) -> StoreResult<Option<FileMeta>> {
+        let json: Option<Bytes> = self.pool.get(self.keys.file_meta(id)).await?;
+        let Some(json) = json else {
+            return Ok(None);
+        };
+        let meta = records::decode_meta(&json)?;
+        Ok((meta.expires_at > Timestamp::now()).then_some(meta))
+    }
+
+    async fn get_file(&self, id: &FileId) -> StoreResult<Option<StoredFile>> {
+        let values: Vec<Option<Bytes>> = self
+            .pool
+            .mget(vec![self.keys.file_meta(id), self.keys.file_bytes(id)])
+            .await?;
+        let [Some(json), Some(bytes)] =
+            <[Option<Bytes>; 2]>::try_from(values).unwrap_or([None, None])
+        else {
+            return Ok(None);
+        };
+        let meta = records::decode_meta(&json)?;
+        Ok((meta.expires_at > Timestamp::now()).then_some(StoredFile { meta, bytes }))
+    }
+
+    async fn delete_room_files(&self, room: &RoomId) -> StoreResult<u64> {
+        let args = vec![Value::from(self.keys.file_prefix())];
+        Ok(self
+            .run(&DELETE_ROOM_FILES, vec![self.keys.room_files(room)], args)
+            .await?)
+    }
+}

@@ -187,3 +187,63 @@ impl SessionStore for MemoryStore {
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use bytes::Bytes;
+    use chat_domain::FileType;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_windows_follow_tokio_time() {
+        let store = MemoryStore::new(StoreConfig::default());
+        let window = Duration::from_secs(60);
+        assert!(store.hit_rate_limit("ip", 1, window).await.unwrap().allowed);
+        let denied = store.hit_rate_limit("ip", 1, window).await.unwrap();
+        assert!(!denied.allowed);
+        assert_eq!(denied.retry_after, window);
+        tokio::time::advance(window).await;
+        assert!(store.hit_rate_limit("ip", 1, window).await.unwrap().allowed);
+    }
+
+    #[tokio::test]
+    async fn cleanup_drops_expired_files_and_ends_with_the_store() {
+        let store = Arc::new(MemoryStore::new(StoreConfig::default()));
+        let meta = FileMeta {
+            file_id: FileId::generate(),
+            room_id: RoomId::generate(),
+            uploader: UserId::generate(),
+            filename: "a.txt".into(),
+            file_type: FileType::Document,
+            mime: "text/plain".into(),
+            size: 1,
+            duration: None,
+            expires_at: Timestamp::now().minus(Duration::from_secs(1)),
+        };
+        store
+            .put_file(StoredFile {
+                meta,
+                bytes: Bytes::from_static(b"a"),
+            })
+            .await
+            .unwrap();
+        // Seen from the epoch, the expired file is still stored until the cleanup drops it.
+        assert_eq!(store.live_files(Timestamp::from_millis(0)).len(), 1);
+        let cleanup = store.spawn_cleanup(Duration::from_millis(10));
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !store.live_files(Timestamp::from_millis(0)).is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the cleanup drops the file");
+        drop(store);
+        tokio::time::timeout(Duration::from_secs(5), cleanup)
+            .await
+            .expect("the task ends")
+            .unwrap();
+    }
+}

@@ -9,7 +9,7 @@
 //!   round trips and the online list in O(page); no `KEYS`, no scan of every session.
 //! - [`failover`]: [`FailoverStore`], Redis while it answers, this node's memory (a mirror kept
 //!   on every write) while it does not, and the memory written back when Redis returns.
-//! - [`error`]: [`StorageError`].
+//! - [`error`]: [`StorageError`], what any store call can fail with.
 //!
 //! Sessions expire [`StoreConfig::session_ttl`] after their last activity (sliding): an
 //! [`SessionStore::update`] whose patch has `touch` set slides the expiry. An expired session

@@ -7,6 +7,7 @@ use std::{
     future::Future,
     pin::Pin,
     sync::{Arc, Mutex, MutexGuard},
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -63,6 +64,8 @@ pub(crate) struct ConnState<S> {
     pub(crate) work: VecDeque<Work<S>>,
     pub(crate) sockets: Vec<Socket<S>>,
     pub(crate) transport: Transport,
+    /// A WebSocket for this session was accepted and is being probed; others are refused.
+    pub(crate) upgrade_pending: bool,
     /// The WebSocket probe succeeded; polling requests are answered at once until `5` arrives.
     pub(crate) upgrading: bool,
     pub(crate) closing: Option<DisconnectReason>,
@@ -76,6 +79,8 @@ pub(crate) struct ConnState<S> {
     pub(crate) pong_deadline: Option<Instant>,
     /// Set by the WebSocket task on upgrade: the polling task hands it the call in flight.
     pub(crate) handover: Option<oneshot::Sender<Option<WorkFuture>>>,
+    /// A handler call asked the WebSocket task to let the writer run before it goes on.
+    pub(crate) yield_requested: bool,
 }
 
 /// One Engine.IO connection.
@@ -114,6 +119,7 @@ impl<S: Send + Sync + 'static> Conn<S> {
                 work: VecDeque::new(),
                 sockets: Vec::new(),
                 transport,
+                upgrade_pending: false,
                 upgrading: false,
                 closing: None,
                 close_delivered: false,
@@ -122,6 +128,7 @@ impl<S: Send + Sync + 'static> Conn<S> {
                 next_ping: Instant::now() + ping_interval,
                 pong_deadline: None,
                 handover: None,
+                yield_requested: false,
             }),
             driver_waker: AtomicWaker::new(),
             poll_waker: AtomicWaker::new(),
@@ -287,6 +294,37 @@ impl<S: Send + Sync + 'static> Conn<S> {
 
     pub(crate) fn transport(&self) -> Transport {
         self.state().transport
+    }
+
+    /// Pauses a handler call until the frames queued so far were handed to the transport and
+    /// the connection's task yielded once, so they leave in their own write. Used after the
+    /// CONNECT answer: clients that read one message per event loop turn (such as the
+    /// protocol test suite) then see it apart from what `connected` emits.
+    pub(crate) fn yield_to_transport(&self) -> YieldToTransport<'_, S> {
+        YieldToTransport {
+            conn: self,
+            yielded: false,
+        }
+    }
+}
+
+/// See [`Conn::yield_to_transport`].
+pub(crate) struct YieldToTransport<'a, S> {
+    conn: &'a Conn<S>,
+    yielded: bool,
+}
+
+impl<S: Send + Sync + 'static> Future for YieldToTransport<'_, S> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.yielded {
+            return Poll::Ready(());
+        }
+        self.yielded = true;
+        self.conn.state().yield_requested = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 

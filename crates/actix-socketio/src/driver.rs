@@ -268,6 +268,7 @@ async fn connect<H: Handler>(
             conn.registry.insert(id, socket.clone());
             conn.push_control(connect_packet(nsp, id).frames());
             tracing::debug!(sid = %conn.sid, socket = %id, nsp = %socket.namespace(), "socket connected");
+            conn.yield_to_transport().await;
             shared.handler.connected(&socket).await;
         }
         Err(ConnectError(message)) => {

@@ -78,17 +78,28 @@ pub(super) fn upgrade<H: Handler>(
     let Some(conn) = shared.sessions.get(&sid) else {
         return cors.error(EngineError::UnknownSid);
     };
-    {
-        let state = conn.state();
-        if state.transport != Transport::Polling || state.upgrading || state.closing.is_some() {
-            return cors.error(EngineError::BadRequest);
-        }
-    }
     let (response, session, stream) = match accept(shared.config.max_payload, request, body) {
         Ok(accepted) => accepted,
         Err(_) => return cors.error(EngineError::BadRequest),
     };
-    actix_web::rt::spawn(run_upgrade(shared, conn, session, stream));
+    let refused = {
+        let mut state = conn.state();
+        let refused = state.transport != Transport::Polling
+            || state.upgrade_pending
+            || state.closing.is_some();
+        state.upgrade_pending |= !refused;
+        refused
+    };
+    if refused {
+        // Like the reference server: the session is already (being) upgraded, so this
+        // WebSocket is accepted and closed at once.
+        drop(stream);
+        actix_web::rt::spawn(async move {
+            let _ = session.close(None).await;
+        });
+    } else {
+        actix_web::rt::spawn(run_upgrade(shared, conn, session, stream));
+    }
     response
 }
 
@@ -106,6 +117,7 @@ async fn run_upgrade<H: Handler>(
             let (sender, receiver) = oneshot::channel();
             let mut state = conn.state();
             state.upgrading = false;
+            state.upgrade_pending = false;
             if state.closing.is_some() {
                 None
             } else {
@@ -115,7 +127,9 @@ async fn run_upgrade<H: Handler>(
             }
         }
         Err(()) => {
-            conn.state().upgrading = false;
+            let mut state = conn.state();
+            state.upgrading = false;
+            state.upgrade_pending = false;
             None
         }
     };
@@ -194,6 +208,10 @@ fn step<H: Handler>(
         driver.poll_timers(cx);
         progressed |= read(driver, io, cx);
         progressed |= write(&conn, io, cx);
+        if std::mem::take(&mut conn.state().yield_requested) {
+            // The handler call already woke this task: let the writer flush first.
+            return Poll::Pending;
+        }
         if let Some(reason) = conn.closing() {
             let flushed = conn.state().outbox.is_empty();
             if io.write_failed || !reason.flushes() || flushed {

@@ -48,15 +48,24 @@ pub struct Sniffed {
 /// 4 KiB when the file is that long. `as_voice` asks for a voice note: the content must then
 /// be audio. Unknown or executable content is [`DomainError::UnsupportedType`].
 pub fn sniff(head: &[u8], as_voice: bool) -> Result<Sniffed, DomainError> {
-    let sniffed = sniff_content(head).ok_or_else(|| DomainError::UnsupportedType("unsupported file type".into()))?;
+    let sniffed = sniff_content(head)
+        .ok_or_else(|| DomainError::UnsupportedType("unsupported file type".into()))?;
     if !as_voice {
         return Ok(sniffed);
     }
     match sniffed.file_type {
-        FileType::Audio => Ok(Sniffed { file_type: FileType::Voice, mime: sniffed.mime }),
+        FileType::Audio => Ok(Sniffed {
+            file_type: FileType::Voice,
+            mime: sniffed.mime,
+        }),
         // A MediaRecorder WebM without a recognisable track table is still a voice note.
-        FileType::Video if sniffed.mime == "video/webm" => Ok(Sniffed { file_type: FileType::Voice, mime: "audio/webm" }),
-        _ => Err(DomainError::UnsupportedType("a voice note must be audio".into())),
+        FileType::Video if sniffed.mime == "video/webm" => Ok(Sniffed {
+            file_type: FileType::Voice,
+            mime: "audio/webm",
+        }),
+        _ => Err(DomainError::UnsupportedType(
+            "a voice note must be audio".into(),
+        )),
     }
 }
 
@@ -103,7 +112,11 @@ fn sniff_content(head: &[u8]) -> Option<Sniffed> {
         let has = |needle: &[u8]| head.windows(needle.len()).any(|window| window == needle);
         let video = has(b"V_VP8") || has(b"V_VP9") || has(b"V_AV1") || has(b"V_MPEG4");
         let audio = has(b"A_OPUS") || has(b"A_VORBIS");
-        return if video || !audio { found(FileType::Video, "video/webm") } else { found(FileType::Audio, "audio/webm") };
+        return if video || !audio {
+            found(FileType::Video, "video/webm")
+        } else {
+            found(FileType::Audio, "audio/webm")
+        };
     }
     if starts(b"%PDF-") {
         return found(FileType::Document, "application/pdf");
@@ -126,7 +139,9 @@ fn looks_like_text(head: &[u8]) -> bool {
         }
         Err(_) => return false,
     };
-    !text.chars().any(|character| character.is_control() && !matches!(character, '\n' | '\r' | '\t' | '\u{c}'))
+    !text.chars().any(|character| {
+        character.is_control() && !matches!(character, '\n' | '\r' | '\t' | '\u{c}')
+    })
 }
 
 /// Makes a client's file name safe to show and to put in a header: the last path component,
@@ -140,7 +155,11 @@ pub fn sanitize_filename(name: &str) -> String {
         .take(128)
         .collect();
     let trimmed = cleaned.trim().trim_start_matches('.');
-    if trimmed.is_empty() { "file".to_owned() } else { trimmed.to_owned() }
+    if trimmed.is_empty() {
+        "file".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
 }
 
 /// A file's public description, as `POST /api/files` returns it and messages carry it.
@@ -169,25 +188,76 @@ mod tests {
     use super::*;
 
     fn check(head: &[u8], voice: bool, expected: Option<(FileType, &str)>) {
-        let result = sniff(head, voice).ok().map(|sniffed| (sniffed.file_type, sniffed.mime));
-        assert_eq!(result, expected, "{:?}", String::from_utf8_lossy(&head[..head.len().min(16)]));
+        let result = sniff(head, voice)
+            .ok()
+            .map(|sniffed| (sniffed.file_type, sniffed.mime));
+        assert_eq!(
+            result,
+            expected,
+            "{:?}",
+            String::from_utf8_lossy(&head[..head.len().min(16)])
+        );
     }
 
     #[test]
     fn judges_types_from_bytes() {
-        check(b"\x89PNG\r\n\x1a\n....", false, Some((FileType::Image, "image/png")));
-        check(b"\xff\xd8\xff\xe0", false, Some((FileType::Image, "image/jpeg")));
+        check(
+            b"\x89PNG\r\n\x1a\n....",
+            false,
+            Some((FileType::Image, "image/png")),
+        );
+        check(
+            b"\xff\xd8\xff\xe0",
+            false,
+            Some((FileType::Image, "image/jpeg")),
+        );
         check(b"GIF89a..", false, Some((FileType::Image, "image/gif")));
-        check(b"RIFF\0\0\0\0WEBPVP8 ", false, Some((FileType::Image, "image/webp")));
-        check(b"RIFF\0\0\0\0WAVEfmt ", false, Some((FileType::Audio, "audio/wav")));
+        check(
+            b"RIFF\0\0\0\0WEBPVP8 ",
+            false,
+            Some((FileType::Image, "image/webp")),
+        );
+        check(
+            b"RIFF\0\0\0\0WAVEfmt ",
+            false,
+            Some((FileType::Audio, "audio/wav")),
+        );
         check(b"OggS\0\x02", true, Some((FileType::Voice, "audio/ogg")));
-        check(b"\0\0\0\x20ftypisom", false, Some((FileType::Video, "video/mp4")));
-        check(b"\0\0\0\x20ftypM4A ", false, Some((FileType::Audio, "audio/mp4")));
-        check(b"\x1a\x45\xdf\xa3....A_OPUS....", false, Some((FileType::Audio, "audio/webm")));
-        check(b"\x1a\x45\xdf\xa3....V_VP8..A_OPUS", false, Some((FileType::Video, "video/webm")));
-        check(b"\x1a\x45\xdf\xa3....A_OPUS....", true, Some((FileType::Voice, "audio/webm")));
-        check(b"%PDF-1.7", false, Some((FileType::Document, "application/pdf")));
-        check("hello, wörld\n".as_bytes(), false, Some((FileType::Document, "text/plain; charset=utf-8")));
+        check(
+            b"\0\0\0\x20ftypisom",
+            false,
+            Some((FileType::Video, "video/mp4")),
+        );
+        check(
+            b"\0\0\0\x20ftypM4A ",
+            false,
+            Some((FileType::Audio, "audio/mp4")),
+        );
+        check(
+            b"\x1a\x45\xdf\xa3....A_OPUS....",
+            false,
+            Some((FileType::Audio, "audio/webm")),
+        );
+        check(
+            b"\x1a\x45\xdf\xa3....V_VP8..A_OPUS",
+            false,
+            Some((FileType::Video, "video/webm")),
+        );
+        check(
+            b"\x1a\x45\xdf\xa3....A_OPUS....",
+            true,
+            Some((FileType::Voice, "audio/webm")),
+        );
+        check(
+            b"%PDF-1.7",
+            false,
+            Some((FileType::Document, "application/pdf")),
+        );
+        check(
+            "hello, wörld\n".as_bytes(),
+            false,
+            Some((FileType::Document, "text/plain; charset=utf-8")),
+        );
     }
 
     #[test]
@@ -202,7 +272,11 @@ mod tests {
     #[test]
     fn text_cut_inside_a_character_is_still_text() {
         let text = "é".repeat(10);
-        check(&text.as_bytes()[..5], false, Some((FileType::Document, "text/plain; charset=utf-8")));
+        check(
+            &text.as_bytes()[..5],
+            false,
+            Some((FileType::Document, "text/plain; charset=utf-8")),
+        );
     }
 
     #[test]

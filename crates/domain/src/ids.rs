@@ -120,7 +120,9 @@ impl MessageId {
     /// Accepts any short printable id; receipts name ids the client was given, and an id that
     /// matches nothing simply changes nothing.
     pub fn parse(text: &str) -> Option<Self> {
-        let valid = !text.is_empty() && text.len() <= 64 && text.bytes().all(|byte| byte.is_ascii_graphic());
+        let valid = !text.is_empty()
+            && text.len() <= 64
+            && text.bytes().all(|byte| byte.is_ascii_graphic());
         valid.then(|| Self(text.to_owned()))
     }
 
@@ -145,7 +147,13 @@ mod tests {
         let id = UserId::generate();
         assert!(id.as_str().starts_with("guest_"));
         assert_eq!(UserId::parse(id.as_str()), Some(id.clone()));
-        for bad in ["", "guest_", "guest_123", "room_6f1e8e1a-4e3b-4bd4-9b7c-8f3f3f3f3f3f", "guest_6F1E8E1A-4E3B-4BD4-9B7C-8F3F3F3F3F3F"] {
+        for bad in [
+            "",
+            "guest_",
+            "guest_123",
+            "room_6f1e8e1a-4e3b-4bd4-9b7c-8f3f3f3f3f3f",
+            "guest_6F1E8E1A-4E3B-4BD4-9B7C-8F3F3F3F3F3F",
+        ] {
             assert_eq!(UserId::parse(bad), None, "{bad}");
         }
     }
@@ -154,7 +162,9 @@ mod tests {
     fn message_ids_have_the_original_shape() {
         let id = MessageId::generate(Timestamp::from_millis(1_700_000_000_000));
         let rest = id.as_str().strip_prefix("msg_1700000000000_");
-        assert!(rest.is_some_and(|tail| tail.len() == 9 && tail.bytes().all(|byte| byte.is_ascii_alphanumeric())));
+        assert!(rest.is_some_and(
+            |tail| tail.len() == 9 && tail.bytes().all(|byte| byte.is_ascii_alphanumeric())
+        ));
         assert_eq!(MessageId::parse("with space"), None);
         assert_eq!(MessageId::parse(&"x".repeat(65)), None);
     }

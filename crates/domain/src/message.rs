@@ -93,12 +93,18 @@ pub enum ChatBody {
 impl ChatPayload {
     /// Validates `{type, content, clientId?}`.
     pub fn from_json(value: &Value) -> Result<Self, DomainError> {
-        let object = value.as_object().ok_or_else(|| DomainError::invalid("message must be an object"))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| DomainError::invalid("message must be an object"))?;
         let client_id = match object.get("clientId") {
             None | Some(Value::Null) => None,
             Some(Value::String(text)) if text.len() <= MAX_CLIENT_ID_BYTES => Some(text.clone()),
             Some(Value::Number(number)) => Some(number.to_string()),
-            Some(_) => return Err(DomainError::invalid("clientId must be a string of at most 128 bytes")),
+            Some(_) => {
+                return Err(DomainError::invalid(
+                    "clientId must be a string of at most 128 bytes",
+                ));
+            }
         };
         let kind = match object.get("type") {
             None | Some(Value::Null) => MessageType::Text,
@@ -131,7 +137,9 @@ pub fn parse_text(content: &Value) -> Result<String, DomainError> {
     }
     // Counting stops early: a megabyte of text is not walked twice.
     if trimmed.chars().nth(MAX_TEXT_CHARS).is_some() {
-        return Err(DomainError::TooLarge(format!("message must be at most {MAX_TEXT_CHARS} characters")));
+        return Err(DomainError::TooLarge(format!(
+            "message must be at most {MAX_TEXT_CHARS} characters"
+        )));
     }
     Ok(trimmed.to_owned())
 }
@@ -154,35 +162,79 @@ mod tests {
     use super::*;
 
     fn check(input: Value, expected: Result<ChatBody, &str>) {
-        let result = ChatPayload::from_json(&input).map(|payload| payload.body).map_err(|error| error.to_string());
-        assert_eq!(result.as_ref().map_err(String::as_str), expected.as_ref().map_err(|text| *text), "{input}");
+        let result = ChatPayload::from_json(&input)
+            .map(|payload| payload.body)
+            .map_err(|error| error.to_string());
+        assert_eq!(
+            result.as_ref().map_err(String::as_str),
+            expected.as_ref().map_err(|text| *text),
+            "{input}"
+        );
     }
 
     #[test]
     fn text_messages() {
-        check(json!({"type": "text", "content": "  hi  "}), Ok(ChatBody::Text("hi".into())));
-        check(json!({"content": "no type means text"}), Ok(ChatBody::Text("no type means text".into())));
-        check(json!({"type": "text", "content": "é".repeat(2000)}), Ok(ChatBody::Text("é".repeat(2000))));
-        check(json!({"type": "text", "content": "x".repeat(2001)}), Err("message must be at most 2000 characters"));
-        check(json!({"type": "text", "content": "   "}), Err("message must not be empty"));
-        check(json!({"type": "text", "content": 5}), Err("content must be a string"));
-        check(json!({"type": "html", "content": "x"}), Err("type must be text, file or voice"));
+        check(
+            json!({"type": "text", "content": "  hi  "}),
+            Ok(ChatBody::Text("hi".into())),
+        );
+        check(
+            json!({"content": "no type means text"}),
+            Ok(ChatBody::Text("no type means text".into())),
+        );
+        check(
+            json!({"type": "text", "content": "é".repeat(2000)}),
+            Ok(ChatBody::Text("é".repeat(2000))),
+        );
+        check(
+            json!({"type": "text", "content": "x".repeat(2001)}),
+            Err("message must be at most 2000 characters"),
+        );
+        check(
+            json!({"type": "text", "content": "   "}),
+            Err("message must not be empty"),
+        );
+        check(
+            json!({"type": "text", "content": 5}),
+            Err("content must be a string"),
+        );
+        check(
+            json!({"type": "html", "content": "x"}),
+            Err("type must be text, file or voice"),
+        );
         check(json!("just a string"), Err("message must be an object"));
     }
 
     #[test]
     fn file_messages_name_a_file_id_only() {
         let id = FileId::generate();
-        check(json!({"type": "file", "content": {"fileId": id.as_str(), "fileUrl": "http://evil"}}), Ok(ChatBody::File(id.clone())));
-        check(json!({"type": "voice", "content": {"fileId": id.as_str(), "duration": 3}}), Ok(ChatBody::Voice(id)));
-        check(json!({"type": "file", "content": {"fileId": "../../etc/passwd"}}), Err("content.fileId must name an uploaded file"));
-        check(json!({"type": "file", "content": "text"}), Err("content.fileId must name an uploaded file"));
+        check(
+            json!({"type": "file", "content": {"fileId": id.as_str(), "fileUrl": "http://evil"}}),
+            Ok(ChatBody::File(id.clone())),
+        );
+        check(
+            json!({"type": "voice", "content": {"fileId": id.as_str(), "duration": 3}}),
+            Ok(ChatBody::Voice(id)),
+        );
+        check(
+            json!({"type": "file", "content": {"fileId": "../../etc/passwd"}}),
+            Err("content.fileId must name an uploaded file"),
+        );
+        check(
+            json!({"type": "file", "content": "text"}),
+            Err("content.fileId must name an uploaded file"),
+        );
     }
 
     #[test]
     fn forged_fields_are_ignored_and_client_id_is_kept() {
-        let payload = ChatPayload::from_json(&json!({"content": "x", "senderId": "guest_evil", "clientId": "c-1"}));
-        assert_eq!(payload.ok().and_then(|payload| payload.client_id), Some("c-1".into()));
+        let payload = ChatPayload::from_json(
+            &json!({"content": "x", "senderId": "guest_evil", "clientId": "c-1"}),
+        );
+        assert_eq!(
+            payload.ok().and_then(|payload| payload.client_id),
+            Some("c-1".into())
+        );
         assert!(ChatPayload::from_json(&json!({"content": "x", "clientId": {"a": 1}})).is_err());
     }
 }

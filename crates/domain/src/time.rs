@@ -121,6 +121,11 @@ mod tests {
         let stamp = Timestamp::from_millis(1000);
         assert_eq!(stamp.plus(Duration::from_secs(2)).as_millis(), 3000);
         assert_eq!(stamp.minus(Duration::from_secs(2)).as_millis(), -1000);
-        assert_eq!(Timestamp::from_millis(i64::MAX).plus(Duration::from_secs(1)).as_millis(), i64::MAX);
+        assert_eq!(
+            Timestamp::from_millis(i64::MAX)
+                .plus(Duration::from_secs(1))
+                .as_millis(),
+            i64::MAX
+        );
     }
 }

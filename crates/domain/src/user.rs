@@ -25,10 +25,15 @@ impl ProfileField {
         let trimmed = text.trim();
         let length = trimmed.chars().count();
         if length == 0 || length > Self::MAX_LEN {
-            return Err(DomainError::invalid(format!("{name} must be 1 to {} characters", Self::MAX_LEN)));
+            return Err(DomainError::invalid(format!(
+                "{name} must be 1 to {} characters",
+                Self::MAX_LEN
+            )));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(DomainError::invalid(format!("{name} must not contain control characters")));
+            return Err(DomainError::invalid(format!(
+                "{name} must not contain control characters"
+            )));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -85,7 +90,11 @@ impl Profile {
         let mut profile = Self::default();
         for (key, field) in object {
             match key.as_str() {
-                "username" => profile.username = optional_string(key, field)?.map(Username::parse).transpose()?,
+                "username" => {
+                    profile.username = optional_string(key, field)?
+                        .map(Username::parse)
+                        .transpose()?
+                }
                 "gender" => profile.gender = optional_field(key, field)?,
                 "language" => profile.language = optional_field(key, field)?,
                 "location" => profile.location = optional_field(key, field)?,
@@ -149,11 +158,17 @@ impl ProfileUpdate {
 }
 
 fn as_object(value: &Value) -> Result<&Map<String, Value>, DomainError> {
-    value.as_object().ok_or_else(|| DomainError::invalid("body must be a JSON object"))
+    value
+        .as_object()
+        .ok_or_else(|| DomainError::invalid("body must be a JSON object"))
 }
 
 fn unknown_field(name: &str) -> DomainError {
-    let shown: String = name.chars().take(32).filter(|character| !character.is_control()).collect();
+    let shown: String = name
+        .chars()
+        .take(32)
+        .filter(|character| !character.is_control())
+        .collect();
     DomainError::invalid(format!("unknown field: {shown}"))
 }
 
@@ -161,12 +176,16 @@ fn optional_string<'a>(name: &str, value: &'a Value) -> Result<Option<&'a str>, 
     match value {
         Value::Null => Ok(None),
         Value::String(text) => Ok(Some(text)),
-        _ => Err(DomainError::invalid(format!("{name} must be a string or null"))),
+        _ => Err(DomainError::invalid(format!(
+            "{name} must be a string or null"
+        ))),
     }
 }
 
 fn optional_field(name: &str, value: &Value) -> Result<Option<ProfileField>, DomainError> {
-    optional_string(name, value)?.map(|text| ProfileField::parse(name, text)).transpose()
+    optional_string(name, value)?
+        .map(|text| ProfileField::parse(name, text))
+        .transpose()
 }
 
 /// A guest user as its owner sees it (`GuestUser` of the contract).
@@ -274,27 +293,50 @@ mod tests {
     use super::*;
 
     fn check_profile(input: Value, expected: Result<(), &str>) {
-        let result = Profile::from_json(&input).map(|_| ()).map_err(|error| error.to_string());
+        let result = Profile::from_json(&input)
+            .map(|_| ())
+            .map_err(|error| error.to_string());
         assert_eq!(result, expected.map_err(str::to_owned), "{input}");
     }
 
     #[test]
     fn profile_parsing() {
         check_profile(json!({}), Ok(()));
-        check_profile(json!({"username": "Neo_1", "gender": "female", "language": "en", "location": "Paris", "deviceId": "d1"}), Ok(()));
+        check_profile(
+            json!({"username": "Neo_1", "gender": "female", "language": "en", "location": "Paris", "deviceId": "d1"}),
+            Ok(()),
+        );
         check_profile(json!({"username": null, "gender": null}), Ok(()));
         check_profile(json!([]), Err("body must be a JSON object"));
-        check_profile(json!({"username": 12}), Err("username must be a string or null"));
-        check_profile(json!({"username": "a b"}), Err("username may only contain letters, digits, _ and -"));
-        check_profile(json!({"gender": ""}), Err("gender must be 1 to 64 characters"));
-        check_profile(json!({"location": "x".repeat(65)}), Err("location must be 1 to 64 characters"));
-        check_profile(json!({"language": "e\nn"}), Err("language must not contain control characters"));
+        check_profile(
+            json!({"username": 12}),
+            Err("username must be a string or null"),
+        );
+        check_profile(
+            json!({"username": "a b"}),
+            Err("username may only contain letters, digits, _ and -"),
+        );
+        check_profile(
+            json!({"gender": ""}),
+            Err("gender must be 1 to 64 characters"),
+        );
+        check_profile(
+            json!({"location": "x".repeat(65)}),
+            Err("location must be 1 to 64 characters"),
+        );
+        check_profile(
+            json!({"language": "e\nn"}),
+            Err("language must not contain control characters"),
+        );
         check_profile(json!({"isAdmin": true}), Err("unknown field: isAdmin"));
     }
 
     #[test]
     fn update_sets_and_clears() {
-        let mut user = GuestUser::new(Profile::from_json(&json!({"gender": "male", "language": "en"})).unwrap_or_default(), Timestamp::now());
+        let mut user = GuestUser::new(
+            Profile::from_json(&json!({"gender": "male", "language": "en"})).unwrap_or_default(),
+            Timestamp::now(),
+        );
         let update = ProfileUpdate::from_json(&json!({"username": "NewName", "gender": null}));
         assert!(update.is_ok());
         if let Ok(update) = update {
@@ -311,7 +353,10 @@ mod tests {
     fn public_view_hides_private_fields() {
         let user = GuestUser::new(Profile::default(), Timestamp::from_millis(0));
         let public = serde_json::to_value(user.public()).unwrap_or_default();
-        let keys: Vec<&str> = public.as_object().map(|object| object.keys().map(String::as_str).collect()).unwrap_or_default();
+        let keys: Vec<&str> = public
+            .as_object()
+            .map(|object| object.keys().map(String::as_str).collect())
+            .unwrap_or_default();
         assert_eq!(keys.len(), 9);
         for private in ["sessionId", "socketId", "deviceId", "connectedUser"] {
             assert!(!keys.contains(&private), "{private} leaked");

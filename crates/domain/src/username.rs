@@ -12,8 +12,8 @@ const ADJECTIVES: &[&str] = &[
 ];
 
 const ANIMALS: &[&str] = &[
-    "Panda", "Tiger", "Eagle", "Fox", "Wolf", "Otter", "Falcon", "Koala", "Dolphin", "Lion",
-    "Owl", "Rabbit", "Bear", "Hawk", "Lynx", "Penguin", "Turtle", "Zebra", "Whale", "Raven",
+    "Panda", "Tiger", "Eagle", "Fox", "Wolf", "Otter", "Falcon", "Koala", "Dolphin", "Lion", "Owl",
+    "Rabbit", "Bear", "Hawk", "Lynx", "Penguin", "Turtle", "Zebra", "Whale", "Raven",
 ];
 
 /// A valid username: 3 to 24 letters, digits, `_` or `-`.
@@ -34,9 +34,13 @@ impl Username {
         if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&length) {
             return Err(DomainError::invalid("username must be 3 to 24 characters"));
         }
-        let allowed = |character: char| character.is_ascii_alphanumeric() || character == '_' || character == '-';
+        let allowed = |character: char| {
+            character.is_ascii_alphanumeric() || character == '_' || character == '-'
+        };
         if !trimmed.chars().all(allowed) {
-            return Err(DomainError::invalid("username may only contain letters, digits, _ and -"));
+            return Err(DomainError::invalid(
+                "username may only contain letters, digits, _ and -",
+            ));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -45,7 +49,10 @@ impl Username {
     pub fn generate() -> Self {
         let adjective = ADJECTIVES[fastrand::usize(..ADJECTIVES.len())];
         let animal = ANIMALS[fastrand::usize(..ANIMALS.len())];
-        Self(format!("{adjective}{animal}{:04}", fastrand::u16(0..10_000)))
+        Self(format!(
+            "{adjective}{animal}{:04}",
+            fastrand::u16(0..10_000)
+        ))
     }
 
     /// The username as text.
@@ -78,7 +85,11 @@ mod tests {
     use super::*;
 
     fn check(input: &str, expected: Option<&str>) {
-        assert_eq!(Username::parse(input).ok().as_ref().map(Username::as_str), expected, "{input:?}");
+        assert_eq!(
+            Username::parse(input).ok().as_ref().map(Username::as_str),
+            expected,
+            "{input:?}"
+        );
     }
 
     #[test]
@@ -105,8 +116,16 @@ mod tests {
             let name = Username::generate();
             assert!(Username::parse(name.as_str()).is_ok(), "{name}");
             let digits: String = name.as_str().chars().rev().take(4).collect();
-            assert!(digits.chars().all(|character| character.is_ascii_digit()), "{name}");
-            assert!(ADJECTIVES.iter().any(|adjective| name.as_str().starts_with(adjective)), "{name}");
+            assert!(
+                digits.chars().all(|character| character.is_ascii_digit()),
+                "{name}"
+            );
+            assert!(
+                ADJECTIVES
+                    .iter()
+                    .any(|adjective| name.as_str().starts_with(adjective)),
+                "{name}"
+            );
         }
     }
 }

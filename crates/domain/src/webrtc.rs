@@ -11,7 +11,8 @@ pub const MAX_SDP_BYTES: usize = 64 * 1024;
 pub const MAX_CANDIDATE_BYTES: usize = 4 * 1024;
 
 /// Audio or video call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CallKind {
     /// Audio only.
     Audio,
@@ -49,20 +50,32 @@ impl SdpRole {
 
 /// Checks a session description `{type, sdp}` of the expected role and returns a clean copy
 /// holding only those two fields.
-pub fn validate_description(description: Option<&Value>, role: SdpRole) -> Result<Value, DomainError> {
+pub fn validate_description(
+    description: Option<&Value>,
+    role: SdpRole,
+) -> Result<Value, DomainError> {
     let object = description
         .and_then(Value::as_object)
         .ok_or_else(|| DomainError::invalid(format!("{} must be an object", role.as_str())))?;
     if object.get("type").and_then(Value::as_str) != Some(role.as_str()) {
-        return Err(DomainError::invalid(format!("{}.type must be \"{}\"", role.as_str(), role.as_str())));
+        return Err(DomainError::invalid(format!(
+            "{}.type must be \"{}\"",
+            role.as_str(),
+            role.as_str()
+        )));
     }
     let sdp = object
         .get("sdp")
         .and_then(Value::as_str)
         .filter(|sdp| !sdp.is_empty())
-        .ok_or_else(|| DomainError::invalid(format!("{}.sdp must be a non-empty string", role.as_str())))?;
+        .ok_or_else(|| {
+            DomainError::invalid(format!("{}.sdp must be a non-empty string", role.as_str()))
+        })?;
     if sdp.len() > MAX_SDP_BYTES {
-        return Err(DomainError::TooLarge(format!("{}.sdp must be at most {MAX_SDP_BYTES} bytes", role.as_str())));
+        return Err(DomainError::TooLarge(format!(
+            "{}.sdp must be at most {MAX_SDP_BYTES} bytes",
+            role.as_str()
+        )));
     }
     Ok(serde_json::json!({"type": role.as_str(), "sdp": sdp}))
 }
@@ -90,18 +103,28 @@ pub fn validate_candidate(candidate: Option<&Value>) -> Result<Value, DomainErro
         .ok_or_else(|| DomainError::invalid("candidate.candidate must be a string"))?;
     let mut clean = serde_json::Map::new();
     clean.insert("candidate".into(), Value::String(text.to_owned()));
-    for (key, check) in [("sdpMid", Value::is_string as fn(&Value) -> bool), ("sdpMLineIndex", Value::is_u64), ("usernameFragment", Value::is_string)] {
+    for (key, check) in [
+        ("sdpMid", Value::is_string as fn(&Value) -> bool),
+        ("sdpMLineIndex", Value::is_u64),
+        ("usernameFragment", Value::is_string),
+    ] {
         match object.get(key) {
             None => {}
             Some(value) if value.is_null() || check(value) => {
                 clean.insert(key.into(), value.clone());
             }
-            Some(_) => return Err(DomainError::invalid(format!("candidate.{key} has the wrong type"))),
+            Some(_) => {
+                return Err(DomainError::invalid(format!(
+                    "candidate.{key} has the wrong type"
+                )));
+            }
         }
     }
     let clean = Value::Object(clean);
     if clean.to_string().len() > MAX_CANDIDATE_BYTES {
-        return Err(DomainError::TooLarge(format!("candidate must be at most {MAX_CANDIDATE_BYTES} bytes")));
+        return Err(DomainError::TooLarge(format!(
+            "candidate must be at most {MAX_CANDIDATE_BYTES} bytes"
+        )));
     }
     Ok(clean)
 }
@@ -115,13 +138,22 @@ mod tests {
     #[test]
     fn descriptions() {
         let offer = json!({"type": "offer", "sdp": "v=0\r\n", "extra": 1});
-        assert_eq!(validate_description(Some(&offer), SdpRole::Offer).ok(), Some(json!({"type": "offer", "sdp": "v=0\r\n"})));
+        assert_eq!(
+            validate_description(Some(&offer), SdpRole::Offer).ok(),
+            Some(json!({"type": "offer", "sdp": "v=0\r\n"}))
+        );
         assert!(validate_description(Some(&offer), SdpRole::Answer).is_err());
-        assert!(validate_description(Some(&json!({"type": "offer", "sdp": ""})), SdpRole::Offer).is_err());
+        assert!(
+            validate_description(Some(&json!({"type": "offer", "sdp": ""})), SdpRole::Offer)
+                .is_err()
+        );
         assert!(validate_description(Some(&json!("sdp")), SdpRole::Offer).is_err());
         assert!(validate_description(None, SdpRole::Offer).is_err());
         let huge = json!({"type": "offer", "sdp": "a".repeat(MAX_SDP_BYTES + 1)});
-        assert!(matches!(validate_description(Some(&huge), SdpRole::Offer), Err(DomainError::TooLarge(_))));
+        assert!(matches!(
+            validate_description(Some(&huge), SdpRole::Offer),
+            Err(DomainError::TooLarge(_))
+        ));
     }
 
     #[test]
@@ -129,16 +161,27 @@ mod tests {
         let candidate = json!({"candidate": "candidate:1 1 udp 1 1.2.3.4 5 typ host", "sdpMid": "0", "sdpMLineIndex": 0, "evil": true});
         let clean = validate_candidate(Some(&candidate)).ok();
         assert_eq!(clean.as_ref().and_then(|value| value.get("evil")), None);
-        assert_eq!(clean.as_ref().and_then(|value| value.get("sdpMid")), Some(&json!("0")));
+        assert_eq!(
+            clean.as_ref().and_then(|value| value.get("sdpMid")),
+            Some(&json!("0"))
+        );
         assert!(validate_candidate(Some(&json!({"candidate": ""}))).is_ok());
         assert!(validate_candidate(Some(&json!({"candidate": 1}))).is_err());
-        assert!(validate_candidate(Some(&json!({"candidate": "x", "sdpMLineIndex": "zero"}))).is_err());
-        assert!(validate_candidate(Some(&json!({"candidate": "x".repeat(MAX_CANDIDATE_BYTES)}))).is_err());
+        assert!(
+            validate_candidate(Some(&json!({"candidate": "x", "sdpMLineIndex": "zero"}))).is_err()
+        );
+        assert!(
+            validate_candidate(Some(&json!({"candidate": "x".repeat(MAX_CANDIDATE_BYTES)})))
+                .is_err()
+        );
     }
 
     #[test]
     fn call_kinds() {
-        assert_eq!(parse_call_kind(Some(&json!("audio"))).ok(), Some(CallKind::Audio));
+        assert_eq!(
+            parse_call_kind(Some(&json!("audio"))).ok(),
+            Some(CallKind::Audio)
+        );
         assert_eq!(parse_call_kind(None).ok(), Some(CallKind::Video));
         assert!(parse_call_kind(Some(&json!("fax"))).is_err());
     }

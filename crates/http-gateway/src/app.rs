@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use actix_socketio::SocketIo;
 use actix_web::{App, HttpServer, web};
-use chat_storage::{SessionStore, StorageError, StorageMode, StoreConfig};
+use chat_storage::bus::BusSubscription;
+use chat_storage::{ChatStore, FailoverStore, MemoryStore, SessionStore, StorageError, StorageMode, StoreConfig};
 
 use crate::auth::TokenService;
 use crate::files::FileSigner;
+use crate::realtime::hub::ClusterLink;
 use crate::realtime::{ChatHandler, Hub};
 use crate::metrics::Metrics;
 use crate::routes;
@@ -39,6 +41,8 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     socket_io: SocketIo<ChatHandler>,
+    /// This node's bus subscription (with Redis), alive as long as the application.
+    _subscription: Option<BusSubscription>,
 }
 
 impl Application {
@@ -48,10 +52,20 @@ impl Application {
             session_ttl: settings.session_ttl(),
             key_prefix: if settings.redis.key_prefix.is_empty() { "chat:".into() } else { settings.redis.key_prefix.clone() },
         };
-        let store: Arc<dyn SessionStore> = match settings.redis_url() {
-            Some(url) => Arc::new(chat_storage::failover::FailoverStore::connect(url, store_config).await?),
-            None => Arc::new(chat_storage::memory::MemoryStore::new(store_config)),
+        let node_id = uuid::Uuid::new_v4().simple().to_string();
+        let (store, shared, cluster): (Arc<dyn SessionStore>, Arc<dyn ChatStore>, _) = match settings.redis_url() {
+            Some(url) => {
+                let failover = Arc::new(FailoverStore::connect(url, store_config).await?);
+                let channel = failover.redis().node_channel(&node_id);
+                let (subscription, inbox) = BusSubscription::subscribe(url, channel).await?;
+                (failover.clone(), failover, Some((ClusterLink { node_id, inbox }, subscription)))
+            }
+            None => {
+                let memory = Arc::new(MemoryStore::new(store_config));
+                (memory.clone(), memory, None)
+            }
         };
+        let (cluster, subscription) = cluster.unzip();
         let secret = match &settings.auth.jwt_secret {
             Some(secret) => secret.expose().as_bytes().to_vec(),
             None => {
@@ -68,10 +82,10 @@ impl Application {
         let tokens = TokenService::new(&secret, settings.session_ttl());
         let signer = FileSigner::new(&secret, Duration::from_secs(settings.files.url_ttl_secs));
         let metrics = Arc::new(Metrics::default());
-        let hub = Hub::start(&settings, store.clone(), signer.clone(), metrics.clone());
+        let hub = Hub::start(&settings, store.clone(), shared, signer.clone(), metrics.clone(), cluster);
         let state = AppState { settings: Arc::new(settings), store, tokens, metrics, signer, hub };
         let socket_io = SocketIo::new(socket_io_config(&state.settings), ChatHandler::new(state.clone()));
-        Ok(Self { address, listener, state, socket_io })
+        Ok(Self { address, listener, state, socket_io, _subscription: subscription })
     }
 
     /// The bound address.

@@ -102,7 +102,7 @@ fn too_large(limit: u64) -> ApiError {
 
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
 async fn upload(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
-    let room_id = state.hub.chat.room_of(&user.id).ok_or_else(|| ApiError::new(ErrorCode::NotInChat, "Not in a chat"))?;
+    let room_id = state.hub.chat.room_of(&user.id).await.ok_or_else(|| ApiError::new(ErrorCode::NotInChat, "Not in a chat"))?;
     let is_multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -190,7 +190,7 @@ async fn download(request: HttpRequest, path: web::Path<String>, state: web::Dat
     if file.meta.expires_at <= Timestamp::now() {
         return Err(not_found());
     }
-    if !state.hub.chat.is_member(&file.meta.room_id, &viewer) {
+    if !state.hub.chat.is_member(&file.meta.room_id, &viewer).await {
         return Err(forbidden());
     }
     let inline = matches!(file.meta.file_type, FileType::Image | FileType::Audio | FileType::Voice | FileType::Video);

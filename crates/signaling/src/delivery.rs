@@ -1,10 +1,12 @@
 //! What the chat sends to users, and the interface that carries it.
 
+use chat_domain::webrtc::CallKind;
 use chat_domain::{FileId, Message, MessageId, PublicUser, RoomId, Timestamp, UserId, Username};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Why a room closed, as `room:closed` says it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CloseReason {
     /// The receiver left.
     Left,
@@ -28,8 +30,9 @@ impl CloseReason {
     }
 }
 
-/// A server → client event of the chat. The transport turns each into its wire event.
-#[derive(Debug, Clone, PartialEq)]
+/// A server → client event of the chat. The transport turns each into its wire event; between
+/// nodes it travels as JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Outgoing {
     /// `match:searching`.
     Searching,
@@ -43,6 +46,8 @@ pub enum Outgoing {
         partner: PublicUser,
         /// Whether this side sends the WebRTC offer.
         initiator: bool,
+        /// The receiver's own name (not sent on the wire; the receiver's node keeps it).
+        own_username: Username,
     },
     /// `chat:message`, sent asking the client for an ack; the ack must be turned into
     /// [`crate::ChatService::confirm_delivery`].
@@ -90,8 +95,8 @@ pub enum Outgoing {
     Offer {
         /// The clean `{type, sdp}`.
         offer: Value,
-        /// `audio` or `video`.
-        kind: &'static str,
+        /// Audio or video.
+        kind: CallKind,
         /// The caller.
         from: UserId,
         /// The caller's name.
@@ -141,8 +146,15 @@ pub enum Outgoing {
 /// Carries events to users wherever their socket is. Implementations must not block: queue
 /// and return. An event for a user with no live socket is dropped.
 pub trait Delivery: Send + Sync + 'static {
-    /// Delivers `event` to `to`'s live socket.
-    fn deliver(&self, to: &UserId, event: Outgoing);
+    /// Whether `to` has a live socket on this node.
+    fn is_local(&self, to: &UserId) -> bool;
+
+    /// Hands `event` to `to`'s socket on this node.
+    fn deliver_local(&self, to: &UserId, event: Outgoing);
+
+    /// Sends `event` to the node holding `to`'s socket, whose transport then calls
+    /// [`crate::ChatService::receive`]. On a single node there is none: drop it.
+    fn forward(&self, to: &UserId, event: Outgoing);
 }
 
 /// Makes the short-lived signed download URL of a file for one viewer.

@@ -10,6 +10,7 @@
 //! Known limits: in memory mode only sessions this node created, changed or read are known;
 //! stats and the online list cover those sessions only.
 
+mod chat;
 mod recovery;
 
 use std::collections::HashSet;

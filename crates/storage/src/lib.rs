@@ -24,11 +24,14 @@ use chat_domain::{
     Username,
 };
 
+pub mod bus;
+pub mod chat;
 pub mod error;
 pub mod failover;
 pub mod memory;
 pub mod redis;
 
+pub use chat::{ChatStore, RoomRecord};
 pub use error::StorageError;
 pub use failover::FailoverStore;
 pub use memory::MemoryStore;

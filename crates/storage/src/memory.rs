@@ -4,6 +4,7 @@
 //! and never held across an `.await`. Counters are kept up to date on every write, so
 //! [`SessionStore::stats`] costs no scan of the sessions.
 
+mod chat;
 mod files;
 mod rate;
 mod sessions;
@@ -19,6 +20,7 @@ use crate::{
     FileMeta, Health, OnlinePage, RateDecision, SessionPatch, SessionStore, StorageMode,
     StoreConfig, StoreResult, StoredFile,
 };
+use chat::ChatTables;
 use files::Files;
 use rate::RateWindows;
 use sessions::Sessions;
@@ -30,6 +32,7 @@ pub struct MemoryStore {
     sessions: Mutex<Sessions>,
     files: Mutex<Files>,
     rate_windows: Mutex<RateWindows>,
+    chat: Mutex<ChatTables>,
 }
 
 impl MemoryStore {
@@ -40,6 +43,7 @@ impl MemoryStore {
             sessions: Mutex::default(),
             files: Mutex::default(),
             rate_windows: Mutex::default(),
+            chat: Mutex::default(),
         }
     }
 
@@ -245,5 +249,59 @@ mod tests {
             .await
             .expect("the task ends")
             .unwrap();
+    }
+}
+
+#[async_trait]
+impl crate::ChatStore for MemoryStore {
+    async fn search(
+        &self,
+        searcher: &chat_domain::Searcher,
+    ) -> StoreResult<Option<chat_domain::Searcher>> {
+        Ok(lock(&self.chat).queue.search(searcher.clone()))
+    }
+
+    async fn cancel_search(&self, user: &UserId) -> StoreResult<bool> {
+        Ok(lock(&self.chat).queue.remove(user))
+    }
+
+    async fn open_room(&self, room: &crate::RoomRecord) -> StoreResult<()> {
+        lock(&self.chat).open(room.clone());
+        Ok(())
+    }
+
+    async fn room(&self, id: &RoomId) -> StoreResult<Option<crate::RoomRecord>> {
+        Ok(lock(&self.chat).room(id))
+    }
+
+    async fn room_of(&self, user: &UserId) -> StoreResult<Option<crate::RoomRecord>> {
+        Ok(lock(&self.chat).room_of(user))
+    }
+
+    async fn close_room(&self, room: &crate::RoomRecord) -> StoreResult<bool> {
+        Ok(lock(&self.chat).close(&room.room_id))
+    }
+
+    async fn set_user_node(&self, _user: &UserId, _node: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn clear_user_node(&self, _user: &UserId, _node: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn user_node(&self, _user: &UserId) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
+
+    async fn publish(&self, _node: &str, _payload: String) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+impl MemoryStore {
+    /// Every open room this process knows (for the failover write-back).
+    pub fn open_rooms(&self) -> Vec<crate::RoomRecord> {
+        lock(&self.chat).rooms()
     }
 }

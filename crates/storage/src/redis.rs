@@ -13,6 +13,7 @@
 //! No path uses `KEYS` or scans every session. A lost connection is retried with exponential
 //! backoff, and commands time out after [`COMMAND_TIMEOUT`], so a dead Redis gives errors fast.
 
+mod chat;
 mod keys;
 mod records;
 mod scripts;
@@ -42,6 +43,8 @@ pub const KEY_TTL_GRACE: Duration = Duration::from_secs(60);
 const SWEEP_BATCH: usize = 500;
 /// How often an update re-reads a session that changed under it before giving up.
 const UPDATE_ATTEMPTS: usize = 8;
+
+pub use chat::USER_NODE_TTL;
 
 /// A store backed by Redis (standalone, Sentinel or Cluster, as the URL says).
 #[derive(Clone)]
@@ -161,6 +164,11 @@ impl RedisStore {
     /// Stores a file only if Redis holds none under its id; returns whether it wrote.
     pub async fn put_file_if_absent(&self, file: &StoredFile) -> StoreResult<bool> {
         self.store_file(file, true).await
+    }
+
+    /// The pub/sub channel of `node` (for a subscriber of the bus).
+    pub fn node_channel(&self, node: &str) -> String {
+        self.keys.node_channel(node)
     }
 
     /// The settings this store was built with.

@@ -95,10 +95,7 @@ pub async fn dispatch(state: &AppState, socket: &Socket<SocketState>, event: Eve
             Ok(filters) => hub.chat.search(&user, filters).await.map_or_else(|error| Err(error.into()), |()| ok()),
             Err(error) => Err(error.into()),
         },
-        "match:cancel" => {
-            hub.chat.cancel(&user).await;
-            ok()
-        }
+        "match:cancel" => hub.chat.cancel(&user).await.map_or_else(|error| Err(error.into()), |()| ok()),
         "match:next" => match SearchFilters::from_payload(Some(payload)) {
             Ok(filters) => hub.chat.next(&user, filters).await.map_or_else(|error| Err(error.into()), |()| ok()),
             Err(error) => Err(error.into()),

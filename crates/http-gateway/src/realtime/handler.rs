@@ -83,6 +83,8 @@ impl Handler for ChatHandler {
             let _ = old.emit("session:replaced", &json!({}));
             old.disconnect();
         }
+        // A socket of this session on another node is replaced too.
+        hub.claim_user(&user_id).await;
         hub.presence.connected(&user_id);
         let now = Timestamp::now();
         let patch = SessionPatch {
@@ -108,7 +110,7 @@ impl Handler for ChatHandler {
             "isGuest": true,
         });
         let _ = socket.emit("connection:established", &established);
-        hub.chat.user_connected(&user_id);
+        hub.chat.user_connected(&user_id).await;
         hub.stats.poke();
     }
 
@@ -132,6 +134,7 @@ impl Handler for ChatHandler {
             return;
         }
         hub.presence.disconnected(&user_id);
+        hub.release_user(&user_id).await;
         let patch = SessionPatch { is_online: Some(false), socket: Some(None), ..SessionPatch::default() };
         if let Err(error) = self.state.store.update(&user_id, patch).await {
             tracing::warn!(%error, "could not mark a user offline");

@@ -31,7 +31,7 @@ pub fn event_name(event: &Outgoing) -> &'static str {
 pub fn payload(event: &Outgoing) -> Value {
     match event {
         Outgoing::Searching | Outgoing::Cancelled | Outgoing::Cleared | Outgoing::PartnerReconnected => json!({}),
-        Outgoing::Found { room_id, partner, initiator } => json!({"roomId": room_id, "partner": partner, "initiator": initiator}),
+        Outgoing::Found { room_id, partner, initiator, .. } => json!({"roomId": room_id, "partner": partner, "initiator": initiator}),
         Outgoing::Message(message) => serde_json::to_value(message).unwrap_or(Value::Null),
         Outgoing::Sent { id, client_id, timestamp } => json!({"id": id, "clientId": client_id, "timestamp": timestamp}),
         Outgoing::Delivered { id, delivered_at } => json!({"id": id, "deliveredAt": delivered_at}),

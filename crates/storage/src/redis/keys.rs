@@ -102,4 +102,29 @@ impl Keys {
     pub(super) fn room_files(&self, room: &RoomId) -> String {
         format!("{}room:{room}:files", self.base)
     }
+
+    /// List: the search queue, oldest first, each entry a JSON searcher.
+    pub(super) fn queue(&self) -> String {
+        format!("{}chat:queue", self.base)
+    }
+
+    /// A room's record, as JSON.
+    pub(super) fn room(&self, room: &RoomId) -> String {
+        format!("{}chat:room:{room}", self.base)
+    }
+
+    /// The id of the room a user is in.
+    pub(super) fn user_room(&self, user: &UserId) -> String {
+        format!("{}chat:user_room:{user}", self.base)
+    }
+
+    /// The node holding a user's socket.
+    pub(super) fn user_node(&self, user: &UserId) -> String {
+        format!("{}chat:user_node:{user}", self.base)
+    }
+
+    /// The pub/sub channel of a node.
+    pub fn node_channel(&self, node: &str) -> String {
+        format!("{}bus:{node}", self.base)
+    }
 }

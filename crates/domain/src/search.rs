@@ -1,12 +1,17 @@
-//! The search queue: first come, first served among compatible searchers. Pure, no I/O.
+//! Searching for a partner: filters, searchers, and the in-process queue (first come,
+//! first served among compatible searchers). Pure, no I/O.
 
 use std::collections::VecDeque;
 
-use chat_domain::{DomainError, ProfileField, PublicUser, UserId};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::DomainError;
+use crate::ids::UserId;
+use crate::user::{ProfileField, PublicUser};
+
 /// What a searcher asks of a partner. A field that is `None` accepts anyone.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchFilters {
     /// Wanted gender.
     pub gender: Option<ProfileField>,
@@ -32,23 +37,42 @@ impl SearchFilters {
         let field = |name: &str| -> Result<Option<ProfileField>, DomainError> {
             match filters.get(name) {
                 None | Some(Value::Null) => Ok(None),
-                Some(Value::String(text)) if matches!(text.trim().to_ascii_lowercase().as_str(), "" | "any" | "all") => Ok(None),
-                Some(Value::String(text)) => ProfileField::parse(&format!("filters.{name}"), text).map(Some),
-                Some(_) => Err(DomainError::invalid(format!("filters.{name} must be a string"))),
+                Some(Value::String(text))
+                    if matches!(
+                        text.trim().to_ascii_lowercase().as_str(),
+                        "" | "any" | "all"
+                    ) =>
+                {
+                    Ok(None)
+                }
+                Some(Value::String(text)) => {
+                    ProfileField::parse(&format!("filters.{name}"), text).map(Some)
+                }
+                Some(_) => Err(DomainError::invalid(format!(
+                    "filters.{name} must be a string"
+                ))),
             }
         };
-        Ok(Self { gender: field("gender")?, language: field("language")?, location: field("location")? })
+        Ok(Self {
+            gender: field("gender")?,
+            language: field("language")?,
+            location: field("location")?,
+        })
     }
 
     /// Whether `user`'s profile satisfies these filters.
     pub fn accepts(&self, user: &PublicUser) -> bool {
-        let check = |filter: &Option<ProfileField>, value: Option<&ProfileField>| filter.as_ref().is_none_or(|filter| filter.accepts(value));
-        check(&self.gender, user.gender.as_ref()) && check(&self.language, user.language.as_ref()) && check(&self.location, user.location.as_ref())
+        let check = |filter: &Option<ProfileField>, value: Option<&ProfileField>| {
+            filter.as_ref().is_none_or(|filter| filter.accepts(value))
+        };
+        check(&self.gender, user.gender.as_ref())
+            && check(&self.language, user.language.as_ref())
+            && check(&self.location, user.location.as_ref())
     }
 }
 
 /// One user waiting for a partner.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Searcher {
     /// The searcher's public profile, as of the search.
     pub user: PublicUser,
@@ -59,11 +83,15 @@ pub struct Searcher {
 }
 
 impl Searcher {
-    fn compatible(&self, other: &Searcher) -> bool {
-        self.user.id != other.user.id && self.filters.accepts(&other.user) && other.filters.accepts(&self.user)
+    /// Whether the two may be paired: different users whose filters accept each other.
+    pub fn compatible(&self, other: &Searcher) -> bool {
+        self.user.id != other.user.id
+            && self.filters.accepts(&other.user)
+            && other.filters.accepts(&self.user)
     }
 
-    fn avoids(&self, other: &Searcher) -> bool {
+    /// Whether either just left the other (paired only when nobody else fits).
+    pub fn avoids(&self, other: &Searcher) -> bool {
         self.avoid.as_ref() == Some(&other.user.id) || other.avoid.as_ref() == Some(&self.user.id)
     }
 }
@@ -92,7 +120,9 @@ impl SearchQueue {
 
     /// Whether `user` waits.
     pub fn contains(&self, user: &UserId) -> bool {
-        self.waiting.iter().any(|searcher| &searcher.user.id == user)
+        self.waiting
+            .iter()
+            .any(|searcher| &searcher.user.id == user)
     }
 
     /// Removes `user` from the queue; returns whether it was there.
@@ -130,8 +160,10 @@ impl SearchQueue {
 
 #[cfg(test)]
 mod tests {
-    use chat_domain::{GuestUser, Profile, Timestamp};
     use serde_json::json;
+
+    use crate::time::Timestamp;
+    use crate::user::{GuestUser, Profile};
 
     use super::*;
 
@@ -149,24 +181,46 @@ mod tests {
     }
 
     fn searcher(user: &PublicUser, filters: SearchFilters) -> Searcher {
-        Searcher { user: user.clone(), filters, avoid: None }
+        Searcher {
+            user: user.clone(),
+            filters,
+            avoid: None,
+        }
     }
 
     #[test]
     fn filter_parsing() {
-        assert_eq!(SearchFilters::from_payload(None).ok(), Some(SearchFilters::default()));
-        assert_eq!(SearchFilters::from_payload(Some(&json!({"filters": {"gender": "any"}}))).ok(), Some(SearchFilters::default()));
+        assert_eq!(
+            SearchFilters::from_payload(None).ok(),
+            Some(SearchFilters::default())
+        );
+        assert_eq!(
+            SearchFilters::from_payload(Some(&json!({"filters": {"gender": "any"}}))).ok(),
+            Some(SearchFilters::default())
+        );
         assert!(SearchFilters::from_payload(Some(&json!({"filters": {"gender": 3}}))).is_err());
         assert!(SearchFilters::from_payload(Some(&json!({"filters": "x"}))).is_err());
         assert!(SearchFilters::from_payload(Some(&json!([1]))).is_err());
-        assert_eq!(filters(json!({"language": "EN", "unknown": 1})).language.map(|field| field.to_string()), Some("EN".into()));
+        assert_eq!(
+            filters(json!({"language": "EN", "unknown": 1}))
+                .language
+                .map(|field| field.to_string()),
+            Some("EN".into())
+        );
     }
 
     #[test]
     fn first_compatible_searcher_wins() {
         let mut queue = SearchQueue::new();
-        let (alice, bob, carol) = (user(Some("female"), Some("en")), user(Some("male"), Some("fr")), user(Some("male"), Some("en")));
-        assert_eq!(queue.search(searcher(&alice, filters(json!({"language": "en"})))), None);
+        let (alice, bob, carol) = (
+            user(Some("female"), Some("en")),
+            user(Some("male"), Some("fr")),
+            user(Some("male"), Some("en")),
+        );
+        assert_eq!(
+            queue.search(searcher(&alice, filters(json!({"language": "en"})))),
+            None
+        );
         // Bob speaks French: Alice's filter refuses him.
         assert_eq!(queue.search(searcher(&bob, SearchFilters::default())), None);
         let paired = queue.search(searcher(&carol, SearchFilters::default()));
@@ -179,9 +233,15 @@ mod tests {
     fn both_sides_filters_must_accept() {
         let mut queue = SearchQueue::new();
         let (alice, bob) = (user(Some("female"), None), user(Some("male"), None));
-        assert_eq!(queue.search(searcher(&alice, SearchFilters::default())), None);
+        assert_eq!(
+            queue.search(searcher(&alice, SearchFilters::default())),
+            None
+        );
         // Bob accepts Alice, but wants a man: no match.
-        assert_eq!(queue.search(searcher(&bob, filters(json!({"gender": "male"})))), None);
+        assert_eq!(
+            queue.search(searcher(&bob, filters(json!({"gender": "male"})))),
+            None
+        );
         assert_eq!(queue.len(), 2);
     }
 
@@ -189,8 +249,14 @@ mod tests {
     fn never_with_itself_and_searching_again_replaces() {
         let mut queue = SearchQueue::new();
         let alice = user(None, None);
-        assert_eq!(queue.search(searcher(&alice, SearchFilters::default())), None);
-        assert_eq!(queue.search(searcher(&alice, SearchFilters::default())), None);
+        assert_eq!(
+            queue.search(searcher(&alice, SearchFilters::default())),
+            None
+        );
+        assert_eq!(
+            queue.search(searcher(&alice, SearchFilters::default())),
+            None
+        );
         assert_eq!(queue.len(), 1);
         assert!(queue.remove(&alice.id));
         assert!(queue.is_empty());
@@ -199,14 +265,24 @@ mod tests {
     #[test]
     fn the_partner_just_left_only_when_nobody_else_fits() {
         // Bob and Carol both want a woman, so they do not pair with each other.
-        let (alice, bob, carol) = (user(Some("female"), None), user(Some("male"), None), user(Some("male"), None));
+        let (alice, bob, carol) = (
+            user(Some("female"), None),
+            user(Some("male"), None),
+            user(Some("male"), None),
+        );
         let wants_woman = filters(json!({"gender": "female"}));
         let mut queue = SearchQueue::new();
         queue.search(searcher(&bob, wants_woman.clone()));
         queue.search(searcher(&carol, wants_woman));
         assert_eq!(queue.len(), 2);
-        let skip = Searcher { avoid: Some(bob.id.clone()), ..searcher(&alice, SearchFilters::default()) };
-        assert_eq!(queue.search(skip.clone()).map(|found| found.user.id), Some(carol.id));
+        let skip = Searcher {
+            avoid: Some(bob.id.clone()),
+            ..searcher(&alice, SearchFilters::default())
+        };
+        assert_eq!(
+            queue.search(skip.clone()).map(|found| found.user.id),
+            Some(carol.id)
+        );
         let mut alone = SearchQueue::new();
         alone.search(searcher(&bob, SearchFilters::default()));
         assert_eq!(alone.search(skip).map(|found| found.user.id), Some(bob.id));

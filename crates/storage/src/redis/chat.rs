@@ -1,0 +1,237 @@
+//! The chat's shared state in Redis: the search queue (one Lua script pairs atomically), room
+//! records, the user → node directory and the bus channels.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chat_domain::{RoomId, Searcher, UserId};
+use fred::prelude::{KeysInterface, PubsubInterface};
+use fred::types::scripts::Script;
+use fred::types::{Expiration, Value};
+
+use crate::chat::{ChatStore, RoomRecord};
+use crate::redis::RedisStore;
+use crate::{StorageError, StoreResult};
+
+/// How long a room record outlives its last write at most (rooms of crashed nodes go then).
+const ROOM_TTL: Duration = Duration::from_secs(24 * 3600);
+/// How long a user → node entry lives; connected sockets refresh it.
+pub const USER_NODE_TTL: Duration = Duration::from_secs(3600);
+
+/// Queues a searcher or pairs it with the oldest compatible one.
+///
+/// KEYS: queue. ARGV: searcher JSON. Returns the partner's JSON, or nil when queued.
+static SEARCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local me = cjson.decode(ARGV[1])
+local function value(v) if v == nil or v == cjson.null then return nil end return v end
+local function accepts(filters, user)
+  for _, field in ipairs({'gender', 'language', 'location'}) do
+    local wanted = value(filters[field])
+    if wanted ~= nil then
+      local actual = value(user[field])
+      if actual == nil or string.lower(actual) ~= string.lower(wanted) then return false end
+    end
+  end
+  return true
+end
+local function avoids(a, b)
+  return value(a.avoid) == b.user.id or value(b.avoid) == a.user.id
+end
+local entries = redis.call('LRANGE', KEYS[1], 0, -1)
+local chosen, fallback = nil, nil
+for _, raw in ipairs(entries) do
+  local other = cjson.decode(raw)
+  if other.user.id == me.user.id then
+    redis.call('LREM', KEYS[1], 0, raw)
+  elseif chosen == nil and accepts(me.filters, other.user) and accepts(other.filters, me.user) then
+    if avoids(me, other) then
+      if fallback == nil then fallback = raw end
+    else
+      chosen = raw
+    end
+  end
+end
+chosen = chosen or fallback
+if chosen then
+  redis.call('LREM', KEYS[1], 1, chosen)
+  return chosen
+end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return false
+"#,
+    )
+});
+
+/// Takes a user out of the queue. KEYS: queue. ARGV: user id. Returns how many entries went.
+static CANCEL: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local removed = 0
+for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if cjson.decode(raw).user.id == ARGV[1] then
+    removed = removed + redis.call('LREM', KEYS[1], 0, raw)
+  end
+end
+return removed
+"#,
+    )
+});
+
+/// Opens a room. KEYS: room, first member's room pointer, second's. ARGV: JSON, room id, TTL ms.
+static OPEN_ROOM: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+return 1
+"#,
+    )
+});
+
+/// Closes a room once. KEYS: room, members' room pointers. ARGV: room id. Returns 1 for the
+/// caller that closed it, 0 for everyone else.
+static CLOSE_ROOM: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+for i = 2, 3 do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
+end
+return 1
+"#,
+    )
+});
+
+/// Forgets a user's node only if it is still that node. KEYS: entry. ARGV: node.
+static CLEAR_NODE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#,
+    )
+});
+
+fn encode<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|error| StorageError::Corrupt(error.to_string()))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
+    serde_json::from_str(text).map_err(|error| StorageError::Corrupt(error.to_string()))
+}
+
+impl RedisStore {
+    async fn room_by_key(&self, key: String) -> StoreResult<Option<RoomRecord>> {
+        let raw: Option<String> = self.pool.get(key).await?;
+        raw.as_deref().map(decode).transpose()
+    }
+}
+
+#[async_trait]
+impl ChatStore for RedisStore {
+    async fn search(&self, searcher: &Searcher) -> StoreResult<Option<Searcher>> {
+        let partner: Option<String> = self
+            .run(
+                &SEARCH,
+                vec![self.keys.queue()],
+                vec![Value::from(encode(searcher)?)],
+            )
+            .await?;
+        partner.as_deref().map(decode).transpose()
+    }
+
+    async fn cancel_search(&self, user: &UserId) -> StoreResult<bool> {
+        let removed: i64 = self
+            .run(
+                &CANCEL,
+                vec![self.keys.queue()],
+                vec![Value::from(user.as_str())],
+            )
+            .await?;
+        Ok(removed > 0)
+    }
+
+    async fn open_room(&self, room: &RoomRecord) -> StoreResult<()> {
+        let keys = vec![
+            self.keys.room(&room.room_id),
+            self.keys.user_room(&room.members[0].0),
+            self.keys.user_room(&room.members[1].0),
+        ];
+        let ttl = i64::try_from(ROOM_TTL.as_millis()).unwrap_or(i64::MAX);
+        let args = vec![
+            Value::from(encode(room)?),
+            Value::from(room.room_id.as_str()),
+            Value::from(ttl),
+        ];
+        let _: i64 = self.run(&OPEN_ROOM, keys, args).await?;
+        Ok(())
+    }
+
+    async fn room(&self, id: &RoomId) -> StoreResult<Option<RoomRecord>> {
+        self.room_by_key(self.keys.room(id)).await
+    }
+
+    async fn room_of(&self, user: &UserId) -> StoreResult<Option<RoomRecord>> {
+        let room_id: Option<String> = self.pool.get(self.keys.user_room(user)).await?;
+        let Some(room_id) = room_id.as_deref().and_then(RoomId::parse) else {
+            return Ok(None);
+        };
+        let room = self.room(&room_id).await?;
+        Ok(room.filter(|room| room.has_member(user)))
+    }
+
+    async fn close_room(&self, room: &RoomRecord) -> StoreResult<bool> {
+        let keys = vec![
+            self.keys.room(&room.room_id),
+            self.keys.user_room(&room.members[0].0),
+            self.keys.user_room(&room.members[1].0),
+        ];
+        let closed: i64 = self
+            .run(&CLOSE_ROOM, keys, vec![Value::from(room.room_id.as_str())])
+            .await?;
+        Ok(closed == 1)
+    }
+
+    async fn set_user_node(&self, user: &UserId, node: &str) -> StoreResult<()> {
+        let ttl = i64::try_from(USER_NODE_TTL.as_secs()).unwrap_or(i64::MAX);
+        let _: Option<String> = self
+            .pool
+            .set(
+                self.keys.user_node(user),
+                node,
+                Some(Expiration::EX(ttl)),
+                None,
+                false,
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn clear_user_node(&self, user: &UserId, node: &str) -> StoreResult<()> {
+        let _: i64 = self
+            .run(
+                &CLEAR_NODE,
+                vec![self.keys.user_node(user)],
+                vec![Value::from(node)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn user_node(&self, user: &UserId) -> StoreResult<Option<String>> {
+        Ok(self.pool.get(self.keys.user_node(user)).await?)
+    }
+
+    async fn publish(&self, node: &str, payload: String) -> StoreResult<()> {
+        let _: i64 = self
+            .pool
+            .next()
+            .publish(self.keys.node_channel(node), payload)
+            .await?;
+        Ok(())
+    }
+}

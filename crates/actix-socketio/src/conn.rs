@@ -6,7 +6,7 @@ use std::{
     collections::VecDeque,
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{Arc, Mutex, MutexGuard, OnceLock},
     task::{Context, Poll},
     time::Duration,
 };
@@ -20,9 +20,10 @@ use tokio::{sync::oneshot, time::Instant};
 use crate::{
     error::EmitError,
     event::Event,
-    handler::{DisconnectReason, RequestInfo},
+    handler::DisconnectReason,
     packet::{EncodedPacket, Frame},
     registry::{Registry, lock},
+    request::StoredRequest,
     socket::{Socket, Transport},
 };
 
@@ -34,8 +35,8 @@ pub(crate) type WorkFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// POST response (polling) until the handler catches up.
 pub(crate) const WORK_QUEUE_LIMIT: usize = 64;
 
-/// Keep at most this much spare outbox capacity on an idle connection.
-const IDLE_OUTBOX_CAPACITY: usize = 16;
+/// Keep at most this much spare outbox capacity (in frames) on an idle connection.
+const IDLE_OUTBOX_CAPACITY: usize = 4;
 
 /// One handler call waiting its turn.
 pub(crate) enum Work<S> {
@@ -86,9 +87,9 @@ pub(crate) struct ConnState<S> {
 /// One Engine.IO connection.
 pub(crate) struct Conn<S> {
     pub(crate) sid: Sid,
-    pub(crate) request: RequestInfo,
-    /// Partial binary packets of the Socket.IO parser.
-    pub(crate) parser: ParserState,
+    pub(crate) request: StoredRequest,
+    /// Partial binary packets of the Socket.IO parser, allocated on the first binary packet.
+    parser: OnceLock<Box<ParserState>>,
     /// The server-wide socket registry, so sockets can unregister themselves.
     pub(crate) registry: Arc<Registry<Socket<S>>>,
     state: Mutex<ConnState<S>>,
@@ -103,7 +104,7 @@ pub(crate) struct Conn<S> {
 
 impl<S: Send + Sync + 'static> Conn<S> {
     pub(crate) fn new(
-        request: RequestInfo,
+        request: StoredRequest,
         transport: Transport,
         registry: Arc<Registry<Socket<S>>>,
         outbound_queue: usize,
@@ -112,7 +113,7 @@ impl<S: Send + Sync + 'static> Conn<S> {
         Self {
             sid: Sid::new(),
             request,
-            parser: ParserState::default(),
+            parser: OnceLock::new(),
             registry,
             state: Mutex::new(ConnState {
                 outbox: VecDeque::new(),
@@ -217,7 +218,15 @@ impl<S: Send + Sync + 'static> Conn<S> {
     }
 
     pub(crate) fn pop_work(&self) -> Option<Work<S>> {
-        let work = self.state().work.pop_front();
+        let work = {
+            let mut state = self.state();
+            let work = state.work.pop_front();
+            if state.work.is_empty() && state.work.capacity() > 0 {
+                // Idle connections keep no queue buffer.
+                state.work = VecDeque::new();
+            }
+            work
+        };
         if work.is_some() {
             self.post_waker.wake();
         }
@@ -294,6 +303,16 @@ impl<S: Send + Sync + 'static> Conn<S> {
 
     pub(crate) fn transport(&self) -> Transport {
         self.state().transport
+    }
+
+    /// The parser state for binary packets, if one was ever needed.
+    pub(crate) fn existing_parser(&self) -> Option<&ParserState> {
+        self.parser.get().map(|state| &**state)
+    }
+
+    /// The parser state for binary packets, created on first use.
+    pub(crate) fn parser(&self) -> &ParserState {
+        self.parser.get_or_init(Box::default)
     }
 
     /// Pauses a handler call until the frames queued so far were handed to the transport and

@@ -225,14 +225,15 @@ impl<H: Handler> Driver<H> {
 /// Runs a polling connection's task until it closes or hands over to a WebSocket.
 pub(crate) async fn run_polling<H: Handler>(mut driver: Driver<H>) {
     match poll_fn(|cx| driver.poll_polling(cx)).await {
-        PollingOutcome::Closed(reason) => driver.finish(reason).await,
+        PollingOutcome::Closed(reason) => Box::pin(driver.finish(reason)).await,
         PollingOutcome::Handover(sender) => {
             let shared = Arc::clone(&driver.shared);
             let conn = Arc::clone(&driver.conn);
             if let Err(current) = sender.send(driver.into_current()) {
-                Driver::new(shared, conn, current)
-                    .finish(DisconnectReason::TransportClose)
-                    .await;
+                Box::pin(
+                    Driver::new(shared, conn, current).finish(DisconnectReason::TransportClose),
+                )
+                .await;
             }
         }
     }
@@ -257,9 +258,10 @@ async fn connect<H: Handler>(
         }
     }
     let id = Sid::new();
+    let request = conn.request.info();
     match shared
         .handler
-        .connect(id.as_str(), &nsp, auth, &conn.request)
+        .connect(id.as_str(), &nsp, auth, &request)
         .await
     {
         Ok(state) => {

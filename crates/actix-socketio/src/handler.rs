@@ -8,7 +8,9 @@ use serde_json::Value;
 use crate::{event::Event, socket::Socket};
 
 /// The HTTP request that opened an Engine.IO connection (the polling handshake or the direct
-/// WebSocket request), kept for the connection's lifetime so every namespace CONNECT can read it.
+/// WebSocket request). A compact copy is kept for the connection's lifetime and rebuilt for
+/// each namespace CONNECT; the WebSocket handshake's own headers (`Sec-WebSocket-*`,
+/// `Upgrade`, `Connection`) are left out.
 #[derive(Debug, Clone)]
 pub struct RequestInfo {
     /// The TCP peer, if known. Behind a proxy this is the proxy.

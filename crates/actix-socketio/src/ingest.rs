@@ -10,7 +10,7 @@ use serde_json::Value;
 use socketioxide_core::{
     Value as SioValue,
     packet::{Packet, PacketData},
-    parser::{Parse, ParseError},
+    parser::{Parse, ParseError, ParserState},
 };
 use socketioxide_parser_common::CommonParser;
 
@@ -35,10 +35,20 @@ pub(crate) fn ingest<H: Handler>(
             return Ok(());
         }
         EnginePacket::Message(data) => {
-            CommonParser.decode_str(&shared.parse_config, &conn.parser, data)
+            let binary_header = matches!(data.as_bytes().first(), Some(b'5' | b'6'));
+            match conn.existing_parser() {
+                Some(state) => CommonParser.decode_str(&shared.parse_config, state, data),
+                None if binary_header => {
+                    CommonParser.decode_str(&shared.parse_config, conn.parser(), data)
+                }
+                // Plain packets leave no parser state behind: a throwaway one will do.
+                None => {
+                    CommonParser.decode_str(&shared.parse_config, &ParserState::default(), data)
+                }
+            }
         }
         EnginePacket::Binary(data) | EnginePacket::BinaryV3(data) => {
-            CommonParser.decode_bin(&shared.parse_config, &conn.parser, data)
+            CommonParser.decode_bin(&shared.parse_config, conn.parser(), data)
         }
         // Pings, probes, upgrades and noops mean nothing on an established transport.
         _ => return Ok(()),

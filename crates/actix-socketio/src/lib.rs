@@ -14,9 +14,10 @@
 //! - [`packet`]: [`EncodedPacket`], a packet encoded once and sent to many sockets.
 //! - [`error`]: [`EmitError`] and [`AckError`].
 //! - [`server`]: [`SocketIo`], the entry point: mounts the routes, finds sockets, broadcasts.
-//! - `ack`, `conn`, `driver`, `ingest`, `registry` and `transport` (private): pending acks, the
-//!   per Engine.IO connection state and its task, incoming packet dispatch, the sharded
-//!   registries, and the HTTP long-polling and WebSocket transports.
+//! - `ack`, `conn`, `driver`, `ingest`, `registry`, `request` and `transport` (private):
+//!   pending acks, the per Engine.IO connection state and its task, incoming packet dispatch,
+//!   the sharded registries, the compact copy of the handshake request, and the HTTP
+//!   long-polling and WebSocket transports.
 //!
 //! Invariants:
 //! - One task per Engine.IO connection drives heartbeats, the handler calls (one at a time, in
@@ -43,6 +44,7 @@ pub mod handler;
 mod ingest;
 pub mod packet;
 mod registry;
+mod request;
 pub mod server;
 pub mod socket;
 mod transport;

@@ -11,10 +11,7 @@ use actix_web::{HttpRequest, HttpResponse, http::Method, web};
 use engineioxide_core::Sid;
 
 use crate::{
-    conn::Conn,
-    handler::{Handler, RequestInfo},
-    server::Shared,
-    socket::Transport,
+    conn::Conn, handler::Handler, request::StoredRequest, server::Shared, socket::Transport,
 };
 
 use self::http::{Cors, EngineError, Query};
@@ -65,13 +62,8 @@ fn new_conn<H: Handler>(
     request: &HttpRequest,
     transport: Transport,
 ) -> Arc<Conn<H::State>> {
-    let info = RequestInfo {
-        peer_addr: request.peer_addr(),
-        headers: request.headers().clone(),
-        query: request.query_string().to_owned(),
-    };
     let conn = Arc::new(Conn::new(
-        info,
+        StoredRequest::capture(request),
         transport,
         Arc::clone(&shared.sockets),
         shared.config.outbound_queue,

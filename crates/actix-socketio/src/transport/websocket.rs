@@ -193,7 +193,9 @@ async fn run<H: Handler>(mut driver: Driver<H>, session: Session, stream: Aggreg
     };
     let reason = poll_fn(|cx| step(&mut driver, &mut io, cx)).await;
     drop(io);
-    driver.finish(reason).await;
+    // Boxed so that its state, sized by the handler's futures, is not part of every idle
+    // connection's task.
+    Box::pin(driver.finish(reason)).await;
 }
 
 fn step<H: Handler>(

@@ -4,12 +4,14 @@
 use std::{
     collections::VecDeque,
     future::{Future, poll_fn},
+    panic::AssertUnwindSafe,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
 
 use engineioxide_core::{Sid, Str};
+use futures_util::FutureExt;
 use serde_json::Value;
 use tokio::{
     sync::oneshot,
@@ -86,15 +88,16 @@ impl<H: Handler> Driver<H> {
 
     fn start(&self, work: Work<H::State>) -> WorkFuture {
         let shared = Arc::clone(&self.shared);
+        let conn = Arc::clone(&self.conn);
         match work {
-            Work::Event { socket, event } => {
-                Box::pin(async move { shared.handler.event(&socket, event).await })
-            }
-            Work::Disconnected { socket, reason } => {
-                Box::pin(async move { shared.handler.disconnected(&socket, reason).await })
-            }
+            Work::Event { socket, event } => Box::pin(guarded(conn, async move {
+                shared.handler.event(&socket, event).await;
+            })),
+            Work::Disconnected { socket, reason } => Box::pin(guarded(conn, async move {
+                shared.handler.disconnected(&socket, reason).await;
+            })),
             Work::Connect { nsp, auth } => {
-                Box::pin(connect(shared, Arc::clone(&self.conn), nsp, auth))
+                Box::pin(guarded(Arc::clone(&conn), connect(shared, conn, nsp, auth)))
             }
         }
     }
@@ -208,7 +211,8 @@ impl<H: Handler> Driver<H> {
         for socket in sockets {
             if socket.mark_disconnected() {
                 conn.registry.remove(&socket.sid());
-                shared.handler.disconnected(&socket, reason).await;
+                let call = shared.handler.disconnected(&socket, reason);
+                guarded(Arc::clone(&conn), call).await;
             }
         }
         {
@@ -236,6 +240,15 @@ pub(crate) async fn run_polling<H: Handler>(mut driver: Driver<H>) {
                 .await;
             }
         }
+    }
+}
+
+/// Runs a handler call; a panic in it is logged and closes the connection instead of killing
+/// the connection's task with its sockets still registered.
+async fn guarded<S: Send + Sync + 'static>(conn: Arc<Conn<S>>, call: impl Future<Output = ()>) {
+    if AssertUnwindSafe(call).catch_unwind().await.is_err() {
+        tracing::error!(sid = %conn.sid, "a handler call panicked, closing the connection");
+        conn.close(DisconnectReason::TransportError);
     }
 }
 

@@ -127,6 +127,7 @@ impl Handler for TestHandler {
                 }
             }
             "disconnect-me" => socket.disconnect(),
+            "panic" => panic!("a handler bug"),
             _ => {}
         }
     }

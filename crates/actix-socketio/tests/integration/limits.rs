@@ -76,6 +76,19 @@ async fn broken_packets_close_only_their_connection() {
 }
 
 #[tokio::test]
+async fn a_panicking_handler_closes_only_its_connection() {
+    let mut app = spawn_app(test_config()).await;
+    let mut healthy = app.ws_socket().await;
+    let mut client = app.ws_socket().await;
+    client.send(r#"42["panic"]"#).await;
+    client.expect_closed().await;
+    assert_eq!(app.disconnected().await, DisconnectReason::TransportError);
+    assert_eq!(app.io.connection_count(), 1);
+    healthy.send(r#"42["echo","alive"]"#).await;
+    assert_eq!(healthy.recv().await, r#"42["echo-back","alive"]"#);
+}
+
+#[tokio::test]
 async fn full_outbound_queue_closes_the_connection() {
     let config = Config {
         outbound_queue: 8,

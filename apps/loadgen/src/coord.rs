@@ -1,0 +1,572 @@
+//! The coordinator: starts the workers, paces the phases, samples the server, merges the
+//! workers' figures into a [`Report`].
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::args::Args;
+use crate::control::{Workers, now_us};
+use crate::hist::{Latency, merge_from};
+use crate::http::{HttpConn, create_guest, stats};
+use crate::procfs::{Sample, maybe_sample};
+use crate::report::Report;
+
+/// How long a setup stage (guests, connects) may take.
+const SETUP_LIMIT: Duration = Duration::from_secs(900);
+
+/// Runs the scenario of `args` and returns its report.
+pub async fn run(args: &Args) -> anyhow::Result<Report> {
+    let server = args.server()?;
+    let pid = args
+        .text("server-pid")
+        .map(str::parse::<u32>)
+        .transpose()
+        .context("--server-pid")?;
+    let mut report = Report::new(args);
+    let mut workers = Workers::spawn(args)?;
+    let result = match args.scenario.as_str() {
+        "connect" => connect(args, server, pid, &mut workers, &mut report).await,
+        "broadcast" => broadcast(args, server, &mut workers, &mut report).await,
+        "relay" => relay(args, pid, &mut workers, &mut report).await,
+        "match" => matching(args, &mut workers, &mut report).await,
+        "sessions" => sessions(args, pid, &mut workers, &mut report).await,
+        "churn" => churn(args, server, pid, &mut workers, &mut report).await,
+        other => Err(anyhow::anyhow!("unknown scenario {other}")),
+    };
+    workers.finish().await;
+    result.map(|()| report)
+}
+
+fn sum(results: &[Value], key: &str) -> u64 {
+    results
+        .iter()
+        .filter_map(|result| result[key].as_u64())
+        .sum()
+}
+
+fn sum_at(results: &[Value], first: &str, second: &str) -> u64 {
+    results
+        .iter()
+        .filter_map(|result| result[first][second].as_u64())
+        .sum()
+}
+
+fn first_error(results: &[Value]) -> Value {
+    results
+        .iter()
+        .find_map(|result| {
+            result["errors"]["firstError"]
+                .as_str()
+                .map(|text| Value::String(text.to_owned()))
+        })
+        .unwrap_or(Value::Null)
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn record_server(report: &mut Report, name: &str, sample: Option<Sample>) {
+    if let Some(sample) = sample {
+        report.metric(&format!("server RSS {name}"), mib(sample.rss_kib), "MiB");
+    }
+}
+
+/// A wall-clock start a little ahead, so every worker gets the word in time.
+fn start_soon(ms: u64) -> u64 {
+    now_us() + ms * 1000
+}
+
+async fn settle(secs: f64) {
+    tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+}
+
+async fn connect(
+    args: &Args,
+    server: SocketAddr,
+    pid: Option<u32>,
+    workers: &mut Workers,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let baseline = maybe_sample(pid);
+    let guests = workers.stage("guests", SETUP_LIMIT).await?;
+    settle(2.0).await;
+    let after_guests = maybe_sample(pid);
+    workers.send("continue").await?;
+    let connected = workers.stage("connected", SETUP_LIMIT).await?;
+    settle(3.0).await;
+    let after_sockets = maybe_sample(pid);
+    let server_stats = stats(server).await.ok();
+    let hold = args.decimal("hold", 10.0)?;
+    workers
+        .send(&format!("go {} {hold}", start_soon(100)))
+        .await?;
+    let held = workers
+        .stage("round", Duration::from_secs_f64(hold + 60.0))
+        .await?;
+    let after_hold = maybe_sample(pid);
+
+    let clients = args.number("clients", 100)?;
+    let alive = sum(&connected, "alive");
+    let connect_secs = connected
+        .iter()
+        .filter_map(|result| result["secs"].as_f64())
+        .fold(0.0, f64::max);
+    report.metric("clients asked", clients, "");
+    report.metric("guests created", sum(&guests, "guests"), "");
+    report.metric("sockets connected", alive, "");
+    report.metric(
+        "setup failures",
+        sum_at(&connected, "errors", "failures"),
+        "",
+    );
+    report.metric("first setup error", first_error(&connected), "");
+    report.metric("connect phase", connect_secs, "s");
+    report.metric(
+        "connects per second",
+        if connect_secs > 0.0 {
+            alive as f64 / connect_secs
+        } else {
+            0.0
+        },
+        "/s",
+    );
+    if let Some(stats) = &server_stats {
+        report.metric(
+            "server onlineUsers after connect",
+            stats["onlineUsers"].clone(),
+            "",
+        );
+    }
+    report.metric("hold", hold, "s");
+    report.metric("sockets alive after hold", sum(&held, "alive"), "");
+    record_server(report, "idle baseline", baseline);
+    record_server(report, "after guests", after_guests);
+    record_server(report, "after sockets", after_sockets);
+    record_server(report, "after hold", after_hold);
+    if let (Some(base), Some(guests), Some(sockets)) = (baseline, after_guests, after_sockets)
+        && alive > 0
+    {
+        report.metric(
+            "RSS per socket incl. session",
+            sockets.rss_kib.saturating_sub(base.rss_kib) as f64 / alive as f64,
+            "KiB",
+        );
+        report.metric(
+            "RSS per socket, socket only",
+            sockets.rss_kib.saturating_sub(guests.rss_kib) as f64 / alive as f64,
+            "KiB",
+        );
+        report.metric("server open files", sockets.fds, "");
+    }
+    report.latency("POST /api/guest", &merge_from(&guests, "latency")?);
+    report.latency("socket connect + auth", &merge_from(&connected, "latency")?);
+    Ok(())
+}
+
+async fn broadcast(
+    args: &Args,
+    server: SocketAddr,
+    workers: &mut Workers,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    workers.stage("guests", SETUP_LIMIT).await?;
+    workers.send("continue").await?;
+    let connected = workers.stage("connected", SETUP_LIMIT).await?;
+    let alive = sum(&connected, "alive");
+    report.metric("sockets", alive, "");
+    report.metric(
+        "setup failures",
+        sum_at(&connected, "errors", "failures"),
+        "",
+    );
+    // Let the broadcasts of the connect phase pass.
+    settle(3.0).await;
+    let rounds = args.number("rounds", 3)?.max(1);
+    let mut trigger = HttpConn::new(server, None);
+    let mut all = Latency::new();
+    let mut worst: f64 = 0.0;
+    let mut complete = 0;
+    for round in 1..=rounds {
+        let at = start_soon(300);
+        workers.send(&format!("go {at} 0")).await?;
+        tokio::time::sleep(Duration::from_micros(at.saturating_sub(now_us()))).await;
+        // A new session changes totalUsers: one realtime:stats follows.
+        create_guest(&mut trigger, &json!({})).await?;
+        let results = workers.stage("round", Duration::from_secs(60)).await?;
+        let latency = merge_from(&results, "latency")?;
+        let reached = sum(&results, "reached");
+        let alive = sum(&results, "alive");
+        let first = results
+            .iter()
+            .filter_map(|result| result["firstUs"].as_u64())
+            .filter(|value| *value > 0)
+            .min()
+            .unwrap_or(0);
+        let last = results
+            .iter()
+            .filter_map(|result| result["lastUs"].as_u64())
+            .max()
+            .unwrap_or(0);
+        if reached == alive && alive > 0 {
+            complete += 1;
+            worst = worst.max(latency.max_ms());
+        }
+        report.step(&[
+            ("round", json!(round)),
+            ("sockets", json!(alive)),
+            ("reached", json!(reached)),
+            ("p50_ms", json!(latency.quantile_ms(0.5))),
+            ("p99_ms", json!(latency.quantile_ms(0.99))),
+            ("last_socket_ms", json!(latency.max_ms())),
+            (
+                "first_to_last_ms",
+                json!(last.saturating_sub(first) as f64 / 1000.0),
+            ),
+        ]);
+        all.merge(&latency);
+        settle(1.5).await;
+    }
+    report.metric("rounds", rounds, "");
+    report.metric("rounds reaching every socket", complete, "");
+    report.metric(
+        "worst time to reach all",
+        if complete > 0 {
+            Value::from(worst)
+        } else {
+            Value::Null
+        },
+        "ms",
+    );
+    report.latency("snapshot timestamp → socket", &all);
+    Ok(())
+}
+
+async fn relay(
+    args: &Args,
+    pid: Option<u32>,
+    workers: &mut Workers,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let paired = workers.stage("paired", SETUP_LIMIT).await?;
+    let pairs = sum(&paired, "pairs");
+    report.metric("pairs", pairs, "");
+    report.metric("setup failures", sum_at(&paired, "errors", "failures"), "");
+    report.metric("first setup error", first_error(&paired), "");
+    settle(1.0).await;
+    let ramp = args.flag("ramp");
+    let bound = args.decimal("p99-bound-ms", 10.0)?;
+    let rates: Vec<f64> = if ramp {
+        let start = args.decimal("start-rate", 5_000.0)?;
+        let step = args.decimal("step", 5_000.0)?.max(1.0);
+        let max = args.decimal("max-rate", 40_000.0)?;
+        let mut rates = Vec::new();
+        let mut rate = start;
+        while rate <= max + 0.5 {
+            rates.push(rate);
+            rate += step;
+        }
+        rates
+    } else {
+        vec![args.decimal("rate", 1_000.0)?]
+    };
+    let seconds = if ramp {
+        args.decimal("step-secs", 5.0)?
+    } else {
+        args.decimal("duration", 10.0)?
+    };
+    report.metric("p99 bound", bound, "ms");
+    let mut best: Option<(f64, Vec<Value>)> = None;
+    let mut last: Option<Vec<Value>> = None;
+    for rate in rates {
+        let before = maybe_sample(pid);
+        let at = start_soon(200);
+        workers.send(&format!("go {at} {rate}")).await?;
+        let results = workers
+            .stage("round", Duration::from_secs_f64(seconds + 60.0))
+            .await?;
+        let elapsed = (now_us().saturating_sub(at)) as f64 / 1e6;
+        let after = maybe_sample(pid);
+        let delivered = sum(&results, "delivered");
+        let achieved = delivered as f64 / elapsed.max(seconds);
+        let receipt = merge_from(&results, "receipt")?;
+        let relay = merge_from(&results, "relay")?;
+        let lag = merge_from(&results, "lag")?;
+        let failures = sum_at(&results, "errors", "failures");
+        let cpu = match (before, after) {
+            (Some(before), Some(after)) if delivered > 0 => {
+                Value::from((after.cpu_secs - before.cpu_secs) / delivered as f64 * 1e6)
+            }
+            _ => Value::Null,
+        };
+        let within = receipt.quantile_ms(0.99) <= bound && achieved >= rate * 0.9 && failures == 0;
+        report.step(&[
+            ("target_rate", json!(rate)),
+            ("achieved_rate", json!(achieved)),
+            ("sent", json!(sum(&results, "sent"))),
+            ("delivered", json!(delivered)),
+            ("relay_p50_ms", json!(relay.quantile_ms(0.5))),
+            ("relay_p99_ms", json!(relay.quantile_ms(0.99))),
+            ("receipt_p50_ms", json!(receipt.quantile_ms(0.5))),
+            ("receipt_p99_ms", json!(receipt.quantile_ms(0.99))),
+            ("send_lag_p99_ms", json!(lag.quantile_ms(0.99))),
+            ("failures", json!(failures)),
+            ("server_cpu_s_per_M", json!(cpu)),
+            (
+                "server_rss_MiB",
+                json!(after.map(|sample| mib(sample.rss_kib))),
+            ),
+        ]);
+        if within {
+            best = Some((achieved, results.clone()));
+        }
+        last = Some(results);
+        if ramp && !within {
+            break;
+        }
+    }
+    let shown = best
+        .as_ref()
+        .map(|(_, results)| results.clone())
+        .or(last)
+        .unwrap_or_default();
+    let delivered = sum(&shown, "delivered");
+    report.metric(
+        "best rate within p99 bound",
+        best.as_ref()
+            .map(|(rate, _)| Value::from(*rate))
+            .unwrap_or(Value::Null),
+        "msg/s",
+    );
+    report.metric("messages sent (shown run)", sum(&shown, "sent"), "");
+    report.metric(
+        "acks ok / refused (shown run)",
+        format!("{} / {}", sum(&shown, "ackedOk"), sum(&shown, "ackedErr")),
+        "",
+    );
+    report.metric(
+        "message:sent received (shown run)",
+        sum(&shown, "sentEvents"),
+        "",
+    );
+    report.metric(
+        "chat:message received + acked (shown run)",
+        sum(&shown, "received"),
+        "",
+    );
+    report.metric("message:delivered received (shown run)", delivered, "");
+    report.metric("first error", first_error(&shown), "");
+    report.latency(
+        "send → partner gets chat:message",
+        &merge_from(&shown, "relay")?,
+    );
+    report.latency("send → message:delivered", &merge_from(&shown, "receipt")?);
+    report.latency("send → ack", &merge_from(&shown, "ack")?);
+    report.latency("loadgen send lag (schedule)", &merge_from(&shown, "lag")?);
+    Ok(())
+}
+
+async fn matching(args: &Args, workers: &mut Workers, report: &mut Report) -> anyhow::Result<()> {
+    let connected = workers.stage("connected", SETUP_LIMIT).await?;
+    report.metric(
+        "setup failures",
+        sum_at(&connected, "errors", "failures"),
+        "",
+    );
+    settle(2.0).await;
+    let rounds = args.number("rounds", 3)?.max(1);
+    let mut all = Latency::new();
+    let mut rates = Vec::new();
+    for round in 1..=rounds {
+        let at = start_soon(200);
+        workers.send(&format!("go {at} 0")).await?;
+        let results = workers.stage("round", Duration::from_secs(120)).await?;
+        let clients = sum(&results, "clients");
+        let found = sum(&results, "found");
+        let first = results
+            .iter()
+            .filter_map(|result| result["firstSendUs"].as_u64())
+            .filter(|value| *value > 0)
+            .min()
+            .unwrap_or(at);
+        let last = results
+            .iter()
+            .filter_map(|result| result["lastFoundUs"].as_u64())
+            .max()
+            .unwrap_or(first);
+        let secs = (last.saturating_sub(first)) as f64 / 1e6;
+        let pairs = found as f64 / 2.0;
+        let rate = if secs > 0.0 { pairs / secs } else { 0.0 };
+        if found == clients && clients > 0 {
+            rates.push(rate);
+        }
+        let latency = merge_from(&results, "latency")?;
+        report.step(&[
+            ("round", json!(round)),
+            ("clients", json!(clients)),
+            ("found", json!(found)),
+            ("first_search_to_last_found_ms", json!(secs * 1000.0)),
+            ("pairs_per_s", json!(rate)),
+            ("p50_ms", json!(latency.quantile_ms(0.5))),
+            ("p99_ms", json!(latency.quantile_ms(0.99))),
+            ("failures", json!(sum_at(&results, "errors", "failures"))),
+        ]);
+        all.merge(&latency);
+        settle(1.0).await;
+    }
+    rates.sort_by(f64::total_cmp);
+    report.metric("clients per round", args.number("clients", 100)?, "");
+    report.metric("complete rounds", rates.len(), "");
+    report.metric(
+        "best pairs/s",
+        rates
+            .last()
+            .copied()
+            .map(Value::from)
+            .unwrap_or(Value::Null),
+        "pairs/s",
+    );
+    report.metric(
+        "median pairs/s",
+        rates
+            .get(rates.len() / 2)
+            .copied()
+            .map(Value::from)
+            .unwrap_or(Value::Null),
+        "pairs/s",
+    );
+    report.latency("match:search → match:found", &all);
+    Ok(())
+}
+
+async fn sessions(
+    args: &Args,
+    pid: Option<u32>,
+    workers: &mut Workers,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    workers.stage("ready", SETUP_LIMIT).await?;
+    let seconds = args.decimal("duration", 5.0)?;
+    let before = maybe_sample(pid);
+    let at = start_soon(200);
+    workers.send(&format!("go {at} 0")).await?;
+    let results = workers
+        .stage("round", Duration::from_secs_f64(seconds + 60.0))
+        .await?;
+    let after = maybe_sample(pid);
+    let created = sum(&results, "created");
+    report.metric(
+        "concurrent connections",
+        args.number("concurrency", 16)?,
+        "",
+    );
+    report.metric("duration", seconds, "s");
+    report.metric("sessions created", created, "");
+    report.metric("sessions/s", created as f64 / seconds, "/s");
+    report.metric("failures", sum_at(&results, "errors", "failures"), "");
+    report.metric("first error", first_error(&results), "");
+    if let (Some(before), Some(after)) = (before, after)
+        && created > 0
+    {
+        report.metric(
+            "server CPU per million sessions",
+            (after.cpu_secs - before.cpu_secs) / created as f64 * 1e6,
+            "CPU-s",
+        );
+        report.metric(
+            "server RSS growth per session",
+            after.rss_kib.saturating_sub(before.rss_kib) as f64 * 1024.0 / created as f64,
+            "bytes",
+        );
+    }
+    record_server(report, "before", before);
+    record_server(report, "after", after);
+    report.latency("POST /api/guest", &merge_from(&results, "latency")?);
+    Ok(())
+}
+
+async fn churn(
+    args: &Args,
+    server: SocketAddr,
+    pid: Option<u32>,
+    workers: &mut Workers,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    workers.stage("ready", SETUP_LIMIT).await?;
+    settle(1.0).await;
+    let stats_before = stats(server).await?;
+    let before = maybe_sample(pid);
+    let seconds = args.decimal("duration", 5.0)?;
+    let started = Instant::now();
+    workers.send(&format!("go {} 0", start_soon(200))).await?;
+    let results = workers
+        .stage("round", Duration::from_secs_f64(seconds + 120.0))
+        .await?;
+    let elapsed = started.elapsed().as_secs_f64();
+    // Disconnects and deletions settle, the stats broadcaster catches up.
+    settle(3.0).await;
+    let after = maybe_sample(pid);
+    let stats_after = stats(server).await?;
+    let iterations = sum(&results, "iterations");
+    report.metric(
+        "concurrent client loops",
+        args.number("concurrency", 8)?,
+        "",
+    );
+    report.metric("iterations (client lives)", iterations, "");
+    report.metric(
+        "iterations/s",
+        iterations as f64 / elapsed.max(seconds),
+        "/s",
+    );
+    report.metric("messages with receipts", sum(&results, "messages"), "");
+    report.metric("files uploaded", sum(&results, "files"), "");
+    report.metric(
+        "chat:message arriving before match:found",
+        sum(&results, "early"),
+        "",
+    );
+    report.metric("failures", sum_at(&results, "errors", "failures"), "");
+    report.metric("first error", first_error(&results), "");
+    let count = |stats: &Value, key: &str| stats[key].as_i64().unwrap_or(0);
+    let mut left = 0;
+    for key in [
+        "totalUsers",
+        "onlineUsers",
+        "availableUsers",
+        "usersInChat",
+        "connectedUsers",
+    ] {
+        let change = count(&stats_after, key) - count(&stats_before, key);
+        left += change.max(0);
+        report.metric(
+            &format!("{key} before → after"),
+            format!(
+                "{} → {}",
+                count(&stats_before, key),
+                count(&stats_after, key)
+            ),
+            "",
+        );
+    }
+    report.metric("left behind", left, "");
+    record_server(report, "start", before);
+    record_server(report, "end", after);
+    if let (Some(before), Some(after)) = (before, after) {
+        report.metric(
+            "RSS change",
+            (after.rss_kib as f64 / before.rss_kib as f64 - 1.0) * 100.0,
+            "%",
+        );
+        report.metric(
+            "server open files start → end",
+            format!("{} → {}", before.fds, after.fds),
+            "",
+        );
+    }
+    report.latency("one client life", &merge_from(&results, "latency")?);
+    Ok(())
+}

@@ -1,0 +1,515 @@
+//! Results of one scenario run: metrics, latency summaries, steps; printed as a table and
+//! written as JSON. Also the Markdown page built from several results (`report`).
+
+use std::fmt::Write;
+
+use anyhow::Context;
+use serde_json::{Map, Value, json};
+
+use crate::args::Args;
+use crate::hist::Latency;
+
+/// The results of one scenario run.
+#[derive(Debug, Clone)]
+pub struct Report {
+    scenario: String,
+    label: String,
+    command: String,
+    options: Map<String, Value>,
+    metrics: Vec<Value>,
+    latencies: Vec<Value>,
+    step_columns: Vec<String>,
+    step_rows: Vec<Value>,
+}
+
+impl Report {
+    /// An empty report for `args`.
+    pub fn new(args: &Args) -> Self {
+        let options = args
+            .options()
+            .map(|(key, value)| (key.to_owned(), Value::String(value.to_owned())))
+            .collect();
+        Self {
+            scenario: args.scenario.clone(),
+            label: args.text("label").unwrap_or("").to_owned(),
+            command: format!("chat-loadgen {}", args.raw.join(" ")),
+            options,
+            metrics: Vec::new(),
+            latencies: Vec::new(),
+            step_columns: Vec::new(),
+            step_rows: Vec::new(),
+        }
+    }
+
+    /// Adds a named figure.
+    pub fn metric(&mut self, name: &str, value: impl Into<Value>, unit: &str) {
+        self.metrics
+            .push(json!({"name": name, "value": value.into(), "unit": unit}));
+    }
+
+    /// Adds a latency summary.
+    pub fn latency(&mut self, name: &str, latency: &Latency) {
+        self.latencies.push(latency.summary(name));
+    }
+
+    /// Adds one step (a round, a rate of a ramp) as named cells; the first step names the
+    /// columns.
+    pub fn step(&mut self, cells: &[(&str, Value)]) {
+        if self.step_columns.is_empty() {
+            self.step_columns = cells.iter().map(|(name, _)| (*name).to_owned()).collect();
+        }
+        self.step_rows.push(Value::Array(
+            cells.iter().map(|(_, value)| value.clone()).collect(),
+        ));
+    }
+
+    /// As JSON.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "scenario": self.scenario,
+            "label": self.label,
+            "command": self.command,
+            "options": self.options,
+            "metrics": self.metrics,
+            "latencies": self.latencies,
+            "steps": {"columns": self.step_columns, "rows": self.step_rows},
+        })
+    }
+
+    /// As a plain-text table.
+    pub fn table(&self) -> String {
+        render_text(&self.to_json())
+    }
+}
+
+fn number(value: &Value) -> String {
+    match value {
+        Value::Number(number) => match number.as_f64() {
+            Some(float) if number.is_f64() => {
+                if float.abs() >= 100.0 {
+                    format!("{float:.0}")
+                } else if float.abs() >= 10.0 {
+                    format!("{float:.1}")
+                } else {
+                    format!("{float:.2}")
+                }
+            }
+            _ => number.to_string(),
+        },
+        Value::String(text) => text.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn render_text(report: &Value) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "== {} {} ==",
+        report["scenario"].as_str().unwrap_or(""),
+        report["label"].as_str().unwrap_or("")
+    );
+    for metric in report["metrics"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  {:<44} {:>14} {}",
+            metric["name"].as_str().unwrap_or(""),
+            number(&metric["value"]),
+            metric["unit"].as_str().unwrap_or("")
+        );
+    }
+    let latencies = report["latencies"].as_array().cloned().unwrap_or_default();
+    if !latencies.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "latency (ms)", "count", "p50", "p90", "p99", "p99.9", "max"
+        );
+        for latency in &latencies {
+            let _ = writeln!(
+                out,
+                "  {:<28} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                latency["name"].as_str().unwrap_or(""),
+                number(&latency["count"]),
+                number(&latency["p50_ms"]),
+                number(&latency["p90_ms"]),
+                number(&latency["p99_ms"]),
+                number(&latency["p999_ms"]),
+                number(&latency["max_ms"]),
+            );
+        }
+    }
+    let (columns, rows) = steps(report);
+    if !columns.is_empty() {
+        let _ = writeln!(out, "  steps: {}", columns.join(" | "));
+        for row in &rows {
+            let _ = writeln!(
+                out,
+                "    {}",
+                row.iter().map(number).collect::<Vec<_>>().join(" | ")
+            );
+        }
+    }
+    out
+}
+
+/// The step columns and rows of a report.
+fn steps(report: &Value) -> (Vec<String>, Vec<Vec<Value>>) {
+    let columns = report["steps"]["columns"]
+        .as_array()
+        .map(|columns| {
+            columns
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let rows = report["steps"]["rows"]
+        .as_array()
+        .map(|rows| rows.iter().filter_map(Value::as_array).cloned().collect())
+        .unwrap_or_default();
+    (columns, rows)
+}
+
+/// The value of `column` in the first step whose `key` column equals `value`.
+fn step_value(report: &Value, key: &str, value: f64, column: &str) -> Option<f64> {
+    let (columns, rows) = steps(report);
+    let key_index = columns.iter().position(|name| name == key)?;
+    let column_index = columns.iter().position(|name| name == column)?;
+    rows.iter()
+        .find(|row| row.get(key_index).and_then(Value::as_f64) == Some(value))?
+        .get(column_index)?
+        .as_f64()
+}
+
+/// A figure of a report by name.
+fn figure(report: &Value, name: &str) -> Option<f64> {
+    report["metrics"]
+        .as_array()?
+        .iter()
+        .find(|metric| metric["name"] == name)?["value"]
+        .as_f64()
+}
+
+/// One target of the benchmark issue, judged on the results.
+struct Target {
+    what: String,
+    goal: String,
+    measured: String,
+    verdict: String,
+}
+
+fn judge(
+    what: &str,
+    goal: &str,
+    measured: Option<f64>,
+    unit: &str,
+    bound: f64,
+    higher_is_better: bool,
+) -> Target {
+    let (measured_text, verdict) = match measured {
+        None => ("not measured".to_owned(), "—".to_owned()),
+        Some(value) => {
+            let met = if higher_is_better {
+                value >= bound
+            } else {
+                value <= bound
+            };
+            let ratio = if higher_is_better {
+                value / bound
+            } else {
+                bound / value.max(f64::MIN_POSITIVE)
+            };
+            let verdict = if met && (bound == 0.0 || value == 0.0) {
+                "met".to_owned()
+            } else if met {
+                format!("met ({:+.0}% margin)", (ratio - 1.0) * 100.0)
+            } else if higher_is_better {
+                format!("missed: {:.0}% of the goal", ratio * 100.0)
+            } else {
+                format!("missed: {:.1}× over", value / bound)
+            };
+            (format!("{} {unit}", number(&json!(value))), verdict)
+        }
+    };
+    Target {
+        what: what.to_owned(),
+        goal: goal.to_owned(),
+        measured: measured_text,
+        verdict,
+    }
+}
+
+fn targets(reports: &[Value]) -> Vec<Target> {
+    let find = |scenario: &str, label: &str| {
+        reports
+            .iter()
+            .find(|report| report["scenario"] == scenario && report["label"] == label)
+    };
+    let mut out = Vec::new();
+    if let Some(report) = find("connect", "memory") {
+        out.push(judge(
+            "idle sockets held (memory)",
+            "19,000",
+            figure(report, "sockets alive after hold"),
+            "sockets",
+            19_000.0,
+            true,
+        ));
+        out.push(judge(
+            "server RSS per socket above idle baseline, session included (memory)",
+            "≤ 10 KiB",
+            figure(report, "RSS per socket incl. session"),
+            "KiB",
+            10.0,
+            false,
+        ));
+    }
+    for (label, bound) in [("memory", 10.0), ("redis", 5.0)] {
+        if let Some(report) = find("relay", label) {
+            out.push(judge(
+                &format!("relayed messages/s with full receipts, p99 ≤ {bound} ms ({label})"),
+                "≥ 30,000 /s",
+                figure(report, "best rate within p99 bound"),
+                "msg/s",
+                30_000.0,
+                true,
+            ));
+            let at_goal = step_value(report, "target_rate", 30_000.0, "receipt_p99_ms");
+            if at_goal.is_some() {
+                out.push(judge(
+                    &format!("p99 send → message:delivered at 30,000 msg/s ({label})"),
+                    &format!("< {bound} ms"),
+                    at_goal,
+                    "ms",
+                    bound,
+                    false,
+                ));
+            }
+        }
+    }
+    if let Some(report) = find("match", "memory") {
+        out.push(judge(
+            "matching (memory)",
+            "≥ 10,000 pairs/s",
+            figure(report, "best pairs/s"),
+            "pairs/s",
+            10_000.0,
+            true,
+        ));
+    }
+    for (label, bound) in [("memory", 20_000.0), ("redis", 8_000.0)] {
+        if let Some(report) = find("sessions", label) {
+            out.push(judge(
+                &format!("POST /api/guest ({label})"),
+                &format!("≥ {} /s", number(&json!(bound))),
+                figure(report, "sessions/s"),
+                "/s",
+                bound,
+                true,
+            ));
+        }
+    }
+    if let Some(report) = find("broadcast", "memory") {
+        out.push(judge(
+            "one realtime:stats reaches every socket (memory)",
+            "≤ 50 ms to 19,000 sockets",
+            figure(report, "worst time to reach all"),
+            "ms",
+            50.0,
+            false,
+        ));
+        out.push(judge(
+            "sockets in the broadcast run (memory)",
+            "19,000",
+            figure(report, "sockets"),
+            "sockets",
+            19_000.0,
+            true,
+        ));
+    }
+    for label in ["memory", "redis"] {
+        if let Some(report) = find("churn", label) {
+            out.push(judge(
+                &format!("churn: RSS end vs start ({label})"),
+                "within 10%",
+                figure(report, "RSS change").map(f64::abs),
+                "%",
+                10.0,
+                false,
+            ));
+            out.push(judge(
+                &format!("churn: sessions/rooms left behind ({label})"),
+                "0",
+                figure(report, "left behind"),
+                "",
+                0.0,
+                false,
+            ));
+        }
+    }
+    out
+}
+
+fn markdown_report(out: &mut String, report: &Value) {
+    let _ = writeln!(
+        out,
+        "### {} ({})\n",
+        report["scenario"].as_str().unwrap_or(""),
+        report["label"].as_str().unwrap_or("")
+    );
+    let _ = writeln!(out, "`{}`\n", report["command"].as_str().unwrap_or(""));
+    let _ = writeln!(out, "| figure | value | unit |\n| --- | ---: | --- |");
+    for metric in report["metrics"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            metric["name"].as_str().unwrap_or(""),
+            number(&metric["value"]),
+            metric["unit"].as_str().unwrap_or("")
+        );
+    }
+    let latencies = report["latencies"].as_array().cloned().unwrap_or_default();
+    if !latencies.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n| latency (ms) | count | p50 | p90 | p99 | p99.9 | max |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        );
+        for latency in &latencies {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                latency["name"].as_str().unwrap_or(""),
+                number(&latency["count"]),
+                number(&latency["p50_ms"]),
+                number(&latency["p90_ms"]),
+                number(&latency["p99_ms"]),
+                number(&latency["p999_ms"]),
+                number(&latency["max_ms"]),
+            );
+        }
+    }
+    let (columns, rows) = steps(report);
+    if !columns.is_empty() {
+        let _ = writeln!(out, "\n| {} |", columns.join(" | "));
+        let _ = writeln!(out, "|{}", " ---: |".repeat(columns.len()));
+        for row in &rows {
+            let _ = writeln!(
+                out,
+                "| {} |",
+                row.iter().map(number).collect::<Vec<_>>().join(" | ")
+            );
+        }
+    }
+    let _ = writeln!(out);
+}
+
+/// `chat-loadgen report --out FILE [--machine FILE] [--commands FILE] [--notes FILE] RESULTS...`:
+/// writes the benchmark page.
+pub fn write_markdown(raw: &[String]) -> anyhow::Result<()> {
+    let mut out_path = None;
+    let mut machine = None;
+    let mut commands = None;
+    let mut notes = None;
+    let mut files = Vec::new();
+    let mut index = 0;
+    while let Some(argument) = raw.get(index) {
+        let slot = match argument.as_str() {
+            "--out" => &mut out_path,
+            "--machine" => &mut machine,
+            "--commands" => &mut commands,
+            "--notes" => &mut notes,
+            _ => {
+                files.push(argument.clone());
+                index += 1;
+                continue;
+            }
+        };
+        *slot = Some(
+            raw.get(index + 1)
+                .with_context(|| format!("{argument} needs a value"))?
+                .clone(),
+        );
+        index += 2;
+    }
+    let out_path = out_path.context("report needs --out FILE")?;
+    let mut reports = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).with_context(|| format!("read {file}"))?;
+        reports
+            .push(serde_json::from_str::<Value>(&text).with_context(|| format!("parse {file}"))?);
+    }
+    let read = |path: &Option<String>| path.as_ref().map(std::fs::read_to_string).transpose();
+    let mut out = String::new();
+    out.push_str("# Benchmarks\n\n");
+    out.push_str("Written by `make bench` (`bench/run.sh`): release build, the real `chat-server` binary, and\n");
+    out.push_str("`chat-loadgen` (apps/loadgen) speaking REST + Socket.IO over WebSocket like the web client.\n");
+    out.push_str("Server and load share the machine below; every figure is from that one run.\n\n");
+    if let Some(machine) = read(&machine)? {
+        out.push_str("## Machine\n\n```\n");
+        out.push_str(machine.trim_end());
+        out.push_str("\n```\n\n");
+    }
+    out.push_str(
+        "## Targets\n\n| target | goal | measured | verdict |\n| --- | --- | --- | --- |\n",
+    );
+    for target in targets(&reports) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
+            target.what, target.goal, target.measured, target.verdict
+        );
+    }
+    out.push('\n');
+    if let Some(notes) = read(&notes)? {
+        out.push_str(notes.trim_end());
+        out.push_str("\n\n");
+    }
+    out.push_str("## Results\n\n");
+    for report in &reports {
+        markdown_report(&mut out, report);
+    }
+    if let Some(commands) = read(&commands)? {
+        out.push_str("## Exact commands\n\n```sh\n");
+        out.push_str(commands.trim_end());
+        out.push_str("\n```\n");
+    }
+    std::fs::write(&out_path, out).with_context(|| format!("write {out_path}"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judges_both_directions() {
+        assert!(
+            judge("x", "g", Some(12.0), "", 10.0, true)
+                .verdict
+                .starts_with("met")
+        );
+        assert!(
+            judge("x", "g", Some(8.0), "", 10.0, true)
+                .verdict
+                .starts_with("missed")
+        );
+        assert!(
+            judge("x", "g", Some(8.0), "", 10.0, false)
+                .verdict
+                .starts_with("met")
+        );
+        assert!(
+            judge("x", "g", Some(0.0), "", 0.0, false)
+                .verdict
+                .starts_with("met")
+        );
+        assert_eq!(
+            judge("x", "g", None, "", 1.0, true).measured,
+            "not measured"
+        );
+    }
+}

@@ -82,13 +82,18 @@ pub(super) async fn poll<H: Handler>(shared: &Shared<H>, sid: Sid, cors: &Cors) 
         conn.poll_waker.register(cx.waker());
         let mut state = conn.state();
         let frames = match state.closing {
+            // The close packet never shares a payload with other packets: socket.io-client
+            // dispatches decoded packets on the next tick but handles a close at once, so
+            // it would drop the packets queued before the close (as the reference server
+            // avoids by flushing its buffer first and closing on the next poll).
+            Some(reason) if reason.flushes() && !state.outbox.is_empty() => {
+                Conn::drain_frames(&mut state, max_payload)
+            }
             Some(reason) if reason.flushes() => {
-                let mut frames = Conn::drain_frames(&mut state, usize::MAX);
-                frames.push(Frame::control("1"));
                 state.close_delivered = true;
                 drop(state);
                 conn.driver_waker.wake();
-                frames
+                vec![Frame::control("1")]
             }
             Some(DisconnectReason::TransportClose) => vec![Frame::control("6")],
             Some(_) => vec![Frame::control("1")],

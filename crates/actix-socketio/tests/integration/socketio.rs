@@ -199,15 +199,42 @@ async fn close_all_disconnects_everyone() {
         tokio::spawn(
             async move { crate::helpers::http(addr, "GET", &poll_query, None, &[]).await },
         );
-    tokio::time::timeout(crate::helpers::WAIT, app.io.close_all())
-        .await
-        .unwrap();
+    let closing = tokio::spawn(app.io.close_all());
     assert_eq!(ws.recv().await, "41");
     ws.expect_closed().await;
     let poll = poll.await.unwrap();
-    assert_eq!(poll.body, "41\x1e1");
+    assert_eq!(poll.body, "41");
+    // The close packet comes alone, on the next poll.
+    assert_eq!(app.http("GET", &query, None).await.body, "1");
+    tokio::time::timeout(crate::helpers::WAIT, closing)
+        .await
+        .unwrap()
+        .unwrap();
     for _ in 0..2 {
         assert_eq!(app.disconnected().await, DisconnectReason::ServerShutdown);
     }
     assert_eq!(app.io.connection_count(), 0);
+}
+
+#[tokio::test]
+async fn server_emit_then_disconnect_over_polling_delivers_both_before_the_close() {
+    let mut app = spawn_app(test_config()).await;
+    let sid = app.polling_session().await;
+    let query = format!("EIO=4&transport=polling&sid={sid}");
+    app.http("POST", &query, Some("40")).await;
+    let polled = app.http("GET", &query, None).await.body;
+    let handshake: serde_json::Value =
+        serde_json::from_str(&polled.split('\x1e').next().unwrap()[2..]).unwrap();
+    let socket = app.io.socket(handshake["sid"].as_str().unwrap()).unwrap();
+    socket.emit("bye", &1).unwrap();
+    socket.disconnect();
+    assert!(!socket.is_connected());
+    assert!(socket.emit("late", &1).is_err());
+    assert_eq!(
+        app.http("GET", &query, None).await.body,
+        "42[\"bye\",1]\x1e41"
+    );
+    assert_eq!(app.http("GET", &query, None).await.body, "1");
+    assert_eq!(app.disconnected().await, DisconnectReason::ServerDisconnect);
+    assert_eq!(app.http("GET", &query, None).await.status, 400);
 }

@@ -13,6 +13,7 @@
 //! - [`realtime`]: the Socket.IO handler, the socket registry, deliveries and broadcasts.
 //! - [`metrics`]: Prometheus counters.
 //! - [`state`]: [`AppState`], shared by every handler.
+//! - [`web`]: the web client's page and assets, embedded, served at `/` with a strict CSP.
 
 pub mod app;
 pub mod auth;
@@ -25,6 +26,7 @@ pub mod realtime;
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod web;
 
 pub use app::{Application, StartError};
 pub use error::ApiError;

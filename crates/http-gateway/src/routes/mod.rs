@@ -14,6 +14,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
     public::configure(config);
     webrtc::configure(config);
     crate::files::configure(config);
+    crate::web::configure(config);
 }
 
 /// The answer to unknown routes: the contract's error shape, 404.

@@ -4,3 +4,4 @@
 mod guest;
 mod helpers;
 mod public;
+mod web;

@@ -10,6 +10,9 @@ use tokio::task::JoinHandle;
 
 use crate::StoreResult;
 
+/// How long start-up waits for the first subscription while Redis answers.
+const FIRST_SUBSCRIBE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// How many bus messages may wait for the node to handle them.
 const BACKLOG: usize = 65_536;
 
@@ -46,23 +49,24 @@ impl BusSubscription {
             }
         });
         let renew = client.manage_subscriptions();
-        // The first subscription may wait for Redis; later ones are renewed on reconnect.
-        let subscriber = client.clone();
-        let first = tokio::spawn(async move {
-            loop {
-                if subscriber.subscribe(channel.clone()).await.is_ok() {
-                    return;
+        let mut tasks = vec![forward, renew];
+        // A node must not serve before it can receive: wait for the subscription while Redis
+        // answers; if it does not (it is down at start), keep trying in the background.
+        let first =
+            tokio::time::timeout(FIRST_SUBSCRIBE_WAIT, client.subscribe(channel.clone())).await;
+        if !matches!(first, Ok(Ok(()))) {
+            tracing::warn!("bus subscription not confirmed yet; retrying in the background");
+            let subscriber = client.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    if subscriber.subscribe(channel.clone()).await.is_ok() {
+                        return;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-        });
-        Ok((
-            Self {
-                client,
-                tasks: vec![forward, renew, first],
-            },
-            receiver,
-        ))
+            }));
+        }
+        Ok((Self { client, tasks }, receiver))
     }
 }
 

@@ -40,6 +40,8 @@ const state = {
   /** Why the server disconnected us: 'replaced', 'expired', 'shutdown' or null. */
   kicked: null,
   everConnected: false,
+  /** socket.io's reconnection attempt, shown while reconnecting. */
+  attempt: 0,
   /** Message elements by clientId and by server id. */
   byClientId: new Map(),
   byId: new Map(),
@@ -144,7 +146,8 @@ function hideNotice() {
   $('notice').hidden = true;
 }
 
-function setConnection(status, attempt = 0) {
+function setConnection(status, attempt = state.attempt) {
+  if (status === 'connected') state.attempt = 0;
   const box = $('connection');
   box.dataset.state = status;
   const transport = state.socket?.io?.engine?.transport?.name;
@@ -478,7 +481,10 @@ function connectSocket() {
   socket.on('connect', onConnect);
   socket.on('disconnect', onDisconnect);
   socket.on('connect_error', onConnectError);
-  socket.io.on('reconnect_attempt', (attempt) => setConnection('reconnecting', attempt));
+  socket.io.on('reconnect_attempt', (attempt) => {
+    state.attempt = attempt;
+    setConnection('reconnecting');
+  });
   socket.io.on('reconnect_failed', () => setConnection('offline'));
 
   socket.on('connection:established', (info) => {

@@ -4,7 +4,6 @@
 // upgrade) and once forced onto HTTP long-polling (`?transport=polling`).
 
 import assert from 'node:assert/strict';
-import { copyFileSync } from 'node:fs';
 import { dirname, join as joinPath } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +14,7 @@ import {
   launchBrowser,
   makePng,
   openPage,
-  receiptMarks,
+  receiptHistory,
   screenshot,
   skipReason,
   startServer,
@@ -30,10 +29,7 @@ const MODES = [
   { tag: 'polling', name: 'HTTP long-polling only', query: '?transport=polling', transport: 'polling' },
 ];
 
-/** Consecutive duplicates dropped. */
-const squash = (list) => list.filter((item, index) => item !== list[index - 1]);
-
-/** Sends `text` from `from` and checks that `to` shows it and `from` saw … then ✓ then ✓✓. */
+/** Sends `text` from `from`; `to` shows it; `from`'s message went pending (…) → sent (✓) → delivered (✓✓). */
 async function exchange(from, to, text) {
   await from.page.fill('#message-input', text);
   await waitText(to.page, '#typing', /is typing/);
@@ -43,8 +39,8 @@ async function exchange(from, to, text) {
   await to.page.locator('.message.theirs .bubble', { hasText: text }).waitFor();
   await from.page.locator('.message.mine[data-status="delivered"]', { hasText: text }).waitFor();
   const clientId = await mine.getAttribute('data-client-id');
-  const marks = squash(await receiptMarks(from.page, clientId));
-  assert.deepEqual(marks, ['…', '✓', '✓✓'], `receipt marks of "${text}"`);
+  const history = await receiptHistory(from.page, clientId);
+  assert.deepEqual(history, { statuses: ['pending', 'sent', 'delivered'], marks: ['…', '✓', '✓✓'] }, `receipts of "${text}"`);
   assert.equal(await to.page.locator('#typing').innerText(), '', 'the typing indicator clears when the message arrives');
 }
 
@@ -175,9 +171,15 @@ for (const mode of MODES) {
       await caller.page.click('#mute-button');
       assert.equal(await caller.page.locator('#mute-button').getAttribute('aria-pressed'), 'false');
 
-      const callShot = await shot(caller, '05-video-call');
+      await shot(caller, '05-video-call');
       await shot(callee, '05-video-call-callee');
-      if (mode.tag === 'websocket' && process.env.UPDATE_DOC_SCREENSHOT === '1') copyFileSync(callShot, DOC_SCREENSHOT);
+      if (mode.tag === 'websocket' && process.env.UPDATE_DOC_SCREENSHOT === '1') {
+        // The README's picture: a taller window, so the chat shows under the call.
+        await caller.page.setViewportSize({ width: 1000, height: 1000 });
+        await caller.page.evaluate(() => document.querySelector('#messages').scrollTo(0, 1e6));
+        await caller.page.screenshot({ path: DOC_SCREENSHOT });
+        await caller.page.setViewportSize({ width: 1000, height: 760 });
+      }
 
       await callee.page.click('#hangup-button');
       await caller.page.locator('#call-panel').waitFor({ state: 'hidden' });

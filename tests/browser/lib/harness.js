@@ -148,12 +148,23 @@ export async function openPage(browser, { viewport = { width: 1000, height: 760 
     window.__csp = [];
     window.__receipts = [];
     document.addEventListener('securitypolicyviolation', (event) => window.__csp.push(`${event.violatedDirective}: ${event.blockedURI}`));
+    window.__marks = [];
+    // A receipt's text is replaced on each change: the removed text node holds the old mark.
+    new MutationObserver((records) => {
+      for (const record of records) {
+        if (!record.target.classList?.contains('receipt')) continue;
+        const item = record.target.closest('.message');
+        for (const node of record.removedNodes) window.__marks.push({ clientId: item?.dataset.clientId, mark: node.textContent });
+      }
+    }).observe(document, { subtree: true, childList: true });
     new MutationObserver((records) => {
       for (const record of records) {
         const item = record.target;
-        window.__receipts.push({ clientId: item.dataset.clientId, status: item.dataset.status, mark: item.querySelector('.receipt')?.textContent ?? '' });
+        // The old value is exact; the current one is read when the observer runs, possibly
+        // after several changes (two receipts in one polling payload).
+        window.__receipts.push({ clientId: item.dataset.clientId, from: record.oldValue, now: item.dataset.status });
       }
-    }).observe(document, { subtree: true, attributes: true, attributeFilter: ['data-status'] });
+    }).observe(document, { subtree: true, attributes: true, attributeOldValue: true, attributeFilter: ['data-status'] });
   });
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
@@ -201,9 +212,24 @@ export async function waitText(page, selector, pattern, timeout = TIMEOUT) {
     });
 }
 
-/** The receipt marks one outgoing message went through, in order, e.g. ['…', '✓', '✓✓']. */
-export async function receiptMarks(page, clientId) {
-  return page.evaluate((id) => window.__receipts.filter((entry) => entry.clientId === id).map((entry) => entry.mark), clientId);
+/**
+ * The statuses one outgoing message went through, in order (consecutive repeats dropped),
+ * e.g. ['pending', 'sent', 'delivered'], and the receipt marks it showed, e.g. ['…', '✓', '✓✓'].
+ */
+export async function receiptHistory(page, clientId) {
+  return page.evaluate((id) => {
+    const entries = window.__receipts.filter((entry) => entry.clientId === id);
+    const statuses = entries.map((entry) => entry.from).filter(Boolean);
+    if (entries.length) statuses.push(entries[entries.length - 1].now);
+    const item = [...document.querySelectorAll('.message.mine')].find((element) => element.dataset.clientId === id);
+    const mark = item?.querySelector('.receipt')?.textContent;
+    const marks = window.__marks.filter((entry) => entry.clientId === id).map((entry) => entry.mark);
+    marks.push(mark);
+    return {
+      statuses: statuses.filter((status, index) => status !== statuses[index - 1]),
+      marks: marks.filter((shown, index) => shown !== marks[index - 1]),
+    };
+  }, clientId);
 }
 
 /** Saves a screenshot under tests/browser/screenshots/ (gitignored). */

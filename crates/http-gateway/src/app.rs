@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_socketio::SocketIo;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer, Scope, web};
 use chat_storage::bus::BusSubscription;
 use chat_storage::{ChatStore, FailoverStore, MemoryStore, SessionStore, StorageError, StorageMode, StoreConfig};
 
@@ -15,6 +15,7 @@ use crate::files::FileSigner;
 use crate::realtime::hub::ClusterLink;
 use crate::realtime::{ChatHandler, Hub};
 use crate::metrics::Metrics;
+use crate::openapi::{self, OpenApiJson};
 use crate::routes;
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -35,19 +36,49 @@ pub enum StartError {
     Storage(#[from] StorageError),
 }
 
-/// A built application: bound, not yet serving.
-pub struct Application {
-    address: SocketAddr,
-    listener: TcpListener,
+/// The gateway's services without a listener, to mount into any actix-web `App`: the REST
+/// routes, `GET /api/openapi.json`, the Socket.IO endpoint and the web client, sharing one
+/// state. [`Application`] serves one on its own listener; another service can mount one next
+/// to its own routes, at the root ([`Gateway::configure`]) or under a path
+/// ([`Gateway::build_under`] and [`Gateway::scope`]).
+///
+/// ```no_run
+/// use actix_web::{App, HttpServer, web};
+/// use chat_http_gateway::{Gateway, Settings};
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let gateway = Gateway::build_under(Settings::default(), "/chat").await.map_err(std::io::Error::other)?;
+/// let mounted = gateway.clone();
+/// HttpServer::new(move || App::new().service(mounted.scope()).route("/", web::get().to(|| async { "home" })))
+///     .bind(("127.0.0.1", 8080))?
+///     .run()
+///     .await?;
+/// gateway.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Gateway {
     state: AppState,
     socket_io: SocketIo<ChatHandler>,
-    /// This node's bus subscription (with Redis), alive as long as the application.
-    _subscription: Option<BusSubscription>,
+    path_prefix: String,
+    openapi: OpenApiJson,
+    /// This node's bus subscription (with Redis), alive as long as any clone of the gateway.
+    _subscription: Option<Arc<BusSubscription>>,
 }
 
-impl Application {
-    /// Builds the storage and state and binds the listener.
+impl Gateway {
+    /// Builds the storage, the realtime hub and the Socket.IO server, for mounting at the root
+    /// of an app. Needs a Tokio runtime (actix-web's is one): background tasks start here.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        Self::build_under(settings, "").await
+    }
+
+    /// Like [`Gateway::build`], for mounting under `path_prefix` (e.g. `/chat`): signed file
+    /// URLs and the OpenAPI document carry the prefix, and clients connect Socket.IO with
+    /// `path: "/chat/socket.io/"`.
+    pub async fn build_under(settings: Settings, path_prefix: &str) -> Result<Self, StartError> {
+        let path_prefix = normalize_prefix(path_prefix);
         let store_config = StoreConfig {
             session_ttl: settings.session_ttl(),
             key_prefix: if settings.redis.key_prefix.is_empty() { "chat:".into() } else { settings.redis.key_prefix.clone() },
@@ -58,7 +89,7 @@ impl Application {
                 let failover = Arc::new(FailoverStore::connect(url, store_config).await?);
                 let channel = failover.redis().node_channel(&node_id);
                 let (subscription, inbox) = BusSubscription::subscribe(url, channel).await?;
-                (failover.clone(), failover, Some((ClusterLink { node_id, inbox }, subscription)))
+                (failover.clone(), failover, Some((ClusterLink { node_id, inbox }, Arc::new(subscription))))
             }
             None => {
                 let memory = Arc::new(MemoryStore::new(store_config));
@@ -76,16 +107,77 @@ impl Application {
                 random_secret()
             }
         };
-        let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener = TcpListener::bind(&address).map_err(|source| StartError::Bind { address: address.clone(), source })?;
-        let address = listener.local_addr().map_err(|source| StartError::Bind { address, source })?;
         let tokens = TokenService::new(&secret, settings.session_ttl());
-        let signer = FileSigner::new(&secret, Duration::from_secs(settings.files.url_ttl_secs));
+        let signer = FileSigner::new(&secret, Duration::from_secs(settings.files.url_ttl_secs)).under(&path_prefix);
         let metrics = Arc::new(Metrics::default());
         let hub = Hub::start(&settings, store.clone(), shared, signer.clone(), metrics.clone(), cluster);
         let state = AppState { settings: Arc::new(settings), store, tokens, metrics, signer, hub };
         let socket_io = SocketIo::new(socket_io_config(&state.settings), ChatHandler::new(state.clone()));
-        Ok(Self { address, listener, state, socket_io, _subscription: subscription })
+        let openapi = OpenApiJson::new(&path_prefix);
+        Ok(Self { state, socket_io, path_prefix, openapi, _subscription: subscription })
+    }
+
+    /// Mounts every service on `config`, relative to where `config` is mounted. Unknown paths
+    /// are left to the app; [`routes::not_found`] answers them in the contract's shape.
+    pub fn configure(&self, config: &mut web::ServiceConfig) {
+        config.app_data(web::Data::new(self.state.clone()));
+        self.socket_io.configure(config);
+        openapi::configure(config, self.openapi.clone());
+        routes::configure(config);
+    }
+
+    /// A scope at the gateway's path prefix holding every service, with the contract's 404
+    /// for unknown paths under it.
+    pub fn scope(&self) -> Scope {
+        web::scope(&self.path_prefix).configure(|config| self.configure(config)).default_service(web::to(routes::not_found))
+    }
+
+    /// The path prefix the gateway was built for (`""` at the root).
+    pub fn path_prefix(&self) -> &str {
+        &self.path_prefix
+    }
+
+    /// Where sessions are stored right now.
+    pub fn storage_mode(&self) -> StorageMode {
+        self.state.store.health().mode
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Tells every connected client `server:shutdown` and closes the sockets, waiting at most
+    /// `server.shutdown_grace_secs` for the transports to drain. Call it when the app stops.
+    pub async fn shutdown(&self) {
+        self.state.hub.announce_shutdown();
+        let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
+        // A transport that does not drain in time is cut.
+        let _ = tokio::time::timeout(grace, self.socket_io.close_all()).await;
+    }
+}
+
+/// `""`, or `/` and the segments without a trailing slash.
+fn normalize_prefix(prefix: &str) -> String {
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() { String::new() } else { format!("/{trimmed}") }
+}
+
+/// A built application: bound, not yet serving.
+pub struct Application {
+    address: SocketAddr,
+    listener: TcpListener,
+    gateway: Gateway,
+}
+
+impl Application {
+    /// Builds the storage and state and binds the listener.
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let gateway = Gateway::build(settings).await?;
+        let listener = TcpListener::bind(&address).map_err(|source| StartError::Bind { address: address.clone(), source })?;
+        let address = listener.local_addr().map_err(|source| StartError::Bind { address, source })?;
+        Ok(Self { address, listener, gateway })
     }
 
     /// The bound address.
@@ -100,46 +192,37 @@ impl Application {
 
     /// Where sessions are stored right now.
     pub fn storage_mode(&self) -> StorageMode {
-        self.state.store.health().mode
+        self.gateway.storage_mode()
     }
 
     /// The shared state (for embedding and tests).
     pub fn state(&self) -> &AppState {
-        &self.state
+        self.gateway.state()
     }
 
     /// Serves until `shutdown` completes, then stops accepting, tells clients, drains and
     /// returns.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
-        let state = self.state.clone();
-        let workers = match state.settings.server.workers {
+        let settings = &self.gateway.state.settings;
+        let workers = match settings.server.workers {
             0 => std::thread::available_parallelism().map(usize::from).unwrap_or(2),
             workers => workers,
         };
-        let grace = Duration::from_secs(state.settings.server.shutdown_grace_secs);
-        let app_state = web::Data::new(state.clone());
-        let socket_io = self.socket_io.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(app_state.clone())
-                .configure(|config| socket_io.configure(config))
-                .configure(routes::configure)
-                .default_service(web::to(routes::not_found))
-        })
-        .workers(workers)
-        .tcp_nodelay(true)
-        .disable_signals()
-        .shutdown_timeout(grace.as_secs())
-        .listen(self.listener)?
-        .run();
+        let grace = settings.server.shutdown_grace_secs;
+        let gateway = self.gateway.clone();
+        let server = HttpServer::new(move || App::new().configure(|config| gateway.configure(config)).default_service(web::to(routes::not_found)))
+            .workers(workers)
+            .tcp_nodelay(true)
+            .disable_signals()
+            .shutdown_timeout(grace)
+            .listen(self.listener)?
+            .run();
         let handle = server.handle();
         let server_task = tokio::spawn(server);
         shutdown.await;
         tracing::info!("shutting down: no new connections, telling clients, draining");
         let stopping = handle.stop(true);
-        state.hub.announce_shutdown();
-        // Clients are told and disconnected; a transport that does not drain in time is cut.
-        let _ = tokio::time::timeout(grace, self.socket_io.close_all()).await;
+        self.gateway.shutdown().await;
         stopping.await;
         server_task.await.map_err(std::io::Error::other)?
     }

@@ -18,12 +18,14 @@ use chat_domain::{ErrorCode, FileId, FileInfo, FileType, Timestamp, UserId};
 use chat_storage::{FileMeta, StoredFile};
 use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::openapi::{AUTH_FAILED, SESSION_GONE, UNAVAILABLE, schemas};
 use crate::state::AppState;
 
 /// The longest voice note accepted, in seconds.
@@ -34,6 +36,8 @@ const MAX_VOICE_SECS: f64 = 3600.0;
 pub struct FileSigner {
     key: Vec<u8>,
     ttl: Duration,
+    /// Where the gateway is mounted (`""` at the root), put before `/api/files`.
+    path_prefix: String,
 }
 
 impl FileSigner {
@@ -41,7 +45,14 @@ impl FileSigner {
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
         // A key separate from the token key, so a file signature is never a token signature.
         let key = hmac_sha256(secret, b"chat-file-urls").to_vec();
-        Self { key, ttl }
+        Self { key, ttl, path_prefix: String::new() }
+    }
+
+    /// The same signer, for a gateway mounted under `path_prefix` (e.g. `/chat`): its URLs
+    /// start with the prefix.
+    pub fn under(mut self, path_prefix: &str) -> Self {
+        path_prefix.clone_into(&mut self.path_prefix);
+        self
     }
 
     fn signature(&self, file: &FileId, viewer: &UserId, expiry: i64) -> String {
@@ -51,7 +62,7 @@ impl FileSigner {
     /// The URL `viewer` may download `file` with, valid from `now` for the signer's TTL.
     pub fn url(&self, file: &FileId, viewer: &UserId, now: Timestamp) -> String {
         let expiry = now.plus(self.ttl).as_secs();
-        format!("/api/files/{file}?u={viewer}&e={expiry}&s={}", self.signature(file, viewer, expiry))
+        format!("{}/api/files/{file}?u={viewer}&e={expiry}&s={}", self.path_prefix, self.signature(file, viewer, expiry))
     }
 
     /// Checks a download query for `file` at `now`; returns the viewer it was signed for.
@@ -89,6 +100,42 @@ fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
     left.len() == right.len() && left.iter().zip(right).fold(0u8, |difference, (a, b)| difference | (a ^ b)) == 0
 }
 
+/// The multipart form of `POST /api/files`: only these two fields, once each.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UploadForm {
+    /// The file, at most `FILES__MAX_BYTES`; its type is judged from the bytes (PNG, JPEG, GIF,
+    /// WebP, BMP, MP4/QuickTime, WebM, MP3, Ogg, WAV, FLAC, M4A, PDF, ZIP-based documents,
+    /// UTF-8 text), never from its name or declared type.
+    #[schema(value_type = String, format = Binary)]
+    pub file: Vec<u8>,
+    /// Makes the upload a voice note of this many seconds; the file must then be audio.
+    #[schema(value_type = f64, required = false, exclusive_minimum = 0.0, maximum = 3600.0)]
+    pub duration: Option<f64>,
+}
+
+/// `201` of `POST /api/files`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileUploaded {
+    /// The stored file, with a download URL signed for the uploader.
+    #[schema(value_type = schemas::FileInfo)]
+    pub file: FileInfo,
+}
+
+/// The signed query of a download URL, exactly as `fileUrl` carries it.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DownloadQuery {
+    /// The viewer the URL was signed for.
+    #[param(value_type = schemas::UserId)]
+    pub u: String,
+    /// Expiry, unix seconds.
+    pub e: i64,
+    /// The signature: base64url (no padding) of an HMAC-SHA256.
+    pub s: String,
+}
+
 /// Mounts `/api/files`.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
@@ -100,8 +147,25 @@ fn too_large(limit: u64) -> ApiError {
     ApiError::new(ErrorCode::TooLarge, format!("file must be at most {limit} bytes"))
 }
 
+/// Uploads a file or voice note into the caller's current chat.
+#[utoipa::path(
+    post,
+    path = "/api/files",
+    tag = "files",
+    security(("bearer" = [])),
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored until the room closes or `FILES__TTL_SECS` pass.", body = FileUploaded),
+        (status = 400, description = "`not_in_chat` (the caller is in no chat), or `invalid_input`: a malformed form, a field other than `file` and `duration`, no or an empty `file`, or a `duration` out of range.", body = schemas::Error),
+        (status = 401, description = AUTH_FAILED, body = schemas::Error),
+        (status = 404, description = SESSION_GONE, body = schemas::Error),
+        (status = 413, description = "`too_large`: the file is over `FILES__MAX_BYTES`.", body = schemas::Error),
+        (status = 415, description = "`unsupported_type`: the body is not `multipart/form-data`, or the bytes are of no accepted type (a voice note must be audio).", body = schemas::Error),
+        (status = 503, description = UNAVAILABLE, body = schemas::Error),
+    )
+)]
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
-async fn upload(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn upload(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
     let room_id = state.hub.chat.room_of(&user.id).await.ok_or_else(|| ApiError::new(ErrorCode::NotInChat, "Not in a chat"))?;
     let is_multipart = request
         .headers()
@@ -178,10 +242,25 @@ async fn upload(request: HttpRequest, payload: web::Payload, state: web::Data<Ap
         duration: meta.duration,
         expires_at,
     };
-    Ok(HttpResponse::Created().json(json!({ "file": info })))
+    Ok(HttpResponse::Created().json(FileUploaded { file: info }))
 }
 
-async fn download(request: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Downloads a file through the URL signed for one viewer, while that viewer is still in the
+/// file's open room.
+#[utoipa::path(
+    get,
+    path = "/api/files/{fileId}",
+    tag = "files",
+    params(("fileId" = String, Path, description = "The file's id, as `fileUrl` names it."), DownloadQuery),
+    responses(
+        (status = 200, description = "The bytes, with the sniffed content type, `X-Content-Type-Options: nosniff`, a sandboxing `Content-Security-Policy`, and `Content-Disposition` inline for media, attachment otherwise.",
+            content(("image/*"), ("video/*"), ("audio/*"), ("application/pdf"), ("application/zip"), ("text/plain"))),
+        (status = 403, description = "`forbidden`: the signature is missing or wrong, the URL has expired, or the viewer is no longer in the file's room.", body = schemas::Error),
+        (status = 404, description = "`not_found`: no such file, or it has expired or its room has closed.", body = schemas::Error),
+        (status = 503, description = UNAVAILABLE, body = schemas::Error),
+    )
+)]
+pub(crate) async fn download(request: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::not_found("File not found");
     let forbidden = || ApiError::new(ErrorCode::Forbidden, "This link is not valid for you, or has expired");
     let file_id = FileId::parse(&path).ok_or_else(not_found)?;

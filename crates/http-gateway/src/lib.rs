@@ -3,7 +3,8 @@
 //!
 //! Modules:
 //! - [`settings`]: the [`Settings`] struct every deployment configures.
-//! - [`app`]: [`Application`]: build (binds, port 0 works), then `run_until_stopped`.
+//! - [`app`]: [`Application`]: build (binds, port 0 works), then `run_until_stopped`; and
+//!   [`Gateway`], the same services to mount into another actix-web app.
 //! - [`routes`]: the REST routes of the contract.
 //! - [`auth`]: tokens and the [`auth::AuthUser`] extractor.
 //! - [`error`]: [`ApiError`], the one mapping onto the contract's codes.
@@ -12,6 +13,7 @@
 //! - [`files`]: uploads into the current chat and signed download URLs.
 //! - [`realtime`]: the Socket.IO handler, the socket registry, deliveries and broadcasts.
 //! - [`metrics`]: Prometheus counters.
+//! - [`openapi`]: the OpenAPI 3.1 document of the REST API, served at `/api/openapi.json`.
 //! - [`state`]: [`AppState`], shared by every handler.
 //! - [`web`]: the web client's page and assets, embedded, served at `/` with a strict CSP.
 
@@ -22,13 +24,14 @@ pub mod client_ip;
 pub mod error;
 pub mod files;
 pub mod metrics;
+pub mod openapi;
 pub mod realtime;
 pub mod routes;
 pub mod settings;
 pub mod state;
 pub mod web;
 
-pub use app::{Application, StartError};
+pub use app::{Application, Gateway, StartError};
 pub use error::ApiError;
 pub use settings::Settings;
 pub use state::AppState;

@@ -3,17 +3,86 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use chat_domain::{GuestUser, Profile, ProfileUpdate, Timestamp};
 use chat_storage::SessionPatch;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
 use crate::body::read_json;
 use crate::client_ip::request_ip;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::openapi::{AUTH_FAILED, SESSION_GONE, UNAVAILABLE, schemas};
 use crate::state::AppState;
 
 /// The largest JSON body of these routes.
 const BODY_LIMIT: usize = 16 * 1024;
+
+/// The body of `POST /api/guest` (optional: no body, or no content type, is `{}`). Unknown
+/// fields are refused; `null` means absent.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateGuest {
+    /// A chosen username; a generated one (`CoolPanda1234`) when absent.
+    pub username: Option<schemas::UsernameInput>,
+    /// Free-text gender.
+    pub gender: Option<schemas::ProfileFieldInput>,
+    /// Free-text language.
+    pub language: Option<schemas::ProfileFieldInput>,
+    /// Free-text location.
+    pub location: Option<schemas::ProfileFieldInput>,
+    /// The client's device id.
+    pub device_id: Option<schemas::ProfileFieldInput>,
+}
+
+/// The body of `PATCH /api/guest/me`: the fields to change; `null` clears one (the username
+/// cannot be cleared). Unknown fields are refused; no body, or `{}`, changes nothing.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateGuest {
+    /// A new username.
+    #[schema(required = false)]
+    pub username: schemas::UsernameInput,
+    /// A new gender, or `null` to clear it.
+    pub gender: Option<schemas::ProfileFieldInput>,
+    /// A new language, or `null` to clear it.
+    pub language: Option<schemas::ProfileFieldInput>,
+    /// A new location, or `null` to clear it.
+    pub location: Option<schemas::ProfileFieldInput>,
+}
+
+/// `201` of `POST /api/guest`: the new session's token and user.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SessionCreated {
+    /// The bearer token: an HS256 JWT with `sub`, `sid`, `iat`, `exp`.
+    pub token: String,
+    /// When the token expires (`SESSION__TTL_SECS` after it was issued).
+    #[schema(value_type = schemas::Timestamp)]
+    pub expires_at: Timestamp,
+    /// The new session's user.
+    #[schema(value_type = schemas::GuestUser)]
+    pub user: GuestUser,
+}
+
+/// `200` of `GET`/`PATCH /api/guest/me`: the caller's user.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserEnvelope {
+    /// The caller's user, as its owner sees it.
+    #[schema(value_type = schemas::GuestUser)]
+    pub user: GuestUser,
+}
+
+/// `200` of `POST /api/guest/refresh`: a new token for the same session.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TokenRefreshed {
+    /// The new bearer token.
+    pub token: String,
+    /// When it expires.
+    #[schema(value_type = schemas::Timestamp)]
+    pub expires_at: Timestamp,
+}
 
 /// Mounts `/api/guest` routes.
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -29,8 +98,24 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .service(web::resource("/api/guest/refresh").route(web::post().to(refresh)).default_service(web::to(super::method_not_allowed)));
 }
 
+/// Creates a guest session: no sign-up, rate-limited per client address.
+#[utoipa::path(
+    post,
+    path = "/api/guest",
+    tag = "guest",
+    request_body(content = ref("#/components/schemas/CreateGuest"), content_type = "application/json", description = "Optional: no body, or no `Content-Type`, is `{}`."),
+    responses(
+        (status = 201, description = "The session, its token and its user.", body = SessionCreated),
+        (status = 400, description = "`invalid_input`: malformed JSON, not an object, an unknown field, or a field out of its rules.", body = schemas::Error),
+        (status = 413, description = "`too_large`: the body is over 16 KiB.", body = schemas::Error),
+        (status = 415, description = "`unsupported_type`: a body whose content type is not JSON.", body = schemas::Error),
+        (status = 429, description = "`rate_limited`: over `RATE__SESSIONS_PER_MINUTE` from this address.", body = schemas::Error,
+            headers(("Retry-After" = u64, description = "Seconds until the window resets (at least 1)."))),
+        (status = 503, description = UNAVAILABLE, body = schemas::Error),
+    )
+)]
 #[tracing::instrument(skip_all)]
-async fn create(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn create(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let ip = request_ip(&request, &state.settings.server.trusted_proxies);
     let key = format!("guest:{}", ip.map(|ip| ip.to_string()).unwrap_or_default());
     let decision = state.store.hit_rate_limit(&key, state.settings.rate.sessions_per_minute, std::time::Duration::from_secs(60)).await?;
@@ -47,14 +132,44 @@ async fn create(request: HttpRequest, payload: web::Payload, state: web::Data<Ap
     Metrics::bump(&state.metrics.sessions_created);
     state.hub.stats.poke();
     tracing::info!(user_id = %user.id, "guest session created");
-    Ok(HttpResponse::Created().json(json!({"token": token, "expiresAt": expires_at, "user": user})))
+    Ok(HttpResponse::Created().json(SessionCreated { token, expires_at, user }))
 }
 
-async fn me(AuthUser(user): AuthUser) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "user": user }))
+/// The caller's user; counts as activity.
+#[utoipa::path(
+    get,
+    path = "/api/guest/me",
+    tag = "guest",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's user.", body = UserEnvelope),
+        (status = 401, description = AUTH_FAILED, body = schemas::Error),
+        (status = 404, description = SESSION_GONE, body = schemas::Error),
+        (status = 503, description = UNAVAILABLE, body = schemas::Error),
+    )
+)]
+pub(crate) async fn me(AuthUser(user): AuthUser) -> HttpResponse {
+    HttpResponse::Ok().json(UserEnvelope { user })
 }
 
-async fn update(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
+/// Changes profile fields; `null` clears one.
+#[utoipa::path(
+    patch,
+    path = "/api/guest/me",
+    tag = "guest",
+    security(("bearer" = [])),
+    request_body(content = ref("#/components/schemas/UpdateGuest"), content_type = "application/json", description = "Optional: no body, or no `Content-Type`, changes nothing."),
+    responses(
+        (status = 200, description = "The updated user.", body = UserEnvelope),
+        (status = 400, description = "`invalid_input`: malformed JSON, not an object, an unknown field, a null username, or a field out of its rules.", body = schemas::Error),
+        (status = 401, description = AUTH_FAILED, body = schemas::Error),
+        (status = 404, description = SESSION_GONE, body = schemas::Error),
+        (status = 413, description = "`too_large`: the body is over 16 KiB.", body = schemas::Error),
+        (status = 415, description = "`unsupported_type`: a body whose content type is not JSON.", body = schemas::Error),
+        (status = 503, description = UNAVAILABLE, body = schemas::Error),
+    )
+)]
+pub(crate) async fn update(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
     let body = read_json(&request, payload, BODY_LIMIT).await?;
     let update = ProfileUpdate::from_json(&body)?;
     let patch = SessionPatch {
@@ -66,15 +181,42 @@ async fn update(request: HttpRequest, payload: web::Payload, state: web::Data<Ap
     };
     let user = state.store.update(&user.id, patch).await?.ok_or_else(ApiError::session_not_found)?;
     state.hub.stats.poke();
-    Ok(HttpResponse::Ok().json(json!({ "user": user })))
+    Ok(HttpResponse::Ok().json(UserEnvelope { user }))
 }
 
-async fn refresh(state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
+/// A new token for the same session, before the current one expires.
+#[utoipa::path(
+    post,
+    path = "/api/guest/refresh",
+    tag = "guest",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A new token; the old one stays valid until it expires.", body = TokenRefreshed),
+        (status = 401, description = AUTH_FAILED, body = schemas::Error),
+        (status = 404, description = SESSION_GONE, body = schemas::Error),
+        (status = 503, description = UNAVAILABLE, body = schemas::Error),
+    )
+)]
+pub(crate) async fn refresh(state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
     let (token, expires_at) = state.tokens.issue(&user.id, user.session_id, Timestamp::now())?;
-    Ok(HttpResponse::Ok().json(json!({"token": token, "expiresAt": expires_at})))
+    Ok(HttpResponse::Ok().json(TokenRefreshed { token, expires_at }))
 }
 
-async fn delete(state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
+/// Ends the session: closes its room (the partner gets `room:closed`, `partner_left`),
+/// disconnects its socket, deletes it.
+#[utoipa::path(
+    delete,
+    path = "/api/guest/me",
+    tag = "guest",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted; the token is useless from now on."),
+        (status = 401, description = AUTH_FAILED, body = schemas::Error),
+        (status = 404, description = SESSION_GONE, body = schemas::Error),
+        (status = 503, description = UNAVAILABLE, body = schemas::Error),
+    )
+)]
+pub(crate) async fn delete(state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
     state.hub.end_session(&user.id, chat_signaling::SessionEnd::Deleted).await;
     state.store.delete(&user.id).await?;
     state.hub.stats.poke();

@@ -1,10 +1,14 @@
 //! Routes anyone may call: stats, the online list, health, readiness and metrics.
 
 use actix_web::{HttpResponse, web};
-use chat_domain::{Timestamp, UserId};
-use serde_json::json;
+use chat_domain::{PublicUser, Stats, Timestamp, UserId};
+use chat_storage::StorageMode;
+use serde::Serialize;
+use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, Type};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
+use crate::openapi::{UNAVAILABLE, schemas};
 use crate::state::AppState;
 
 /// Default page size of `/api/users/online`.
@@ -12,20 +16,119 @@ const DEFAULT_PAGE: usize = 50;
 /// Largest page size of `/api/users/online`; larger requests get this many.
 const MAX_PAGE: usize = 100;
 
-/// Mounts the public routes.
-pub fn configure(config: &mut web::ServiceConfig) {
-    config
-        .route("/api/stats", web::get().to(stats))
-        .route("/api/users/online", web::get().to(online_users))
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+/// `200` of `GET /api/stats`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatsResponse {
+    /// The counters.
+    #[schema(value_type = schemas::Stats)]
+    pub stats: Stats,
+    /// When they were read.
+    #[schema(value_type = schemas::Timestamp)]
+    pub timestamp: Timestamp,
 }
 
-async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// `200` of `GET /api/users/online`: one page, ordered by user id.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OnlinePage {
+    /// Online users, at most `limit`.
+    #[schema(value_type = Vec<schemas::PublicUser>)]
+    pub users: Vec<PublicUser>,
+    /// Pass as `cursor` for the next page (the last id of this one); `null` on the last page.
+    #[schema(value_type = Option<schemas::UserId>, required = true)]
+    pub next_cursor: Option<String>,
+}
+
+/// The query of `GET /api/users/online`. Other parameters are ignored.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OnlineQuery {
+    /// Page size; above 100 (however large) is served as 100; absent or empty means the
+    /// default, 50.
+    #[param(value_type = Option<Object>, schema_with = page_size, example = 50)]
+    pub limit: Option<u64>,
+    /// The `nextCursor` of the previous page; absent or empty means the first page.
+    #[param(value_type = Option<Object>, schema_with = page_cursor)]
+    pub cursor: Option<String>,
+}
+
+/// The schema of `limit`: a whole number of at least 1 with no upper bound, or empty.
+fn page_size() -> Schema {
+    let whole = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1));
+    Schema::OneOf(OneOfBuilder::new().item(whole).item(ObjectBuilder::new().schema_type(Type::String).max_length(Some(0))).build())
+}
+
+/// The schema of `cursor`: a user id, or empty.
+fn page_cursor() -> Object {
+    let user_id = "^(?:guest_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$";
+    ObjectBuilder::new().schema_type(Type::String).pattern(Some(user_id)).build()
+}
+
+/// `200` of `GET /healthz`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    /// Always `ok`.
+    #[schema(pattern = "^ok$", example = "ok")]
+    pub status: &'static str,
+}
+
+/// Where sessions are stored right now.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageName {
+    /// Redis is the source of truth.
+    Redis,
+    /// This process's memory is (no Redis configured, or Redis is away).
+    Memory,
+}
+
+/// Whether a configured Redis answers.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisState {
+    /// It answers.
+    Up,
+    /// It does not, or none is configured.
+    Down,
+}
+
+/// `200` of `GET /readyz`.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Readiness {
+    /// Where data is served from now.
+    pub storage: StorageName,
+    /// Whether Redis answers.
+    pub redis: RedisState,
+}
+
+/// Mounts the public routes.
+pub fn configure(config: &mut web::ServiceConfig) {
+    let get = |path: &str, route: actix_web::Route| web::resource(path).route(route).default_service(web::to(super::method_not_allowed));
+    config
+        .service(get("/api/stats", web::get().to(stats)))
+        .service(get("/api/users/online", web::get().to(online_users)))
+        .service(get("/healthz", web::get().to(healthz)))
+        .service(get("/readyz", web::get().to(readyz)))
+        .service(get("/metrics", web::get().to(metrics)));
+}
+
+/// The service-wide counters.
+#[utoipa::path(
+    get,
+    path = "/api/stats",
+    tag = "public",
+    responses(
+        (status = 200, description = "The counters, now.", body = StatsResponse),
+        (status = 503, description = UNAVAILABLE, body = schemas::Error),
+    )
+)]
+pub(crate) async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let now = Timestamp::now();
     let stats = state.store.stats(now).await?;
-    Ok(HttpResponse::Ok().json(json!({"stats": stats, "timestamp": now})))
+    Ok(HttpResponse::Ok().json(StatsResponse { stats, timestamp: now }))
 }
 
 /// Parses `limit` and `cursor` of the online list.
@@ -36,10 +139,14 @@ fn page_query(query: &str) -> Result<(usize, Option<String>), ApiError> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "limit" if !value.is_empty() => {
-                let parsed: usize = value.parse().map_err(|_| ApiError::invalid("limit must be a whole number from 1 to 100"))?;
-                if parsed == 0 {
-                    return Err(ApiError::invalid("limit must be a whole number from 1 to 100"));
-                }
+                let invalid = || ApiError::invalid("limit must be a whole number from 1 to 100");
+                let parsed = match value.parse::<usize>() {
+                    Ok(0) => return Err(invalid()),
+                    Ok(parsed) => parsed,
+                    // A whole number too large for a usize is still one above 100.
+                    Err(_) if value.bytes().all(|byte| byte.is_ascii_digit()) => MAX_PAGE,
+                    Err(_) => return Err(invalid()),
+                };
                 limit = parsed.min(MAX_PAGE);
             }
             "cursor" if !value.is_empty() => {
@@ -52,25 +159,57 @@ fn page_query(query: &str) -> Result<(usize, Option<String>), ApiError> {
     Ok((limit, cursor))
 }
 
-async fn online_users(request: actix_web::HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+/// Online users, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/users/online",
+    tag = "public",
+    params(OnlineQuery),
+    responses(
+        (status = 200, description = "One page of online users.", body = OnlinePage),
+        (status = 400, description = "`invalid_input`: `limit` is not a whole number of at least 1, or `cursor` is not a user id.", body = schemas::Error),
+        (status = 503, description = UNAVAILABLE, body = schemas::Error),
+    )
+)]
+pub(crate) async fn online_users(request: actix_web::HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let (limit, cursor) = page_query(request.query_string())?;
     let page = state.store.online_users(limit, cursor.as_deref()).await?;
-    Ok(HttpResponse::Ok().json(json!({"users": page.users, "nextCursor": page.next_cursor})))
+    Ok(HttpResponse::Ok().json(OnlinePage { users: page.users, next_cursor: page.next_cursor }))
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+/// Liveness: 200 while the process lives.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process lives.", body = Health)))]
+pub(crate) async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+/// Readiness: where data is served from. Always 200: with Redis away the node goes on from
+/// memory, and says so.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "The storage mode and Redis's state.", body = Readiness)))]
+pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let health = state.store.health();
-    let redis = if health.redis_up { "up" } else { "down" };
-    HttpResponse::Ok().json(json!({"storage": health.mode.as_str(), "redis": redis}))
+    let storage = match health.mode {
+        StorageMode::Redis => StorageName::Redis,
+        StorageMode::Memory => StorageName::Memory,
+    };
+    let redis = if health.redis_up { RedisState::Up } else { RedisState::Down };
+    HttpResponse::Ok().json(Readiness { storage, redis })
 }
 
-async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+/// Prometheus metrics of this process.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Counters and gauges in the Prometheus text format 0.0.4.", body = String, content_type = "text/plain"))
+)]
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let health = state.store.health();
-    let gauges = [("chat_redis_up", "1 when Redis answers.", u64::from(health.redis_up))];
+    let gauges = [
+        ("chat_redis_up", "1 when Redis answers.", u64::from(health.redis_up)),
+        ("chat_connected_sockets", "Socket.IO connections of authenticated users on this node.", state.hub.registry.len() as u64),
+        ("chat_local_chats", "Users of this node in a chat.", state.hub.chat.local_chats() as u64),
+    ];
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render(&gauges))
 }
 
@@ -88,6 +227,8 @@ mod tests {
         check("", Ok((50, false)));
         check("limit=10", Ok((10, false)));
         check("limit=1000", Ok((100, false)));
+        check("limit=99999999999999999999999999", Ok((100, false)));
+        check("limit=0000", Err(()));
         check("limit=", Ok((50, false)));
         check("limit=0", Err(()));
         check("limit=-1", Err(()));

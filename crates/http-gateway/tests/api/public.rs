@@ -50,6 +50,30 @@ async fn unknown_routes_and_methods_answer_in_the_error_shape() {
     let app = spawn_app().await;
     let missing = app.get("/api/nope", None).await;
     assert_eq!((missing.status, missing.error_code().as_str()), (404, "not_found"));
-    let wrong_method = app.raw("PUT", "/api/guest", &[], b"").await;
-    assert_eq!((wrong_method.status, wrong_method.error_code().as_str()), (405, "method_not_allowed"));
+    for (method, path, allow) in [
+        ("PUT", "/api/guest", "POST"),
+        ("POST", "/api/guest/me", "GET, PATCH, DELETE"),
+        ("POST", "/api/stats", "GET"),
+        ("DELETE", "/api/users/online", "GET"),
+        ("PUT", "/healthz", "GET"),
+        ("POST", "/api/webrtc/ice-servers", "GET"),
+        ("DELETE", "/api/files/file_x", "GET"),
+        ("POST", "/api/openapi.json", "GET"),
+    ] {
+        let wrong_method = app.raw(method, path, &[], b"").await;
+        assert_eq!((wrong_method.status, wrong_method.error_code().as_str()), (405, "method_not_allowed"), "{method} {path}");
+        assert_eq!(wrong_method.header("allow"), Some(allow), "{method} {path}");
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served() {
+    let app = spawn_app().await;
+    let document = app.get("/api/openapi.json", None).await;
+    assert_eq!(document.status, 200);
+    assert_eq!(document.header("content-type"), Some("application/json"));
+    let body = document.json();
+    assert_eq!(body["openapi"], "3.1.0");
+    assert!(body["paths"]["/api/guest/me"]["patch"]["security"].is_array(), "{body}");
+    assert_eq!(body["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
 }

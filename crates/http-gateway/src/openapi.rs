@@ -1,0 +1,555 @@
+//! The machine-readable REST API: an OpenAPI 3.1 document generated at compile time from the
+//! handlers' `#[utoipa::path]` annotations and the response types they serialize, served at
+//! `GET /api/openapi.json`.
+//!
+//! The domain crate knows nothing of OpenAPI (it has no I/O and few dependencies), so
+//! [`schemas`] describes its types here, field for field; a test checks that each mirror has
+//! exactly the fields the domain type serializes. The Socket.IO side is described by
+//! `docs/asyncapi.yaml`.
+
+use std::sync::OnceLock;
+
+use actix_web::http::header;
+use actix_web::{HttpResponse, web};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::server::Server;
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+/// The document's description: what the schema alone cannot say.
+const DESCRIPTION: &str = "REST side of the anonymous random-chat backend. Every error is \
+`{\"error\": {\"code\", \"message\"}}` with the status code listed per operation; a known path with \
+another method answers 405 `method_not_allowed` with an `Allow` header, an unknown path 404 \
+`not_found`. The live side (Socket.IO v5 at `/socket.io/`) is described by `docs/asyncapi.yaml`.";
+
+/// The 401 of every 🔒 operation.
+pub(crate) const AUTH_FAILED: &str =
+    "`auth_required` (no `Authorization` header), `invalid_token` (not a `Bearer` token, or a bad signature, algorithm or shape) or `token_expired`.";
+/// The 404 of every 🔒 operation.
+pub(crate) const SESSION_GONE: &str = "`session_not_found`: the token's session has expired or was deleted.";
+/// The 503 of operations that reach the storage.
+pub(crate) const UNAVAILABLE: &str = "`unavailable`: storage is unreachable and no fallback could answer.";
+
+/// The whole REST API, as `GET /api/openapi.json` serves it.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "chat-server", description = DESCRIPTION, license(name = "MIT")),
+    paths(
+        routes::guest::create,
+        routes::guest::me,
+        routes::guest::update,
+        routes::guest::delete,
+        routes::guest::refresh,
+        routes::public::stats,
+        routes::public::online_users,
+        routes::public::healthz,
+        routes::public::readyz,
+        routes::public::metrics,
+        routes::webrtc::ice_servers,
+        crate::files::upload,
+        crate::files::download,
+        openapi_json,
+    ),
+    components(schemas(routes::guest::CreateGuest, routes::guest::UpdateGuest)),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "guest", description = "Guest sessions: create, read, update, refresh, delete."),
+        (name = "public", description = "Counters and the online list, for anyone."),
+        (name = "files", description = "Files and voice notes shared inside a chat."),
+        (name = "webrtc", description = "ICE servers for calls."),
+        (name = "operations", description = "Health, readiness, metrics and this document."),
+    )
+)]
+pub struct ApiDoc;
+
+/// Adds the `bearer` security scheme that the 🔒 operations name.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("JWT")
+            .description(Some("The `token` of `POST /api/guest` (an HS256 JWT); `Authorization: Bearer <token>`."))
+            .build();
+        openapi.components.get_or_insert_with(Default::default).add_security_scheme("bearer", SecurityScheme::Http(scheme));
+    }
+}
+
+/// The document for a gateway mounted under `path_prefix` (`""` for the root): the paths stay
+/// as the routes name them, and a server entry names the prefix.
+pub fn document(path_prefix: &str) -> utoipa::openapi::OpenApi {
+    let mut openapi = ApiDoc::openapi();
+    if !path_prefix.is_empty() {
+        openapi.servers = Some(vec![Server::new(path_prefix)]);
+    }
+    openapi
+}
+
+/// The methods the document gives the route whose actix pattern is `pattern`, as an `Allow`
+/// header says them (`GET, PATCH`). A pattern under a mount prefix matches by its end.
+pub(crate) fn allowed_methods(pattern: &str) -> Option<&'static str> {
+    static ALLOWED: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    let allowed = ALLOWED.get_or_init(|| {
+        ApiDoc::openapi()
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods: Vec<&str> = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(method, present)| present.then_some(method))
+                .collect();
+                (path_shape(path), methods.join(", "))
+            })
+            .collect()
+    });
+    let shape = path_shape(pattern);
+    allowed.iter().find(|(path, _)| shape.ends_with(path.as_str())).map(|(_, methods)| methods.as_str())
+}
+
+/// A path with every `{parameter}` written `{}`: `/api/files/{file_id}` and
+/// `/api/files/{fileId}` are the same route.
+fn path_shape(path: &str) -> String {
+    path.split('/').map(|segment| if segment.starts_with('{') { "{}" } else { segment }).collect::<Vec<_>>().join("/")
+}
+
+/// The serialized document, served as is.
+#[derive(Clone)]
+pub(crate) struct OpenApiJson(web::Bytes);
+
+impl OpenApiJson {
+    /// [`document`] for `path_prefix`, serialized once.
+    pub(crate) fn new(path_prefix: &str) -> Self {
+        match document(path_prefix).to_json() {
+            Ok(json) => Self(json.into()),
+            Err(error) => {
+                tracing::error!(%error, "could not serialize the OpenAPI document");
+                Self(web::Bytes::from_static(b"{}"))
+            }
+        }
+    }
+}
+
+/// Mounts `GET /api/openapi.json`, answering `document` serialized once.
+pub(crate) fn configure(config: &mut web::ServiceConfig, document: OpenApiJson) {
+    config.service(
+        web::resource("/api/openapi.json")
+            .app_data(web::Data::new(document))
+            .route(web::get().to(openapi_json))
+            .default_service(web::to(routes::method_not_allowed)),
+    );
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", body = Object, content_type = "application/json"))
+)]
+pub(crate) async fn openapi_json(document: web::Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok().insert_header((header::CONTENT_TYPE, "application/json")).body(document.0.clone())
+}
+
+pub mod schemas {
+    //! Schemas of the domain types the REST API carries, described here because the domain
+    //! crate does not depend on utoipa. Each mirror lists exactly the fields its domain type
+    //! serializes (checked by a test); patterns say what the server hands out, and the
+    //! `…Input` variants what it accepts (values are trimmed before they are checked).
+
+    use serde::Deserialize;
+    use utoipa::ToSchema;
+
+    /// A guest user's id: `guest_` followed by a lowercase hyphenated UUID.
+    #[derive(Deserialize, ToSchema)]
+    #[schema(pattern = "^guest_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", example = "guest_6f1e8e1a-4e3b-4bd4-9b7c-8f3f3f3f3f3f")]
+    pub struct UserId(pub String);
+
+    /// An uploaded file's id: `file_` followed by a lowercase hyphenated UUID.
+    #[derive(Deserialize, ToSchema)]
+    #[schema(pattern = "^file_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", example = "file_0b8f2f6c-5a4e-4c1d-9a57-3f0e4c2d1b6a")]
+    pub struct FileId(pub String);
+
+    /// An instant: RFC 3339 in UTC with milliseconds, as JavaScript's `toISOString()` writes.
+    #[derive(Deserialize, ToSchema)]
+    #[schema(format = DateTime, example = "2026-11-23T18:55:09.123Z")]
+    pub struct Timestamp(pub String);
+
+    /// A display name: 3 to 24 ASCII letters, digits, `_` or `-` (generated ones look like
+    /// `CoolPanda1234`).
+    #[derive(Deserialize, ToSchema)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,24}$", example = "CoolPanda1234")]
+    pub struct Username(pub String);
+
+    /// A chosen username as sent: after trimming white space, 3 to 24 ASCII letters, digits,
+    /// `_` or `-`.
+    #[derive(Deserialize, ToSchema)]
+    #[schema(
+        pattern = "^[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[A-Za-z0-9_-]{3,24}[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$",
+        example = "CoolPanda1234"
+    )]
+    pub struct UsernameInput(pub String);
+
+    /// Free text (`gender`, `language`, `location`, `deviceId`): 1 to 64 characters, no
+    /// control characters, no white space at either end.
+    #[derive(Deserialize, ToSchema)]
+    #[schema(
+        pattern = "^[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000](?:[^\\u0000-\\u001f\\u007f-\\u009f]{0,62}[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000])?$",
+        example = "en"
+    )]
+    pub struct ProfileField(pub String);
+
+    /// A free-text field as sent: after trimming white space, 1 to 64 characters with no
+    /// control characters.
+    #[derive(Deserialize, ToSchema)]
+    #[schema(
+        pattern = "^[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000](?:[^\\u0000-\\u001f\\u007f-\\u009f]{0,62}[^\\u0000-\\u0020\\u007f-\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000])?[\\t-\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*$",
+        example = "en"
+    )]
+    pub struct ProfileFieldInput(pub String);
+
+    /// A guest user as its owner sees it.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct GuestUser {
+        /// The user's id.
+        pub id: UserId,
+        /// The session's id (a UUID).
+        #[schema(format = "uuid")]
+        pub session_id: String,
+        /// Display name.
+        pub username: Username,
+        /// A socket is connected and the user has not said otherwise.
+        pub is_online: bool,
+        /// In the matching queue.
+        pub is_searching: bool,
+        /// In a chat.
+        pub in_chat: bool,
+        /// The partner's id while in a chat.
+        #[schema(required = true)]
+        pub connected_user: Option<UserId>,
+        /// The live socket's id.
+        #[schema(required = true)]
+        pub socket_id: Option<String>,
+        /// Free-text location.
+        #[schema(required = true)]
+        pub location: Option<ProfileField>,
+        /// Free-text gender.
+        #[schema(required = true)]
+        pub gender: Option<ProfileField>,
+        /// Free-text language.
+        #[schema(required = true)]
+        pub language: Option<ProfileField>,
+        /// The client's device id.
+        #[schema(required = true)]
+        pub device_id: Option<ProfileField>,
+        /// Last activity.
+        pub last_seen: Timestamp,
+        /// When the session was created.
+        pub created_at: Timestamp,
+        /// When the live socket connected.
+        #[schema(required = true)]
+        pub connected_at: Option<Timestamp>,
+    }
+
+    /// What others may see of a user: never its session, socket, device or address.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct PublicUser {
+        /// The user's id.
+        pub id: UserId,
+        /// Display name.
+        pub username: Username,
+        /// Online flag.
+        pub is_online: bool,
+        /// Searching flag.
+        pub is_searching: bool,
+        /// In-chat flag.
+        pub in_chat: bool,
+        /// Free-text location.
+        #[schema(required = true)]
+        pub location: Option<ProfileField>,
+        /// Free-text gender.
+        #[schema(required = true)]
+        pub gender: Option<ProfileField>,
+        /// Free-text language.
+        #[schema(required = true)]
+        pub language: Option<ProfileField>,
+        /// Last activity.
+        pub last_seen: Timestamp,
+    }
+
+    /// The service-wide counters (over every node sharing one Redis).
+    #[derive(Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct Stats {
+        /// Live sessions.
+        pub total_users: u64,
+        /// Users with a connected socket.
+        pub online_users: u64,
+        /// Users active in the last five minutes.
+        pub active_users: u64,
+        /// Users searching for a partner.
+        pub available_users: u64,
+        /// Chat pairs: users in a chat / 2.
+        pub connected_users: u64,
+        /// Users in a chat.
+        pub users_in_chat: u64,
+    }
+
+    /// The kind of an uploaded file, judged from its bytes.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum FileType {
+        /// PNG, JPEG, GIF, WebP, BMP.
+        Image,
+        /// MP4/QuickTime, video WebM.
+        Video,
+        /// MP3, Ogg, WAV, FLAC, M4A, audio WebM.
+        Audio,
+        /// Audio uploaded as a voice note (with a duration).
+        Voice,
+        /// PDF, ZIP-based documents, UTF-8 text.
+        Document,
+    }
+
+    /// An uploaded file, as its uploader sees it.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    pub struct FileInfo {
+        /// The file's id.
+        pub file_id: FileId,
+        /// The sanitized original name.
+        pub filename: String,
+        /// The type judged from the bytes.
+        pub file_type: FileType,
+        /// Size in bytes.
+        pub file_size: u64,
+        /// A relative URL signed for the uploader, valid `FILES__URL_TTL_SECS`:
+        /// `/api/files/{fileId}?u=…&e=…&s=…`.
+        pub file_url: String,
+        /// Voice notes only: length in seconds.
+        #[schema(value_type = f64, required = false, exclusive_minimum = 0.0, maximum = 3600.0)]
+        pub duration: Option<f64>,
+        /// When the file is deleted at the latest.
+        pub expires_at: Timestamp,
+    }
+
+    /// Every REST error: `{"error": {"code", "message"}}`.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct Error {
+        /// What went wrong.
+        pub error: ErrorDetail,
+    }
+
+    /// The code clients match on, and a human message.
+    #[derive(Deserialize, ToSchema)]
+    #[serde(deny_unknown_fields)]
+    pub struct ErrorDetail {
+        /// The contract's code.
+        pub code: ErrorCode,
+        /// Human text; for the 401/404 codes of the contract, its exact message.
+        pub message: String,
+    }
+
+    /// The codes of REST errors (each operation lists the ones it answers).
+    #[derive(Deserialize, ToSchema)]
+    #[serde(rename_all = "snake_case")]
+    pub enum ErrorCode {
+        /// 400: a field is missing, of the wrong type or out of range.
+        InvalidInput,
+        /// 400: the action needs a chat and the user is in none.
+        NotInChat,
+        /// 401 "Authentication required".
+        AuthRequired,
+        /// 401 "Invalid token".
+        InvalidToken,
+        /// 401 "Token has expired".
+        TokenExpired,
+        /// 403: the caller may not see or do this.
+        Forbidden,
+        /// 404 "Guest session not found".
+        SessionNotFound,
+        /// 404: no such resource or route.
+        NotFound,
+        /// 405: a known path with another method.
+        MethodNotAllowed,
+        /// 413: the body is over its limit.
+        TooLarge,
+        /// 415: the content type is not accepted.
+        UnsupportedType,
+        /// 429: too many requests; see `Retry-After`.
+        RateLimited,
+        /// 500: a bug or an unexpected failure.
+        Internal,
+        /// 503: storage is unreachable and no fallback could answer.
+        Unavailable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use actix_web::http::{Method, StatusCode};
+    use actix_web::{App, HttpRequest, test as actix_test};
+    use chat_domain::{ErrorCode, FileId, FileInfo, FileType, GuestUser, Profile, ProfileUpdate, Stats, Timestamp};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::{Gateway, Settings};
+
+    /// Answers unknown paths with the debug form of the app's resource map, the only view
+    /// actix-web gives of the routes it mounted.
+    async fn resource_map(request: HttpRequest) -> HttpResponse {
+        HttpResponse::Ok().body(format!("{:?}", request.resource_map()))
+    }
+
+    /// The path patterns of a resource map's debug form: `Single("/a")` and `List(["/a", "/b"])`.
+    fn patterns(debug: &str) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        for part in debug.split("patterns: ").skip(1) {
+            let end = part.find(')').unwrap_or(part.len());
+            for quoted in part[..end].split('"').skip(1).step_by(2) {
+                if !quoted.is_empty() {
+                    found.insert(quoted.to_owned());
+                }
+            }
+        }
+        found
+    }
+
+    fn documented() -> Value {
+        serde_json::from_str(&document("").to_json().unwrap_or_default()).unwrap_or_default()
+    }
+
+    #[actix_web::test]
+    async fn every_mounted_route_is_documented() {
+        let gateway = Gateway::build(Settings::default()).await.unwrap_or_else(|error| panic!("{error}"));
+        let app = actix_test::init_service(App::new().configure(|config| gateway.configure(config)).default_service(web::to(resource_map))).await;
+        let debug = actix_test::call_and_read_body(&app, actix_test::TestRequest::get().uri("/no/such/route").to_request()).await;
+        let mounted = patterns(&String::from_utf8_lossy(&debug));
+        assert!(mounted.contains("/api/guest") && mounted.contains("/api/files/{file_id}"), "the resource map's debug form changed: {mounted:?}");
+
+        let paths = documented()["paths"].clone();
+        let documented: BTreeSet<(String, String)> = paths
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(path, item)| item.as_object().into_iter().flatten().map(move |(method, _)| (path_shape(path), method.to_uppercase())))
+            .collect();
+        let mut missing = Vec::new();
+        for pattern in mounted.iter().filter(|pattern| !pattern.starts_with("/socket.io")) {
+            let uri = pattern.replace("{file_id}", "file_x");
+            for method in [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
+                let response = actix_test::call_service(&app, actix_test::TestRequest::default().method(method.clone()).uri(&uri).to_request()).await;
+                let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
+                // The web client's page and assets are for browsers, not API clients.
+                let web_asset = ["text/html", "text/css", "text/javascript", "image/"].iter().any(|kind| content_type.starts_with(kind));
+                if response.status() == StatusCode::METHOD_NOT_ALLOWED || web_asset {
+                    continue;
+                }
+                if !documented.contains(&(path_shape(pattern), method.to_string())) {
+                    missing.push(format!("{method} {pattern}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "mounted but not in the OpenAPI document: {missing:?}");
+        assert!(documented.len() >= 14, "{documented:?}");
+    }
+
+    /// The property names of a component schema.
+    fn properties(name: &str) -> BTreeSet<String> {
+        let schema = &documented()["components"]["schemas"][name];
+        schema["properties"].as_object().map(|properties| properties.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    fn keys(value: &Value) -> BTreeSet<String> {
+        value.as_object().map(|object| object.keys().cloned().collect()).unwrap_or_default()
+    }
+
+    fn to_json(value: &impl serde::Serialize) -> Value {
+        serde_json::to_value(value).unwrap_or_default()
+    }
+
+    fn check_mirror<T: for<'de> serde::Deserialize<'de>>(name: &str, domain: Value) {
+        assert_eq!(properties(name), keys(&domain), "{name}: the schema and the domain type disagree");
+        if let Err(error) = serde_json::from_value::<T>(domain) {
+            panic!("{name}: the domain value does not fit the schema's mirror: {error}");
+        }
+    }
+
+    #[test]
+    fn mirrors_have_exactly_the_fields_the_domain_serializes() {
+        let mut user = GuestUser::new(Profile::from_json(&json!({"gender": "f", "language": "en", "location": "Paris", "deviceId": "d"})).unwrap_or_default(), Timestamp::now());
+        user.connected_user = Some(chat_domain::UserId::generate());
+        user.socket_id = Some("socket".into());
+        user.connected_at = Some(Timestamp::now());
+        check_mirror::<schemas::GuestUser>("GuestUser", to_json(&user));
+        check_mirror::<schemas::PublicUser>("PublicUser", to_json(&user.public()));
+        check_mirror::<schemas::Stats>("Stats", to_json(&Stats::default()));
+        let file = FileInfo {
+            file_id: FileId::generate(),
+            filename: "a.ogg".into(),
+            file_type: FileType::Voice,
+            file_size: 1,
+            file_url: "/api/files/x".into(),
+            duration: Some(1.5),
+            expires_at: Timestamp::now(),
+        };
+        check_mirror::<schemas::FileInfo>("FileInfo", to_json(&file));
+    }
+
+    #[test]
+    fn every_error_code_is_in_the_schema() {
+        let codes: BTreeSet<String> =
+            documented()["components"]["schemas"]["ErrorCode"]["enum"].as_array().into_iter().flatten().filter_map(|code| code.as_str().map(str::to_owned)).collect();
+        let domain = [
+            ErrorCode::InvalidInput,
+            ErrorCode::AuthRequired,
+            ErrorCode::InvalidToken,
+            ErrorCode::TokenExpired,
+            ErrorCode::SessionNotFound,
+            ErrorCode::Forbidden,
+            ErrorCode::NotFound,
+            ErrorCode::TooLarge,
+            ErrorCode::UnsupportedType,
+            ErrorCode::RateLimited,
+            ErrorCode::NotInChat,
+            ErrorCode::Unavailable,
+            ErrorCode::Internal,
+        ];
+        for code in domain.iter().map(|code| code.as_str()).chain(["method_not_allowed"]) {
+            assert!(codes.contains(code), "{code} missing from ErrorCode");
+        }
+        assert_eq!(codes.len(), domain.len() + 1);
+    }
+
+    #[test]
+    fn request_schemas_name_what_the_domain_accepts() {
+        for field in properties("CreateGuest") {
+            let value = if field == "username" { "Neo_1" } else { "x" };
+            assert!(Profile::from_json(&json!({ field.as_str(): value })).is_ok(), "POST /api/guest refuses {field}");
+        }
+        for field in properties("UpdateGuest") {
+            let value = if field == "username" { "Neo_1" } else { "x" };
+            assert!(ProfileUpdate::from_json(&json!({ field.as_str(): value })).is_ok(), "PATCH /api/guest/me refuses {field}");
+        }
+    }
+
+    #[test]
+    fn a_prefixed_document_names_its_server() {
+        let prefixed = serde_json::to_value(document("/chat")).unwrap_or_default();
+        assert_eq!(prefixed["servers"][0]["url"], "/chat");
+        assert!(documented().get("servers").is_none());
+    }
+}

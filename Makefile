@@ -3,7 +3,7 @@
 CARGO ?= cargo
 NODE_TESTS := tests/node
 
-.PHONY: run build release test test-rust test-node test-browser node-deps lint fmt clippy doc bench fuzz clean
+.PHONY: run build release test test-rust test-node test-browser test-schemathesis schemathesis-venv node-deps lint fmt clippy doc bench fuzz clean
 
 ## Start the server on the embedded defaults (in-memory storage, 127.0.0.1:8080).
 run:
@@ -17,7 +17,7 @@ release:
 
 ## Every test: Rust (unit, integration, storage against a private redis-server) and the
 ## socket.io-client protocol suite (Node) against the real server binary.
-test: lint test-rust test-node test-browser
+test: lint test-rust test-node test-browser test-schemathesis
 
 test-rust:
 	$(CARGO) test --workspace --all-targets
@@ -38,6 +38,19 @@ test-browser:
 	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
 	$(CARGO) build -p chat-server
 	cd tests/browser && CHAT_SERVER_BIN=$(CURDIR)/target/debug/chat-server CHROMIUM_BIN=$(CHROMIUM_BIN) node --test --test-concurrency=1 --test-reporter=spec
+
+## The REST API fuzzed by schemathesis (from PyPI, into target/venv) against the real binary
+## and the OpenAPI document it serves, every check on; about 20 s. See tests/schemathesis/.
+SCHEMATHESIS_VERSION ?= 4.32.5
+schemathesis-venv: target/venv/.schemathesis-$(SCHEMATHESIS_VERSION)
+target/venv/.schemathesis-$(SCHEMATHESIS_VERSION):
+	python3 -m venv target/venv
+	target/venv/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
+	touch $@
+
+test-schemathesis: schemathesis-venv
+	$(CARGO) build -p chat-server
+	tests/schemathesis/run.sh
 
 lint: fmt clippy
 

@@ -8,14 +8,16 @@ use std::time::Duration;
 use actix_socketio::SocketIo;
 use actix_web::{App, HttpServer, Scope, web};
 use chat_storage::bus::BusSubscription;
-use chat_storage::{ChatStore, FailoverStore, MemoryStore, SessionStore, StorageError, StorageMode, StoreConfig};
+use chat_storage::{
+    ChatStore, FailoverStore, MemoryStore, SessionStore, StorageError, StorageMode, StoreConfig,
+};
 
 use crate::auth::TokenService;
 use crate::files::FileSigner;
-use crate::realtime::hub::ClusterLink;
-use crate::realtime::{ChatHandler, Hub};
 use crate::metrics::Metrics;
 use crate::openapi::{self, OpenApiJson};
+use crate::realtime::hub::ClusterLink;
+use crate::realtime::{ChatHandler, Hub};
 use crate::routes;
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -81,21 +83,30 @@ impl Gateway {
         let path_prefix = normalize_prefix(path_prefix);
         let store_config = StoreConfig {
             session_ttl: settings.session_ttl(),
-            key_prefix: if settings.redis.key_prefix.is_empty() { "chat:".into() } else { settings.redis.key_prefix.clone() },
+            key_prefix: if settings.redis.key_prefix.is_empty() {
+                "chat:".into()
+            } else {
+                settings.redis.key_prefix.clone()
+            },
         };
         let node_id = uuid::Uuid::new_v4().simple().to_string();
-        let (store, shared, cluster): (Arc<dyn SessionStore>, Arc<dyn ChatStore>, _) = match settings.redis_url() {
-            Some(url) => {
-                let failover = Arc::new(FailoverStore::connect(url, store_config).await?);
-                let channel = failover.redis().node_channel(&node_id);
-                let (subscription, inbox) = BusSubscription::subscribe(url, channel).await?;
-                (failover.clone(), failover, Some((ClusterLink { node_id, inbox }, Arc::new(subscription))))
-            }
-            None => {
-                let memory = Arc::new(MemoryStore::new(store_config));
-                (memory.clone(), memory, None)
-            }
-        };
+        let (store, shared, cluster): (Arc<dyn SessionStore>, Arc<dyn ChatStore>, _) =
+            match settings.redis_url() {
+                Some(url) => {
+                    let failover = Arc::new(FailoverStore::connect(url, store_config).await?);
+                    let channel = failover.redis().node_channel(&node_id);
+                    let (subscription, inbox) = BusSubscription::subscribe(url, channel).await?;
+                    (
+                        failover.clone(),
+                        failover,
+                        Some((ClusterLink { node_id, inbox }, Arc::new(subscription))),
+                    )
+                }
+                None => {
+                    let memory = Arc::new(MemoryStore::new(store_config));
+                    (memory.clone(), memory, None)
+                }
+            };
         let (cluster, subscription) = cluster.unzip();
         let secret = match &settings.auth.jwt_secret {
             Some(secret) => secret.expose().as_bytes().to_vec(),
@@ -108,13 +119,37 @@ impl Gateway {
             }
         };
         let tokens = TokenService::new(&secret, settings.session_ttl());
-        let signer = FileSigner::new(&secret, Duration::from_secs(settings.files.url_ttl_secs)).under(&path_prefix);
+        let signer = FileSigner::new(&secret, Duration::from_secs(settings.files.url_ttl_secs))
+            .under(&path_prefix);
         let metrics = Arc::new(Metrics::default());
-        let hub = Hub::start(&settings, store.clone(), shared, signer.clone(), metrics.clone(), cluster);
-        let state = AppState { settings: Arc::new(settings), store, tokens, metrics, signer, hub };
-        let socket_io = SocketIo::new(socket_io_config(&state.settings), ChatHandler::new(state.clone()));
+        let hub = Hub::start(
+            &settings,
+            store.clone(),
+            shared,
+            signer.clone(),
+            metrics.clone(),
+            cluster,
+        );
+        let state = AppState {
+            settings: Arc::new(settings),
+            store,
+            tokens,
+            metrics,
+            signer,
+            hub,
+        };
+        let socket_io = SocketIo::new(
+            socket_io_config(&state.settings),
+            ChatHandler::new(state.clone()),
+        );
         let openapi = OpenApiJson::new(&path_prefix);
-        Ok(Self { state, socket_io, path_prefix, openapi, _subscription: subscription })
+        Ok(Self {
+            state,
+            socket_io,
+            path_prefix,
+            openapi,
+            _subscription: subscription,
+        })
     }
 
     /// Mounts every service on `config`, relative to where `config` is mounted. Unknown paths
@@ -129,7 +164,9 @@ impl Gateway {
     /// A scope at the gateway's path prefix holding every service, with the contract's 404
     /// for unknown paths under it.
     pub fn scope(&self) -> Scope {
-        web::scope(&self.path_prefix).configure(|config| self.configure(config)).default_service(web::to(routes::not_found))
+        web::scope(&self.path_prefix)
+            .configure(|config| self.configure(config))
+            .default_service(web::to(routes::not_found))
     }
 
     /// The path prefix the gateway was built for (`""` at the root).
@@ -160,7 +197,11 @@ impl Gateway {
 /// `""`, or `/` and the segments without a trailing slash.
 fn normalize_prefix(prefix: &str) -> String {
     let trimmed = prefix.trim_matches('/');
-    if trimmed.is_empty() { String::new() } else { format!("/{trimmed}") }
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("/{trimmed}")
+    }
 }
 
 /// A built application: bound, not yet serving.
@@ -175,9 +216,18 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let gateway = Gateway::build(settings).await?;
-        let listener = TcpListener::bind(&address).map_err(|source| StartError::Bind { address: address.clone(), source })?;
-        let address = listener.local_addr().map_err(|source| StartError::Bind { address, source })?;
-        Ok(Self { address, listener, gateway })
+        let listener = TcpListener::bind(&address).map_err(|source| StartError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let address = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind { address, source })?;
+        Ok(Self {
+            address,
+            listener,
+            gateway,
+        })
     }
 
     /// The bound address.
@@ -202,21 +252,30 @@ impl Application {
 
     /// Serves until `shutdown` completes, then stops accepting, tells clients, drains and
     /// returns.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
         let settings = &self.gateway.state.settings;
         let workers = match settings.server.workers {
-            0 => std::thread::available_parallelism().map(usize::from).unwrap_or(2),
+            0 => std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(2),
             workers => workers,
         };
         let grace = settings.server.shutdown_grace_secs;
         let gateway = self.gateway.clone();
-        let server = HttpServer::new(move || App::new().configure(|config| gateway.configure(config)).default_service(web::to(routes::not_found)))
-            .workers(workers)
-            .tcp_nodelay(true)
-            .disable_signals()
-            .shutdown_timeout(grace)
-            .listen(self.listener)?
-            .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .configure(|config| gateway.configure(config))
+                .default_service(web::to(routes::not_found))
+        })
+        .workers(workers)
+        .tcp_nodelay(true)
+        .disable_signals()
+        .shutdown_timeout(grace)
+        .listen(self.listener)?
+        .run();
         let handle = server.handle();
         let server_task = tokio::spawn(server);
         shutdown.await;
@@ -239,5 +298,9 @@ fn socket_io_config(settings: &Settings) -> actix_socketio::Config {
 
 /// 32 random bytes from the OS (two v4 UUIDs), for a per-process token secret.
 fn random_secret() -> Vec<u8> {
-    [uuid::Uuid::new_v4().into_bytes(), uuid::Uuid::new_v4().into_bytes()].concat()
+    [
+        uuid::Uuid::new_v4().into_bytes(),
+        uuid::Uuid::new_v4().into_bytes(),
+    ]
+    .concat()
 }

@@ -64,14 +64,30 @@ impl TokenService {
         validation.leeway = 0;
         validation.validate_exp = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self { encoding: EncodingKey::from_secret(secret), decoding: DecodingKey::from_secret(secret), validation, ttl }
+        Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            ttl,
+        }
     }
 
     /// A token for `user`, issued at `now`; returns it with its expiry.
-    pub fn issue(&self, user_id: &UserId, session_id: SessionId, now: Timestamp) -> Result<(String, Timestamp), ApiError> {
+    pub fn issue(
+        &self,
+        user_id: &UserId,
+        session_id: SessionId,
+        now: Timestamp,
+    ) -> Result<(String, Timestamp), ApiError> {
         let expires_at = Timestamp::from_millis(now.as_secs() * 1000).plus(self.ttl);
-        let claims = Claims { sub: user_id.to_string(), sid: session_id.to_string(), iat: now.as_secs(), exp: expires_at.as_secs() };
-        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding).map_err(|error| {
+        let claims = Claims {
+            sub: user_id.to_string(),
+            sid: session_id.to_string(),
+            iat: now.as_secs(),
+            exp: expires_at.as_secs(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|error| {
             tracing::error!(%error, "token signing failed");
             ApiError::internal()
         })?;
@@ -80,10 +96,11 @@ impl TokenService {
 
     /// Verifies signature, algorithm and expiry, and parses the ids.
     pub fn verify(&self, token: &str) -> Result<(UserId, SessionId), TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).map_err(|error| match error.kind() {
-            ErrorKind::ExpiredSignature => TokenError::Expired,
-            _ => TokenError::Invalid,
-        })?;
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|error| match error.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid,
+            })?;
         let user_id = UserId::parse(&data.claims.sub).ok_or(TokenError::Invalid)?;
         let session_id = SessionId::parse(&data.claims.sid).ok_or(TokenError::Invalid)?;
         Ok((user_id, session_id))
@@ -97,7 +114,10 @@ pub fn bearer_token(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
         return Ok(None);
     };
     let text = value.to_str().map_err(|_| ApiError::invalid_token())?;
-    let (scheme, token) = text.trim().split_once(' ').ok_or_else(ApiError::invalid_token)?;
+    let (scheme, token) = text
+        .trim()
+        .split_once(' ')
+        .ok_or_else(ApiError::invalid_token)?;
     let token = token.trim();
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
         return Err(ApiError::invalid_token());
@@ -107,10 +127,17 @@ pub fn bearer_token(request: &HttpRequest) -> Result<Option<&str>, ApiError> {
 
 /// Checks a token against the store: the session must be live and be the token's session.
 /// Counts as activity (slides the session's expiry) when `touch` is set.
-pub async fn authenticate(state: &AppState, token: &str, touch: bool) -> Result<GuestUser, ApiError> {
+pub async fn authenticate(
+    state: &AppState,
+    token: &str,
+    touch: bool,
+) -> Result<GuestUser, ApiError> {
     let (user_id, session_id) = state.tokens.verify(token)?;
     let user = if touch {
-        let patch = SessionPatch { touch: Some(Timestamp::now()), ..SessionPatch::default() };
+        let patch = SessionPatch {
+            touch: Some(Timestamp::now()),
+            ..SessionPatch::default()
+        };
         state.store.update(&user_id, patch).await?
     } else {
         state.store.get(&user_id).await?
@@ -157,7 +184,9 @@ mod tests {
     fn issued_tokens_verify() {
         let user = UserId::generate();
         let session = SessionId::generate();
-        let (token, expires) = service().issue(&user, session, Timestamp::now()).unwrap_or_default();
+        let (token, expires) = service()
+            .issue(&user, session, Timestamp::now())
+            .unwrap_or_default();
         assert_eq!(service().verify(&token), Ok((user, session)));
         assert!(expires > Timestamp::now());
     }
@@ -170,7 +199,9 @@ mod tests {
         let (expired, _) = service().issue(&user, session, old).unwrap_or_default();
         assert_eq!(service().verify(&expired), Err(TokenError::Expired));
 
-        let (token, _) = service().issue(&user, session, Timestamp::now()).unwrap_or_default();
+        let (token, _) = service()
+            .issue(&user, session, Timestamp::now())
+            .unwrap_or_default();
         let other = TokenService::new(b"another-secret-another-secret-xx", Duration::from_secs(60));
         assert_eq!(other.verify(&token), Err(TokenError::Invalid));
 

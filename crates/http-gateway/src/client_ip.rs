@@ -10,9 +10,17 @@ use crate::settings::IpNet;
 /// The address a request comes from. `X-Forwarded-For` is believed only when the peer is one
 /// of `trusted_proxies`; then the right-most address that is not itself a trusted proxy wins
 /// (the left-most entries can be forged by the client).
-pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted_proxies: &[IpNet]) -> Option<IpAddr> {
+pub fn client_ip(
+    peer: Option<IpAddr>,
+    headers: &HeaderMap,
+    trusted_proxies: &[IpNet],
+) -> Option<IpAddr> {
     let peer = peer?;
-    let trusted = |address: IpAddr| trusted_proxies.iter().any(|network| network.contains(address));
+    let trusted = |address: IpAddr| {
+        trusted_proxies
+            .iter()
+            .any(|network| network.contains(address))
+    };
     if !trusted(peer) {
         return Some(peer);
     }
@@ -22,12 +30,22 @@ pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trusted_proxies: &[I
         .flat_map(|value| value.split(','))
         .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
         .collect::<Vec<_>>();
-    Some(forwarded.into_iter().rev().find(|address| !trusted(*address)).unwrap_or(peer))
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|address| !trusted(*address))
+            .unwrap_or(peer),
+    )
 }
 
 /// [`client_ip`] for an actix request.
 pub fn request_ip(request: &HttpRequest, trusted_proxies: &[IpNet]) -> Option<IpAddr> {
-    client_ip(request.peer_addr().map(|address| address.ip()), request.headers(), trusted_proxies)
+    client_ip(
+        request.peer_addr().map(|address| address.ip()),
+        request.headers(),
+        trusted_proxies,
+    )
 }
 
 #[cfg(test)]
@@ -39,9 +57,15 @@ mod tests {
     fn check(peer: &str, forwarded: Option<&str>, trusted: &[&str], expected: &str) {
         let mut headers = HeaderMap::new();
         if let Some(value) = forwarded {
-            headers.insert(HeaderName::from_static("x-forwarded-for"), HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")));
+            headers.insert(
+                HeaderName::from_static("x-forwarded-for"),
+                HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")),
+            );
         }
-        let trusted: Vec<IpNet> = trusted.iter().filter_map(|text| IpNet::parse(text)).collect();
+        let trusted: Vec<IpNet> = trusted
+            .iter()
+            .filter_map(|text| IpNet::parse(text))
+            .collect();
         let result = client_ip(peer.parse().ok(), &headers, &trusted);
         assert_eq!(result, expected.parse().ok(), "{peer} {forwarded:?}");
     }
@@ -51,8 +75,18 @@ mod tests {
         check("1.2.3.4", None, &[], "1.2.3.4");
         check("1.2.3.4", Some("9.9.9.9"), &[], "1.2.3.4");
         check("10.0.0.1", Some("9.9.9.9"), &["10.0.0.0/8"], "9.9.9.9");
-        check("10.0.0.1", Some("6.6.6.6, 9.9.9.9"), &["10.0.0.0/8"], "9.9.9.9");
-        check("10.0.0.1", Some("9.9.9.9, 10.0.0.2"), &["10.0.0.0/8"], "9.9.9.9");
+        check(
+            "10.0.0.1",
+            Some("6.6.6.6, 9.9.9.9"),
+            &["10.0.0.0/8"],
+            "9.9.9.9",
+        );
+        check(
+            "10.0.0.1",
+            Some("9.9.9.9, 10.0.0.2"),
+            &["10.0.0.0/8"],
+            "9.9.9.9",
+        );
         check("10.0.0.1", Some("not-an-ip"), &["10.0.0.0/8"], "10.0.0.1");
         check("10.0.0.1", None, &["10.0.0.0/8"], "10.0.0.1");
     }

@@ -22,7 +22,11 @@ pub struct ApiError {
 impl ApiError {
     /// An error with the given code and message.
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, message: message.into(), retry_after_secs: None }
+        Self {
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+        }
     }
 
     /// 400 `invalid_input`.
@@ -57,7 +61,10 @@ impl ApiError {
 
     /// 429 `rate_limited` with `Retry-After`.
     pub fn rate_limited(retry_after_secs: u64) -> Self {
-        let mut error = Self::new(ErrorCode::RateLimited, "Too many requests, please try again later");
+        let mut error = Self::new(
+            ErrorCode::RateLimited,
+            "Too many requests, please try again later",
+        );
         error.retry_after_secs = Some(retry_after_secs.max(1));
         error
     }
@@ -82,7 +89,9 @@ impl ApiError {
 pub fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidInput | ErrorCode::NotInChat => StatusCode::BAD_REQUEST,
-        ErrorCode::AuthRequired | ErrorCode::InvalidToken | ErrorCode::TokenExpired => StatusCode::UNAUTHORIZED,
+        ErrorCode::AuthRequired | ErrorCode::InvalidToken | ErrorCode::TokenExpired => {
+            StatusCode::UNAUTHORIZED
+        }
         ErrorCode::SessionNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
         ErrorCode::Forbidden => StatusCode::FORBIDDEN,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -125,6 +134,9 @@ impl From<DomainError> for ApiError {
 impl From<StorageError> for ApiError {
     fn from(error: StorageError) -> Self {
         tracing::error!(%error, "storage call failed");
-        Self::new(ErrorCode::Unavailable, "Storage is unavailable, please retry")
+        Self::new(
+            ErrorCode::Unavailable,
+            "Storage is unavailable, please retry",
+        )
     }
 }

@@ -45,7 +45,11 @@ impl FileSigner {
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
         // A key separate from the token key, so a file signature is never a token signature.
         let key = hmac_sha256(secret, b"chat-file-urls").to_vec();
-        Self { key, ttl, path_prefix: String::new() }
+        Self {
+            key,
+            ttl,
+            path_prefix: String::new(),
+        }
     }
 
     /// The same signer, for a gateway mounted under `path_prefix` (e.g. `/chat`): its URLs
@@ -56,13 +60,20 @@ impl FileSigner {
     }
 
     fn signature(&self, file: &FileId, viewer: &UserId, expiry: i64) -> String {
-        URL_SAFE_NO_PAD.encode(hmac_sha256(&self.key, format!("{file}:{viewer}:{expiry}").as_bytes()))
+        URL_SAFE_NO_PAD.encode(hmac_sha256(
+            &self.key,
+            format!("{file}:{viewer}:{expiry}").as_bytes(),
+        ))
     }
 
     /// The URL `viewer` may download `file` with, valid from `now` for the signer's TTL.
     pub fn url(&self, file: &FileId, viewer: &UserId, now: Timestamp) -> String {
         let expiry = now.plus(self.ttl).as_secs();
-        format!("{}/api/files/{file}?u={viewer}&e={expiry}&s={}", self.path_prefix, self.signature(file, viewer, expiry))
+        format!(
+            "{}/api/files/{file}?u={viewer}&e={expiry}&s={}",
+            self.path_prefix,
+            self.signature(file, viewer, expiry)
+        )
     }
 
     /// Checks a download query for `file` at `now`; returns the viewer it was signed for.
@@ -97,7 +108,12 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
 }
 
 fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
-    left.len() == right.len() && left.iter().zip(right).fold(0u8, |difference, (a, b)| difference | (a ^ b)) == 0
+    left.len() == right.len()
+        && left
+            .iter()
+            .zip(right)
+            .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+            == 0
 }
 
 /// The multipart form of `POST /api/files`: only these two fields, once each.
@@ -139,12 +155,23 @@ pub struct DownloadQuery {
 /// Mounts `/api/files`.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .service(web::resource("/api/files").route(web::post().to(upload)).default_service(web::to(crate::routes::method_not_allowed)))
-        .service(web::resource("/api/files/{file_id}").route(web::get().to(download)).default_service(web::to(crate::routes::method_not_allowed)));
+        .service(
+            web::resource("/api/files")
+                .route(web::post().to(upload))
+                .default_service(web::to(crate::routes::method_not_allowed)),
+        )
+        .service(
+            web::resource("/api/files/{file_id}")
+                .route(web::get().to(download))
+                .default_service(web::to(crate::routes::method_not_allowed)),
+        );
 }
 
 fn too_large(limit: u64) -> ApiError {
-    ApiError::new(ErrorCode::TooLarge, format!("file must be at most {limit} bytes"))
+    ApiError::new(
+        ErrorCode::TooLarge,
+        format!("file must be at most {limit} bytes"),
+    )
 }
 
 /// Uploads a file or voice note into the caller's current chat.
@@ -165,25 +192,51 @@ fn too_large(limit: u64) -> ApiError {
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
-pub(crate) async fn upload(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
-    let room_id = state.hub.chat.room_of(&user.id).await.ok_or_else(|| ApiError::new(ErrorCode::NotInChat, "Not in a chat"))?;
+pub(crate) async fn upload(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let room_id = state
+        .hub
+        .chat
+        .room_of(&user.id)
+        .await
+        .ok_or_else(|| ApiError::new(ErrorCode::NotInChat, "Not in a chat"))?;
     let is_multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+        .is_some_and(|value| {
+            value
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/form-data")
+        });
     if !is_multipart {
-        return Err(ApiError::new(ErrorCode::UnsupportedType, "Content-Type must be multipart/form-data"));
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedType,
+            "Content-Type must be multipart/form-data",
+        ));
     }
     let limit = state.settings.files.max_bytes;
     let mut multipart = Multipart::new(request.headers(), payload);
     let (mut file, mut filename, mut duration) = (None::<BytesMut>, String::new(), None::<f64>);
     while let Some(field) = multipart.next().await {
         let mut field = field.map_err(|_| ApiError::invalid("malformed multipart body"))?;
-        let name = field.content_disposition().and_then(|disposition| disposition.get_name()).unwrap_or_default().to_owned();
+        let name = field
+            .content_disposition()
+            .and_then(|disposition| disposition.get_name())
+            .unwrap_or_default()
+            .to_owned();
         match name.as_str() {
             "file" if file.is_none() => {
-                filename = field.content_disposition().and_then(|disposition| disposition.get_filename()).map(sanitize_filename).unwrap_or_else(|| "file".into());
+                filename = field
+                    .content_disposition()
+                    .and_then(|disposition| disposition.get_filename())
+                    .map(sanitize_filename)
+                    .unwrap_or_else(|| "file".into());
                 let mut bytes = BytesMut::new();
                 while let Some(chunk) = field.next().await {
                     let chunk = chunk.map_err(|_| ApiError::invalid("malformed multipart body"))?;
@@ -203,16 +256,32 @@ pub(crate) async fn upload(request: HttpRequest, payload: web::Payload, state: w
                     }
                     text.extend_from_slice(&chunk);
                 }
-                let seconds = std::str::from_utf8(&text).ok().and_then(|text| text.trim().parse::<f64>().ok());
+                let seconds = std::str::from_utf8(&text)
+                    .ok()
+                    .and_then(|text| text.trim().parse::<f64>().ok());
                 match seconds {
-                    Some(seconds) if seconds.is_finite() && seconds > 0.0 && seconds <= MAX_VOICE_SECS => duration = Some(seconds),
-                    _ => return Err(ApiError::invalid("duration must be a number of seconds from 0 to 3600")),
+                    Some(seconds)
+                        if seconds.is_finite() && seconds > 0.0 && seconds <= MAX_VOICE_SECS =>
+                    {
+                        duration = Some(seconds)
+                    }
+                    _ => {
+                        return Err(ApiError::invalid(
+                            "duration must be a number of seconds from 0 to 3600",
+                        ));
+                    }
                 }
             }
-            _ => return Err(ApiError::invalid("only the fields file and duration are accepted, once each")),
+            _ => {
+                return Err(ApiError::invalid(
+                    "only the fields file and duration are accepted, once each",
+                ));
+            }
         }
     }
-    let bytes = file.ok_or_else(|| ApiError::invalid("the field file is required"))?.freeze();
+    let bytes = file
+        .ok_or_else(|| ApiError::invalid("the field file is required"))?
+        .freeze();
     if bytes.is_empty() {
         return Err(ApiError::invalid("the file is empty"));
     }
@@ -231,7 +300,13 @@ pub(crate) async fn upload(request: HttpRequest, payload: web::Payload, state: w
         duration: duration.filter(|_| sniffed.file_type == FileType::Voice),
         expires_at,
     };
-    state.store.put_file(StoredFile { meta: meta.clone(), bytes }).await?;
+    state
+        .store
+        .put_file(StoredFile {
+            meta: meta.clone(),
+            bytes,
+        })
+        .await?;
     Metrics::bump(&state.metrics.files_uploaded);
     let info = FileInfo {
         file_url: state.signer.url(&file_id, &user.id, now),
@@ -260,26 +335,52 @@ pub(crate) async fn upload(request: HttpRequest, payload: web::Payload, state: w
         (status = 503, description = UNAVAILABLE, body = schemas::Error),
     )
 )]
-pub(crate) async fn download(request: HttpRequest, path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn download(
+    request: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::not_found("File not found");
-    let forbidden = || ApiError::new(ErrorCode::Forbidden, "This link is not valid for you, or has expired");
+    let forbidden = || {
+        ApiError::new(
+            ErrorCode::Forbidden,
+            "This link is not valid for you, or has expired",
+        )
+    };
     let file_id = FileId::parse(&path).ok_or_else(not_found)?;
-    let viewer = state.signer.verify(&file_id, request.query_string(), Timestamp::now()).ok_or_else(forbidden)?;
-    let file = state.store.get_file(&file_id).await?.ok_or_else(not_found)?;
+    let viewer = state
+        .signer
+        .verify(&file_id, request.query_string(), Timestamp::now())
+        .ok_or_else(forbidden)?;
+    let file = state
+        .store
+        .get_file(&file_id)
+        .await?
+        .ok_or_else(not_found)?;
     if file.meta.expires_at <= Timestamp::now() {
         return Err(not_found());
     }
     if !state.hub.chat.is_member(&file.meta.room_id, &viewer).await {
         return Err(forbidden());
     }
-    let inline = matches!(file.meta.file_type, FileType::Image | FileType::Audio | FileType::Voice | FileType::Video);
-    let disposition = format!("{}; filename=\"{}\"", if inline { "inline" } else { "attachment" }, file.meta.filename);
+    let inline = matches!(
+        file.meta.file_type,
+        FileType::Image | FileType::Audio | FileType::Voice | FileType::Video
+    );
+    let disposition = format!(
+        "{}; filename=\"{}\"",
+        if inline { "inline" } else { "attachment" },
+        file.meta.filename
+    );
     Ok(HttpResponse::Ok()
         .content_type(file.meta.mime.as_str())
         .insert_header((header::CONTENT_DISPOSITION, disposition))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .insert_header((header::CACHE_CONTROL, "private, max-age=300"))
-        .insert_header((header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; sandbox",
+        ))
         .body(file.bytes))
 }
 
@@ -293,10 +394,21 @@ mod tests {
         let (file, viewer) = (FileId::generate(), UserId::generate());
         let now = Timestamp::now();
         let url = signer.url(&file, &viewer, now);
-        let query = url.split_once('?').map(|(_, query)| query).unwrap_or_default();
+        let query = url
+            .split_once('?')
+            .map(|(_, query)| query)
+            .unwrap_or_default();
         assert_eq!(signer.verify(&file, query, now), Some(viewer.clone()));
-        assert_eq!(signer.verify(&FileId::generate(), query, now), None, "another file");
-        assert_eq!(signer.verify(&file, query, now.plus(Duration::from_secs(120))), None, "expired");
+        assert_eq!(
+            signer.verify(&FileId::generate(), query, now),
+            None,
+            "another file"
+        );
+        assert_eq!(
+            signer.verify(&file, query, now.plus(Duration::from_secs(120))),
+            None,
+            "expired"
+        );
         let other = UserId::generate();
         let forged = query.replace(viewer.as_str(), other.as_str());
         assert_eq!(signer.verify(&file, &forged, now), None, "another viewer");

@@ -37,23 +37,66 @@ impl Metrics {
     /// The Prometheus text exposition, with the live gauges given by the caller.
     pub fn render(&self, gauges: &[(&str, &str, u64)]) -> String {
         let counters = [
-            ("chat_sessions_created_total", "Guest sessions created.", &self.sessions_created),
-            ("chat_rate_limited_total", "Requests and events refused by a rate limit.", &self.rate_limited),
-            ("chat_socket_connects_total", "Socket.IO connections accepted.", &self.socket_connects),
-            ("chat_socket_refused_total", "Socket.IO connections refused.", &self.socket_refused),
-            ("chat_socket_events_total", "Socket.IO events received.", &self.socket_events),
-            ("chat_messages_relayed_total", "Chat messages relayed.", &self.messages_relayed),
-            ("chat_receipts_relayed_total", "Delivery receipts relayed.", &self.receipts_relayed),
+            (
+                "chat_sessions_created_total",
+                "Guest sessions created.",
+                &self.sessions_created,
+            ),
+            (
+                "chat_rate_limited_total",
+                "Requests and events refused by a rate limit.",
+                &self.rate_limited,
+            ),
+            (
+                "chat_socket_connects_total",
+                "Socket.IO connections accepted.",
+                &self.socket_connects,
+            ),
+            (
+                "chat_socket_refused_total",
+                "Socket.IO connections refused.",
+                &self.socket_refused,
+            ),
+            (
+                "chat_socket_events_total",
+                "Socket.IO events received.",
+                &self.socket_events,
+            ),
+            (
+                "chat_messages_relayed_total",
+                "Chat messages relayed.",
+                &self.messages_relayed,
+            ),
+            (
+                "chat_receipts_relayed_total",
+                "Delivery receipts relayed.",
+                &self.receipts_relayed,
+            ),
             ("chat_matches_total", "Pairs matched.", &self.matches),
-            ("chat_files_uploaded_total", "Files uploaded.", &self.files_uploaded),
-            ("chat_stats_broadcasts_total", "realtime:stats broadcasts.", &self.stats_broadcasts),
+            (
+                "chat_files_uploaded_total",
+                "Files uploaded.",
+                &self.files_uploaded,
+            ),
+            (
+                "chat_stats_broadcasts_total",
+                "realtime:stats broadcasts.",
+                &self.stats_broadcasts,
+            ),
         ];
         let mut text = String::with_capacity(2048);
         for (name, help, counter) in counters {
-            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", counter.load(Ordering::Relaxed));
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                counter.load(Ordering::Relaxed)
+            );
         }
         for (name, help, value) in gauges {
-            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
         }
         text
     }

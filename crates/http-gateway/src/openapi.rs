@@ -24,12 +24,13 @@ another method answers 405 `method_not_allowed` with an `Allow` header, an unkno
 `not_found`. The live side (Socket.IO v5 at `/socket.io/`) is described by `docs/asyncapi.yaml`.";
 
 /// The 401 of every 🔒 operation.
-pub(crate) const AUTH_FAILED: &str =
-    "`auth_required` (no `Authorization` header), `invalid_token` (not a `Bearer` token, or a bad signature, algorithm or shape) or `token_expired`.";
+pub(crate) const AUTH_FAILED: &str = "`auth_required` (no `Authorization` header), `invalid_token` (not a `Bearer` token, or a bad signature, algorithm or shape) or `token_expired`.";
 /// The 404 of every 🔒 operation.
-pub(crate) const SESSION_GONE: &str = "`session_not_found`: the token's session has expired or was deleted.";
+pub(crate) const SESSION_GONE: &str =
+    "`session_not_found`: the token's session has expired or was deleted.";
 /// The 503 of operations that reach the storage.
-pub(crate) const UNAVAILABLE: &str = "`unavailable`: storage is unreachable and no fallback could answer.";
+pub(crate) const UNAVAILABLE: &str =
+    "`unavailable`: storage is unreachable and no fallback could answer.";
 
 /// The whole REST API, as `GET /api/openapi.json` serves it.
 #[derive(OpenApi)]
@@ -71,9 +72,14 @@ impl Modify for BearerScheme {
         let scheme = HttpBuilder::new()
             .scheme(HttpAuthScheme::Bearer)
             .bearer_format("JWT")
-            .description(Some("The `token` of `POST /api/guest` (an HS256 JWT); `Authorization: Bearer <token>`."))
+            .description(Some(
+                "The `token` of `POST /api/guest` (an HS256 JWT); `Authorization: Bearer <token>`.",
+            ))
             .build();
-        openapi.components.get_or_insert_with(Default::default).add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
     }
 }
 
@@ -112,13 +118,25 @@ pub(crate) fn allowed_methods(pattern: &str) -> Option<&'static str> {
             .collect()
     });
     let shape = path_shape(pattern);
-    allowed.iter().find(|(path, _)| shape.ends_with(path.as_str())).map(|(_, methods)| methods.as_str())
+    allowed
+        .iter()
+        .find(|(path, _)| shape.ends_with(path.as_str()))
+        .map(|(_, methods)| methods.as_str())
 }
 
 /// A path with every `{parameter}` written `{}`: `/api/files/{file_id}` and
 /// `/api/files/{fileId}` are the same route.
 fn path_shape(path: &str) -> String {
-    path.split('/').map(|segment| if segment.starts_with('{') { "{}" } else { segment }).collect::<Vec<_>>().join("/")
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with('{') {
+                "{}"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// The serialized document, served as is.
@@ -156,7 +174,9 @@ pub(crate) fn configure(config: &mut web::ServiceConfig, document: OpenApiJson) 
     responses((status = 200, description = "The OpenAPI 3.1 document of this API.", body = Object, content_type = "application/json"))
 )]
 pub(crate) async fn openapi_json(document: web::Data<OpenApiJson>) -> HttpResponse {
-    HttpResponse::Ok().insert_header((header::CONTENT_TYPE, "application/json")).body(document.0.clone())
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "application/json"))
+        .body(document.0.clone())
 }
 
 pub mod schemas {
@@ -170,12 +190,18 @@ pub mod schemas {
 
     /// A guest user's id: `guest_` followed by a lowercase hyphenated UUID.
     #[derive(Deserialize, ToSchema)]
-    #[schema(pattern = "^guest_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", example = "guest_6f1e8e1a-4e3b-4bd4-9b7c-8f3f3f3f3f3f")]
+    #[schema(
+        pattern = "^guest_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        example = "guest_6f1e8e1a-4e3b-4bd4-9b7c-8f3f3f3f3f3f"
+    )]
     pub struct UserId(pub String);
 
     /// An uploaded file's id: `file_` followed by a lowercase hyphenated UUID.
     #[derive(Deserialize, ToSchema)]
-    #[schema(pattern = "^file_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", example = "file_0b8f2f6c-5a4e-4c1d-9a57-3f0e4c2d1b6a")]
+    #[schema(
+        pattern = "^file_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        example = "file_0b8f2f6c-5a4e-4c1d-9a57-3f0e4c2d1b6a"
+    )]
     pub struct FileId(pub String);
 
     /// An instant: RFC 3339 in UTC with milliseconds, as JavaScript's `toISOString()` writes.
@@ -402,7 +428,9 @@ mod tests {
 
     use actix_web::http::{Method, StatusCode};
     use actix_web::{App, HttpRequest, test as actix_test};
-    use chat_domain::{ErrorCode, FileId, FileInfo, FileType, GuestUser, Profile, ProfileUpdate, Stats, Timestamp};
+    use chat_domain::{
+        ErrorCode, FileId, FileInfo, FileType, GuestUser, Profile, ProfileUpdate, Stats, Timestamp,
+    };
     use serde_json::{Value, json};
 
     use super::*;
@@ -434,27 +462,71 @@ mod tests {
 
     #[actix_web::test]
     async fn every_mounted_route_is_documented() {
-        let gateway = Gateway::build(Settings::default()).await.unwrap_or_else(|error| panic!("{error}"));
-        let app = actix_test::init_service(App::new().configure(|config| gateway.configure(config)).default_service(web::to(resource_map))).await;
-        let debug = actix_test::call_and_read_body(&app, actix_test::TestRequest::get().uri("/no/such/route").to_request()).await;
+        let gateway = Gateway::build(Settings::default())
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+        let app = actix_test::init_service(
+            App::new()
+                .configure(|config| gateway.configure(config))
+                .default_service(web::to(resource_map)),
+        )
+        .await;
+        let debug = actix_test::call_and_read_body(
+            &app,
+            actix_test::TestRequest::get()
+                .uri("/no/such/route")
+                .to_request(),
+        )
+        .await;
         let mounted = patterns(&String::from_utf8_lossy(&debug));
-        assert!(mounted.contains("/api/guest") && mounted.contains("/api/files/{file_id}"), "the resource map's debug form changed: {mounted:?}");
+        assert!(
+            mounted.contains("/api/guest") && mounted.contains("/api/files/{file_id}"),
+            "the resource map's debug form changed: {mounted:?}"
+        );
 
         let paths = documented()["paths"].clone();
         let documented: BTreeSet<(String, String)> = paths
             .as_object()
             .into_iter()
             .flatten()
-            .flat_map(|(path, item)| item.as_object().into_iter().flatten().map(move |(method, _)| (path_shape(path), method.to_uppercase())))
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(move |(method, _)| (path_shape(path), method.to_uppercase()))
+            })
             .collect();
         let mut missing = Vec::new();
-        for pattern in mounted.iter().filter(|pattern| !pattern.starts_with("/socket.io")) {
+        for pattern in mounted
+            .iter()
+            .filter(|pattern| !pattern.starts_with("/socket.io"))
+        {
             let uri = pattern.replace("{file_id}", "file_x");
-            for method in [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE] {
-                let response = actix_test::call_service(&app, actix_test::TestRequest::default().method(method.clone()).uri(&uri).to_request()).await;
-                let content_type = response.headers().get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
+            for method in [
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ] {
+                let response = actix_test::call_service(
+                    &app,
+                    actix_test::TestRequest::default()
+                        .method(method.clone())
+                        .uri(&uri)
+                        .to_request(),
+                )
+                .await;
+                let content_type = response
+                    .headers()
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
                 // The web client's page and assets are for browsers, not API clients.
-                let web_asset = ["text/html", "text/css", "text/javascript", "image/"].iter().any(|kind| content_type.starts_with(kind));
+                let web_asset = ["text/html", "text/css", "text/javascript", "image/"]
+                    .iter()
+                    .any(|kind| content_type.starts_with(kind));
                 if response.status() == StatusCode::METHOD_NOT_ALLOWED || web_asset {
                     continue;
                 }
@@ -463,18 +535,27 @@ mod tests {
                 }
             }
         }
-        assert!(missing.is_empty(), "mounted but not in the OpenAPI document: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "mounted but not in the OpenAPI document: {missing:?}"
+        );
         assert!(documented.len() >= 14, "{documented:?}");
     }
 
     /// The property names of a component schema.
     fn properties(name: &str) -> BTreeSet<String> {
         let schema = &documented()["components"]["schemas"][name];
-        schema["properties"].as_object().map(|properties| properties.keys().cloned().collect()).unwrap_or_default()
+        schema["properties"]
+            .as_object()
+            .map(|properties| properties.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     fn keys(value: &Value) -> BTreeSet<String> {
-        value.as_object().map(|object| object.keys().cloned().collect()).unwrap_or_default()
+        value
+            .as_object()
+            .map(|object| object.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     fn to_json(value: &impl serde::Serialize) -> Value {
@@ -482,7 +563,11 @@ mod tests {
     }
 
     fn check_mirror<T: for<'de> serde::Deserialize<'de>>(name: &str, domain: Value) {
-        assert_eq!(properties(name), keys(&domain), "{name}: the schema and the domain type disagree");
+        assert_eq!(
+            properties(name),
+            keys(&domain),
+            "{name}: the schema and the domain type disagree"
+        );
         if let Err(error) = serde_json::from_value::<T>(domain) {
             panic!("{name}: the domain value does not fit the schema's mirror: {error}");
         }
@@ -490,7 +575,13 @@ mod tests {
 
     #[test]
     fn mirrors_have_exactly_the_fields_the_domain_serializes() {
-        let mut user = GuestUser::new(Profile::from_json(&json!({"gender": "f", "language": "en", "location": "Paris", "deviceId": "d"})).unwrap_or_default(), Timestamp::now());
+        let mut user = GuestUser::new(
+            Profile::from_json(
+                &json!({"gender": "f", "language": "en", "location": "Paris", "deviceId": "d"}),
+            )
+            .unwrap_or_default(),
+            Timestamp::now(),
+        );
         user.connected_user = Some(chat_domain::UserId::generate());
         user.socket_id = Some("socket".into());
         user.connected_at = Some(Timestamp::now());
@@ -511,8 +602,12 @@ mod tests {
 
     #[test]
     fn every_error_code_is_in_the_schema() {
-        let codes: BTreeSet<String> =
-            documented()["components"]["schemas"]["ErrorCode"]["enum"].as_array().into_iter().flatten().filter_map(|code| code.as_str().map(str::to_owned)).collect();
+        let codes: BTreeSet<String> = documented()["components"]["schemas"]["ErrorCode"]["enum"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|code| code.as_str().map(str::to_owned))
+            .collect();
         let domain = [
             ErrorCode::InvalidInput,
             ErrorCode::AuthRequired,
@@ -528,7 +623,11 @@ mod tests {
             ErrorCode::Unavailable,
             ErrorCode::Internal,
         ];
-        for code in domain.iter().map(|code| code.as_str()).chain(["method_not_allowed"]) {
+        for code in domain
+            .iter()
+            .map(|code| code.as_str())
+            .chain(["method_not_allowed"])
+        {
             assert!(codes.contains(code), "{code} missing from ErrorCode");
         }
         assert_eq!(codes.len(), domain.len() + 1);
@@ -538,11 +637,17 @@ mod tests {
     fn request_schemas_name_what_the_domain_accepts() {
         for field in properties("CreateGuest") {
             let value = if field == "username" { "Neo_1" } else { "x" };
-            assert!(Profile::from_json(&json!({ field.as_str(): value })).is_ok(), "POST /api/guest refuses {field}");
+            assert!(
+                Profile::from_json(&json!({ field.as_str(): value })).is_ok(),
+                "POST /api/guest refuses {field}"
+            );
         }
         for field in properties("UpdateGuest") {
             let value = if field == "username" { "Neo_1" } else { "x" };
-            assert!(ProfileUpdate::from_json(&json!({ field.as_str(): value })).is_ok(), "PATCH /api/guest/me refuses {field}");
+            assert!(
+                ProfileUpdate::from_json(&json!({ field.as_str(): value })).is_ok(),
+                "PATCH /api/guest/me refuses {field}"
+            );
         }
     }
 

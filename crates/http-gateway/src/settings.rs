@@ -55,7 +55,13 @@ pub struct ServerSettings {
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self { host: "127.0.0.1".into(), port: 8080, trusted_proxies: Vec::new(), shutdown_grace_secs: 5, workers: 0 }
+        Self {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            trusted_proxies: Vec::new(),
+            shutdown_grace_secs: 5,
+            workers: 0,
+        }
     }
 }
 
@@ -130,7 +136,9 @@ pub struct ChatSettings {
 
 impl Default for ChatSettings {
     fn default() -> Self {
-        Self { reconnect_grace_secs: 10 }
+        Self {
+            reconnect_grace_secs: 10,
+        }
     }
 }
 
@@ -148,7 +156,11 @@ pub struct PresenceSettings {
 
 impl Default for PresenceSettings {
     fn default() -> Self {
-        Self { stale_after_secs: 90, ping_interval_ms: 25_000, ping_timeout_ms: 20_000 }
+        Self {
+            stale_after_secs: 90,
+            ping_interval_ms: 25_000,
+            ping_timeout_ms: 20_000,
+        }
     }
 }
 
@@ -162,7 +174,9 @@ pub struct StatsSettings {
 
 impl Default for StatsSettings {
     fn default() -> Self {
-        Self { broadcast_interval_ms: 1000 }
+        Self {
+            broadcast_interval_ms: 1000,
+        }
     }
 }
 
@@ -180,7 +194,11 @@ pub struct FileSettings {
 
 impl Default for FileSettings {
     fn default() -> Self {
-        Self { max_bytes: 10 * 1024 * 1024, ttl_secs: 3600, url_ttl_secs: 3600 }
+        Self {
+            max_bytes: 10 * 1024 * 1024,
+            ttl_secs: 3600,
+            url_ttl_secs: 3600,
+        }
     }
 }
 
@@ -196,7 +214,10 @@ pub struct RateSettings {
 
 impl Default for RateSettings {
     fn default() -> Self {
-        Self { sessions_per_minute: 10, events_per_sec: 50 }
+        Self {
+            sessions_per_minute: 10,
+            events_per_sec: 50,
+        }
     }
 }
 
@@ -210,7 +231,9 @@ pub struct LimitSettings {
 
 impl Default for LimitSettings {
     fn default() -> Self {
-        Self { max_payload_bytes: 1024 * 1024 }
+        Self {
+            max_payload_bytes: 1024 * 1024,
+        }
     }
 }
 
@@ -226,7 +249,10 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self { format: "text".into(), level: "info".into() }
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
     }
 }
 
@@ -242,11 +268,17 @@ impl Settings {
         };
         positive("session.ttl_secs", self.session.ttl_secs);
         positive("webrtc.call_timeout_secs", self.webrtc.call_timeout_secs);
-        positive("stats.broadcast_interval_ms", self.stats.broadcast_interval_ms);
+        positive(
+            "stats.broadcast_interval_ms",
+            self.stats.broadcast_interval_ms,
+        );
         positive("files.max_bytes", self.files.max_bytes);
         positive("files.ttl_secs", self.files.ttl_secs);
         positive("files.url_ttl_secs", self.files.url_ttl_secs);
-        positive("rate.sessions_per_minute", u64::from(self.rate.sessions_per_minute));
+        positive(
+            "rate.sessions_per_minute",
+            u64::from(self.rate.sessions_per_minute),
+        );
         positive("rate.events_per_sec", u64::from(self.rate.events_per_sec));
         positive("presence.stale_after_secs", self.presence.stale_after_secs);
         positive("presence.ping_interval_ms", self.presence.ping_interval_ms);
@@ -255,7 +287,10 @@ impl Settings {
             problems.push("limits.max_payload_bytes: must be at least 1024".into());
         }
         if self.server.host.parse::<IpAddr>().is_err() && self.server.host != "localhost" {
-            problems.push(format!("server.host: not an IP address: {}", self.server.host));
+            problems.push(format!(
+                "server.host: not an IP address: {}",
+                self.server.host
+            ));
         }
         if let Some(secret) = &self.auth.jwt_secret
             && secret.expose().len() < 32
@@ -263,20 +298,40 @@ impl Settings {
             problems.push("auth.jwt_secret: must be at least 32 bytes".into());
         }
         if let Some(url) = self.redis_url() {
-            let schemes = ["redis://", "rediss://", "redis-cluster://", "rediss-cluster://", "redis-sentinel://", "rediss-sentinel://"];
-            if !schemes.iter().any(|scheme| url.starts_with(scheme)) || url.len() <= "redis://".len() {
+            let schemes = [
+                "redis://",
+                "rediss://",
+                "redis-cluster://",
+                "rediss-cluster://",
+                "redis-sentinel://",
+                "rediss-sentinel://",
+            ];
+            if !schemes.iter().any(|scheme| url.starts_with(scheme))
+                || url.len() <= "redis://".len()
+            {
                 problems.push("redis.url: must be a redis://, rediss://, redis-cluster:// or redis-sentinel:// URL".into());
             }
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            problems.push(format!("log.format: must be text or json, not {}", self.log.format));
+            problems.push(format!(
+                "log.format: must be text or json, not {}",
+                self.log.format
+            ));
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 
     /// The Redis URL, or `None` for in-memory storage (unset or empty).
     pub fn redis_url(&self) -> Option<&str> {
-        self.redis.url.as_ref().map(Secret::expose).filter(|url| !url.trim().is_empty())
+        self.redis
+            .url
+            .as_ref()
+            .map(Secret::expose)
+            .filter(|url| !url.trim().is_empty())
     }
 
     /// `session.ttl_secs` as a duration.
@@ -320,7 +375,10 @@ impl IpNet {
     /// Parses `address` or `address/prefix`.
     pub fn parse(text: &str) -> Option<Self> {
         let (address, prefix) = match text.trim().split_once('/') {
-            Some((address, prefix)) => (address.parse::<IpAddr>().ok()?, Some(prefix.parse::<u8>().ok()?)),
+            Some((address, prefix)) => (
+                address.parse::<IpAddr>().ok()?,
+                Some(prefix.parse::<u8>().ok()?),
+            ),
             None => (text.trim().parse::<IpAddr>().ok()?, None),
         };
         let max = if address.is_ipv4() { 32 } else { 128 };
@@ -336,11 +394,15 @@ impl IpNet {
         };
         match (self.address, candidate) {
             (IpAddr::V4(network), IpAddr::V4(address)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(network) & mask == u32::from(address) & mask
             }
             (IpAddr::V6(network), IpAddr::V6(address)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(network) & mask == u128::from(address) & mask
             }
             _ => false,
@@ -351,7 +413,9 @@ impl IpNet {
 impl<'de> Deserialize<'de> for IpNet {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        Self::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not an IP address or CIDR block: {text}")))
+        Self::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!("not an IP address or CIDR block: {text}"))
+        })
     }
 }
 
@@ -362,7 +426,12 @@ mod tests {
     fn check(network: &str, address: &str, expected: bool) {
         let network = IpNet::parse(network);
         let address: Option<IpAddr> = address.parse().ok();
-        assert_eq!(network.zip(address).map(|(network, address)| network.contains(address)), Some(expected));
+        assert_eq!(
+            network
+                .zip(address)
+                .map(|(network, address)| network.contains(address)),
+            Some(expected)
+        );
     }
 
     #[test]

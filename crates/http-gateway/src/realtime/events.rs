@@ -20,7 +20,10 @@ pub struct Failure {
 
 impl From<DomainError> for Failure {
     fn from(error: DomainError) -> Self {
-        Self { code: error.code(), message: error.to_string() }
+        Self {
+            code: error.code(),
+            message: error.to_string(),
+        }
     }
 }
 
@@ -29,7 +32,10 @@ impl From<ChatError> for Failure {
         if let ChatError::Storage(cause) = &error {
             tracing::warn!(error = %cause, "storage failed during an event");
         }
-        Self { code: error.code(), message: error.to_string() }
+        Self {
+            code: error.code(),
+            message: error.to_string(),
+        }
     }
 }
 
@@ -53,7 +59,15 @@ fn ok_with(key: &str, value: Value) -> Outcome {
 
 /// Answers a refused event (rate limit) without running it.
 pub fn reply_error(socket: &Socket<SocketState>, event: Event, code: ErrorCode, message: &str) {
-    respond(socket, &event.name, event.ack, Err(Failure { code, message: message.to_owned() }));
+    respond(
+        socket,
+        &event.name,
+        event.ack,
+        Err(Failure {
+            code,
+            message: message.to_owned(),
+        }),
+    );
 }
 
 fn respond(socket: &Socket<SocketState>, name: &str, ack: Option<AckSender>, outcome: Outcome) {
@@ -68,14 +82,19 @@ fn respond(socket: &Socket<SocketState>, name: &str, ack: Option<AckSender>, out
         (None, Ok(_)) => {}
         (None, Err(failure)) => {
             let shown: String = name.chars().take(64).collect();
-            let _ = socket.emit("error", &json!({"event": shown, "code": failure.code.as_str(), "message": failure.message}));
+            let _ = socket.emit(
+                "error",
+                &json!({"event": shown, "code": failure.code.as_str(), "message": failure.message}),
+            );
         }
     }
 }
 
 /// Runs one client event.
 pub async fn dispatch(state: &AppState, socket: &Socket<SocketState>, event: Event) {
-    let Event { name, args, ack, .. } = event;
+    let Event {
+        name, args, ack, ..
+    } = event;
     let user = socket.state().user_id.clone();
     record_activity(state, &user, name == "presence:heartbeat").await;
     let payload = args.first().unwrap_or(&Value::Null);
@@ -85,29 +104,54 @@ pub async fn dispatch(state: &AppState, socket: &Socket<SocketState>, event: Eve
         "presence:online" => set_online(state, &user, payload).await,
         "stats:request" => match state.store.stats(Timestamp::now()).await {
             Ok(stats) => {
-                let _ = socket.emit("stats:update", &json!({"stats": stats, "timestamp": Timestamp::now()}));
+                let _ = socket.emit(
+                    "stats:update",
+                    &json!({"stats": stats, "timestamp": Timestamp::now()}),
+                );
                 ok()
             }
             Err(error) => Err(error.into()),
         },
         "users:online:request" => online_users(state, socket, payload).await,
         "match:search" => match SearchFilters::from_payload(Some(payload)) {
-            Ok(filters) => hub.chat.search(&user, filters).await.map_or_else(|error| Err(error.into()), |()| ok()),
+            Ok(filters) => hub
+                .chat
+                .search(&user, filters)
+                .await
+                .map_or_else(|error| Err(error.into()), |()| ok()),
             Err(error) => Err(error.into()),
         },
-        "match:cancel" => hub.chat.cancel(&user).await.map_or_else(|error| Err(error.into()), |()| ok()),
+        "match:cancel" => hub
+            .chat
+            .cancel(&user)
+            .await
+            .map_or_else(|error| Err(error.into()), |()| ok()),
         "match:next" => match SearchFilters::from_payload(Some(payload)) {
-            Ok(filters) => hub.chat.next(&user, filters).await.map_or_else(|error| Err(error.into()), |()| ok()),
+            Ok(filters) => hub
+                .chat
+                .next(&user, filters)
+                .await
+                .map_or_else(|error| Err(error.into()), |()| ok()),
             Err(error) => Err(error.into()),
         },
         "chat:message" => send_message(state, &user, payload).await,
         "message:delivered" => confirm(state, &user, payload),
         "chat:typing" => match payload.get("isTyping").and_then(Value::as_bool) {
-            Some(is_typing) => hub.chat.typing(&user, is_typing).map_or_else(|error| Err(error.into()), |()| ok()),
+            Some(is_typing) => hub
+                .chat
+                .typing(&user, is_typing)
+                .map_or_else(|error| Err(error.into()), |()| ok()),
             None => Err(DomainError::invalid("isTyping must be a boolean").into()),
         },
-        "chat:leave" => hub.chat.leave(&user).await.map_or_else(|error| Err(error.into()), |()| ok()),
-        "chat:clear" => hub.chat.clear(&user).await.map_or_else(|error| Err(error.into()), |deleted| ok_with("deletedFiles", json!(deleted))),
+        "chat:leave" => hub
+            .chat
+            .leave(&user)
+            .await
+            .map_or_else(|error| Err(error.into()), |()| ok()),
+        "chat:clear" => hub.chat.clear(&user).await.map_or_else(
+            |error| Err(error.into()),
+            |deleted| ok_with("deletedFiles", json!(deleted)),
+        ),
         "webrtc:offer" => webrtc(socket, "offer", hub.chat.offer(&user, payload)),
         "webrtc:answer" => webrtc(socket, "answer", hub.chat.answer(&user, payload)),
         "webrtc:ice-candidate" => webrtc(socket, "candidate", hub.chat.candidate(&user, payload)),
@@ -139,8 +183,20 @@ async fn record_activity(state: &AppState, user: &UserId, heartbeat: bool) {
 }
 
 async fn set_online(state: &AppState, user: &UserId, payload: &Value) -> Outcome {
-    let online = payload.get("isOnline").and_then(Value::as_bool).ok_or_else(|| DomainError::invalid("isOnline must be a boolean"))?;
-    state.store.update(user, SessionPatch { is_online: Some(online), ..SessionPatch::default() }).await?;
+    let online = payload
+        .get("isOnline")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| DomainError::invalid("isOnline must be a boolean"))?;
+    state
+        .store
+        .update(
+            user,
+            SessionPatch {
+                is_online: Some(online),
+                ..SessionPatch::default()
+            },
+        )
+        .await?;
     state.hub.stats.poke();
     ok_with("isOnline", Value::Bool(online))
 }
@@ -150,7 +206,11 @@ async fn online_users(state: &AppState, socket: &Socket<SocketState>, payload: &
         None | Some(Value::Null) => 50,
         Some(value) => match value.as_u64() {
             Some(limit) if limit > 0 => limit.min(100) as usize,
-            _ => return Err(DomainError::invalid("limit must be a whole number from 1 to 100").into()),
+            _ => {
+                return Err(
+                    DomainError::invalid("limit must be a whole number from 1 to 100").into(),
+                );
+            }
         },
     };
     let page = state.store.online_users(limit, None).await?;
@@ -161,11 +221,18 @@ async fn online_users(state: &AppState, socket: &Socket<SocketState>, payload: &
 async fn send_message(state: &AppState, user: &UserId, payload: &Value) -> Outcome {
     let message = ChatPayload::from_json(payload)?;
     let sent = state.hub.chat.send_message(user, message).await?;
-    ok_with("message", json!({"id": sent.id, "clientId": sent.client_id, "timestamp": sent.timestamp, "status": "sent"}))
+    ok_with(
+        "message",
+        json!({"id": sent.id, "clientId": sent.client_id, "timestamp": sent.timestamp, "status": "sent"}),
+    )
 }
 
 fn confirm(state: &AppState, user: &UserId, payload: &Value) -> Outcome {
-    let id = payload.get("id").and_then(Value::as_str).and_then(MessageId::parse).ok_or_else(|| DomainError::invalid("id must be a message id"))?;
+    let id = payload
+        .get("id")
+        .and_then(Value::as_str)
+        .and_then(MessageId::parse)
+        .ok_or_else(|| DomainError::invalid("id must be a message id"))?;
     let confirmed = state.hub.chat.confirm_delivery(user, &id);
     ok_with("confirmed", Value::Bool(confirmed))
 }
@@ -176,7 +243,9 @@ fn webrtc(socket: &Socket<SocketState>, what: &str, result: Result<(), ChatError
     let message = match &error {
         ChatError::PartnerUnavailable => "Connected user is not available".to_owned(),
         ChatError::Domain(DomainError::NotInChat) => "Not connected to user".to_owned(),
-        ChatError::Domain(DomainError::InvalidInput(_) | DomainError::TooLarge(_)) => format!("Invalid {what} format"),
+        ChatError::Domain(DomainError::InvalidInput(_) | DomainError::TooLarge(_)) => {
+            format!("Invalid {what} format")
+        }
         _ => error.to_string(),
     };
     let _ = socket.emit("webrtc:error", &json!({ "message": message }));

@@ -41,38 +41,65 @@ impl ChatHandler {
 
 /// The token of a handshake: `auth.token`, else `?token=`, else `Authorization: Bearer`.
 fn handshake_token(auth: Option<&Value>, request: &RequestInfo) -> Option<String> {
-    if let Some(token) = auth.and_then(|auth| auth.get("token")).and_then(Value::as_str).filter(|token| !token.is_empty()) {
+    if let Some(token) = auth
+        .and_then(|auth| auth.get("token"))
+        .and_then(Value::as_str)
+        .filter(|token| !token.is_empty())
+    {
         return Some(token.to_owned());
     }
-    let from_query = request.query.split('&').find_map(|pair| pair.strip_prefix("token=")).filter(|token| !token.is_empty());
+    let from_query = request
+        .query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("token="))
+        .filter(|token| !token.is_empty());
     if let Some(token) = from_query {
         return Some(token.to_owned());
     }
     let header = request.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = header.trim().split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_owned())
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_owned())
 }
 
 impl Handler for ChatHandler {
     type State = SocketState;
 
-    async fn connect(&self, _socket_id: &str, _nsp: &str, auth: Option<Value>, request: &RequestInfo) -> Result<SocketState, ConnectError> {
+    async fn connect(
+        &self,
+        _socket_id: &str,
+        _nsp: &str,
+        auth: Option<Value>,
+        request: &RequestInfo,
+    ) -> Result<SocketState, ConnectError> {
         let refuse = |message: &str| {
             Metrics::bump(&self.state.metrics.socket_refused);
             ConnectError(message.to_owned())
         };
-        let token = handshake_token(auth.as_ref(), request).ok_or_else(|| refuse("Authentication required"))?;
-        let (user_id, session_id) = self.state.tokens.verify(&token).map_err(|error| match error {
-            TokenError::Expired => refuse("Token has expired"),
-            TokenError::Invalid => refuse("Invalid token"),
-        })?;
+        let token = handshake_token(auth.as_ref(), request)
+            .ok_or_else(|| refuse("Authentication required"))?;
+        let (user_id, session_id) =
+            self.state
+                .tokens
+                .verify(&token)
+                .map_err(|error| match error {
+                    TokenError::Expired => refuse("Token has expired"),
+                    TokenError::Invalid => refuse("Invalid token"),
+                })?;
         let user = self.state.store.get(&user_id).await.ok().flatten();
         if user.is_none_or(|user| user.session_id != session_id) {
             return Err(refuse("Guest session not found"));
         }
         let settings = &self.state.settings.rate;
-        let rate = TokenBucket::new(settings.events_per_sec, settings.events_per_sec.saturating_mul(2));
-        Ok(SocketState { user_id, session_id, rate: Mutex::new(rate) })
+        let rate = TokenBucket::new(
+            settings.events_per_sec,
+            settings.events_per_sec.saturating_mul(2),
+        );
+        Ok(SocketState {
+            user_id,
+            session_id,
+            rate: Mutex::new(rate),
+        })
     }
 
     async fn connected(&self, socket: &Socket<SocketState>) {
@@ -116,10 +143,20 @@ impl Handler for ChatHandler {
 
     async fn event(&self, socket: &Socket<SocketState>, event: Event) {
         Metrics::bump(&self.state.metrics.socket_events);
-        let allowed = socket.state().rate.lock().map(|mut bucket| bucket.take_at(Instant::now())).unwrap_or(true);
+        let allowed = socket
+            .state()
+            .rate
+            .lock()
+            .map(|mut bucket| bucket.take_at(Instant::now()))
+            .unwrap_or(true);
         if !allowed {
             Metrics::bump(&self.state.metrics.rate_limited);
-            events::reply_error(socket, event, chat_domain::ErrorCode::RateLimited, "Too many events, slow down");
+            events::reply_error(
+                socket,
+                event,
+                chat_domain::ErrorCode::RateLimited,
+                "Too many events, slow down",
+            );
             return;
         }
         events::dispatch(&self.state, socket, event).await;
@@ -135,7 +172,11 @@ impl Handler for ChatHandler {
         }
         hub.presence.disconnected(&user_id);
         hub.release_user(&user_id).await;
-        let patch = SessionPatch { is_online: Some(false), socket: Some(None), ..SessionPatch::default() };
+        let patch = SessionPatch {
+            is_online: Some(false),
+            socket: Some(None),
+            ..SessionPatch::default()
+        };
         if let Err(error) = self.state.store.update(&user_id, patch).await {
             tracing::warn!(%error, "could not mark a user offline");
         }
@@ -153,18 +194,40 @@ mod tests {
     fn request(query: &str, authorization: Option<&str>) -> RequestInfo {
         let mut headers = HeaderMap::new();
         if let Some(value) = authorization {
-            headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")));
+            headers.insert(
+                header::AUTHORIZATION,
+                HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")),
+            );
         }
-        RequestInfo { peer_addr: None, headers, query: query.to_owned() }
+        RequestInfo {
+            peer_addr: None,
+            headers,
+            query: query.to_owned(),
+        }
     }
 
     #[test]
     fn tokens_come_from_auth_then_query_then_header() {
         let auth = json!({"token": "from-auth"});
-        assert_eq!(handshake_token(Some(&auth), &request("token=q", Some("Bearer h"))).as_deref(), Some("from-auth"));
-        assert_eq!(handshake_token(None, &request("EIO=4&token=q", Some("Bearer h"))).as_deref(), Some("q"));
-        assert_eq!(handshake_token(Some(&json!({})), &request("EIO=4", Some("Bearer h"))).as_deref(), Some("h"));
-        assert_eq!(handshake_token(None, &request("EIO=4", Some("Basic h"))), None);
-        assert_eq!(handshake_token(Some(&json!({"token": 5})), &request("token=", None)), None);
+        assert_eq!(
+            handshake_token(Some(&auth), &request("token=q", Some("Bearer h"))).as_deref(),
+            Some("from-auth")
+        );
+        assert_eq!(
+            handshake_token(None, &request("EIO=4&token=q", Some("Bearer h"))).as_deref(),
+            Some("q")
+        );
+        assert_eq!(
+            handshake_token(Some(&json!({})), &request("EIO=4", Some("Bearer h"))).as_deref(),
+            Some("h")
+        );
+        assert_eq!(
+            handshake_token(None, &request("EIO=4", Some("Basic h"))),
+            None
+        );
+        assert_eq!(
+            handshake_token(Some(&json!({"token": 5})), &request("token=", None)),
+            None
+        );
     }
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use actix_socketio::EncodedPacket;
 use chat_domain::{FileId, UserId};
-use chat_presence_stats::{PresenceTracker, RealtimeStats, StatsBroadcaster, StatsSink, StatsTrigger};
+use chat_presence_stats::{
+    PresenceTracker, RealtimeStats, StatsBroadcaster, StatsSink, StatsTrigger,
+};
 use chat_signaling::{ChatConfig, ChatService, Delivery, FileUrls, Outgoing, SessionEnd};
 use chat_storage::{ChatStore, SessionPatch, SessionStore};
 use serde::{Deserialize, Serialize};
@@ -81,42 +83,80 @@ impl Hub {
         cluster: Option<ClusterLink>,
     ) -> Arc<Self> {
         let registry = Arc::new(Registry::default());
-        let node_id = cluster.as_ref().map_or_else(|| "local".to_owned(), |cluster| cluster.node_id.clone());
-        let sink = Arc::new(SocketStatsSink { registry: registry.clone(), metrics: metrics.clone() });
+        let node_id = cluster
+            .as_ref()
+            .map_or_else(|| "local".to_owned(), |cluster| cluster.node_id.clone());
+        let sink = Arc::new(SocketStatsSink {
+            registry: registry.clone(),
+            metrics: metrics.clone(),
+        });
         let interval = Duration::from_millis(settings.stats.broadcast_interval_ms);
         // With several nodes, changes made elsewhere are only seen by looking again.
-        let refresh = if cluster.is_some() { interval } else { interval.max(Duration::from_secs(5)) };
+        let refresh = if cluster.is_some() {
+            interval
+        } else {
+            interval.max(Duration::from_secs(5))
+        };
         let broadcaster = StatsBroadcaster::spawn(store.clone(), sink, interval, refresh);
         let stats = broadcaster.trigger();
         let (outbox, forwarder) = match cluster {
             Some(_) => {
                 let (sender, receiver) = mpsc::unbounded_channel();
-                (Some(sender), Some(spawn_forwarder(shared.clone(), node_id.clone(), receiver)))
+                (
+                    Some(sender),
+                    Some(spawn_forwarder(shared.clone(), node_id.clone(), receiver)),
+                )
             }
             None => (None, None),
         };
-        let delivery = Arc::new(SocketDelivery { registry: registry.clone(), chat: OnceLock::new(), metrics, outbox });
+        let delivery = Arc::new(SocketDelivery {
+            registry: registry.clone(),
+            chat: OnceLock::new(),
+            metrics,
+            outbox,
+        });
         let config = ChatConfig {
             call_timeout: Duration::from_secs(settings.webrtc.call_timeout_secs),
             reconnect_grace: Duration::from_secs(settings.chat.reconnect_grace_secs),
         };
         let trigger = stats.clone();
-        let chat = ChatService::new(config, store.clone(), shared.clone(), delivery.clone(), Arc::new(signer), move || trigger.poke());
+        let chat = ChatService::new(
+            config,
+            store.clone(),
+            shared.clone(),
+            delivery.clone(),
+            Arc::new(signer),
+            move || trigger.poke(),
+        );
         let _ = delivery.chat.set(chat.clone());
-        let presence = PresenceTracker::new(Duration::from_secs(settings.presence.stale_after_secs));
+        let presence =
+            PresenceTracker::new(Duration::from_secs(settings.presence.stale_after_secs));
         Arc::new_cyclic(|weak: &std::sync::Weak<Hub>| {
             let mut background: Vec<_> = forwarder.into_iter().collect();
             let sweeper_hub = weak.clone();
-            background.push(chat_presence_stats::spawn_expiry_sweeper(store.clone(), sweep_period(settings), move |expired| {
-                if let Some(hub) = sweeper_hub.upgrade() {
-                    tokio::spawn(async move { hub.sessions_expired(expired).await });
-                }
-            }));
+            background.push(chat_presence_stats::spawn_expiry_sweeper(
+                store.clone(),
+                sweep_period(settings),
+                move |expired| {
+                    if let Some(hub) = sweeper_hub.upgrade() {
+                        tokio::spawn(async move { hub.sessions_expired(expired).await });
+                    }
+                },
+            ));
             background.push(spawn_stale_sweeper(weak.clone(), store.clone(), settings));
             if let Some(cluster) = cluster {
                 background.push(spawn_inbox(weak.clone(), cluster.inbox));
             }
-            Hub { registry, chat, presence, stats, shared, node_id, broadcaster, background }
+            Hub {
+                registry,
+                chat,
+                presence,
+                stats,
+                shared,
+                node_id,
+                broadcaster,
+                background,
+            }
         })
     }
 
@@ -147,7 +187,12 @@ impl Hub {
     pub async fn claim_user(&self, user: &UserId) {
         let previous = self.shared.user_node(user).await.ok().flatten();
         if let Some(previous) = previous.filter(|previous| previous != &self.node_id) {
-            publish(&self.shared, &previous, BusMessage::Replaced { user: user.clone() }).await;
+            publish(
+                &self.shared,
+                &previous,
+                BusMessage::Replaced { user: user.clone() },
+            )
+            .await;
         }
         if let Err(error) = self.shared.set_user_node(user, &self.node_id).await {
             tracing::warn!(%error, "could not record the user's node");
@@ -218,7 +263,11 @@ fn sweep_period(settings: &Settings) -> Duration {
 }
 
 /// Marks users without activity for `stale_after` offline, until their next event.
-fn spawn_stale_sweeper(hub: std::sync::Weak<Hub>, store: Arc<dyn SessionStore>, settings: &Settings) -> tokio::task::JoinHandle<()> {
+fn spawn_stale_sweeper(
+    hub: std::sync::Weak<Hub>,
+    store: Arc<dyn SessionStore>,
+    settings: &Settings,
+) -> tokio::task::JoinHandle<()> {
     let every = Duration::from_secs(settings.presence.stale_after_secs.div_ceil(3).max(1));
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(every);
@@ -227,7 +276,10 @@ fn spawn_stale_sweeper(hub: std::sync::Weak<Hub>, store: Arc<dyn SessionStore>, 
             let Some(hub) = hub.upgrade() else { return };
             let stale = hub.presence.newly_stale();
             for user in &stale {
-                let patch = SessionPatch { is_online: Some(false), ..SessionPatch::default() };
+                let patch = SessionPatch {
+                    is_online: Some(false),
+                    ..SessionPatch::default()
+                };
                 if let Err(error) = store.update(user, patch).await {
                     tracing::warn!(%error, "could not mark a stale user offline");
                 }
@@ -240,7 +292,10 @@ fn spawn_stale_sweeper(hub: std::sync::Weak<Hub>, store: Arc<dyn SessionStore>, 
 }
 
 /// Serves this node's bus inbox.
-fn spawn_inbox(hub: std::sync::Weak<Hub>, mut inbox: mpsc::Receiver<String>) -> tokio::task::JoinHandle<()> {
+fn spawn_inbox(
+    hub: std::sync::Weak<Hub>,
+    mut inbox: mpsc::Receiver<String>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while let Some(text) = inbox.recv().await {
             let Some(hub) = hub.upgrade() else { return };
@@ -250,7 +305,9 @@ fn spawn_inbox(hub: std::sync::Weak<Hub>, mut inbox: mpsc::Receiver<String>) -> 
 }
 
 async fn publish(shared: &Arc<dyn ChatStore>, node: &str, message: BusMessage) {
-    let Ok(text) = serde_json::to_string(&[message]) else { return };
+    let Ok(text) = serde_json::to_string(&[message]) else {
+        return;
+    };
     if let Err(error) = shared.publish(node, text).await {
         tracing::warn!(%error, "could not publish to another node");
     }
@@ -270,7 +327,11 @@ const FORWARD_BATCH: usize = 256;
 
 /// Forwards events for users on other nodes, in order: each batch looks up the users' nodes
 /// and sends one bus message per node.
-fn spawn_forwarder(shared: Arc<dyn ChatStore>, own: String, mut outbox: mpsc::UnboundedReceiver<(UserId, Outgoing)>) -> tokio::task::JoinHandle<()> {
+fn spawn_forwarder(
+    shared: Arc<dyn ChatStore>,
+    own: String,
+    mut outbox: mpsc::UnboundedReceiver<(UserId, Outgoing)>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(FORWARD_BATCH);
         while outbox.recv_many(&mut batch, FORWARD_BATCH).await > 0 {
@@ -278,15 +339,25 @@ fn spawn_forwarder(shared: Arc<dyn ChatStore>, own: String, mut outbox: mpsc::Un
             let mut by_node: HashMap<String, Vec<BusMessage>> = HashMap::new();
             for (to, event) in batch.drain(..) {
                 if !nodes.contains_key(&to) {
-                    let node = shared.user_node(&to).await.ok().flatten().filter(|node| node != &own);
+                    let node = shared
+                        .user_node(&to)
+                        .await
+                        .ok()
+                        .flatten()
+                        .filter(|node| node != &own);
                     nodes.insert(to.clone(), node);
                 }
                 if let Some(Some(node)) = nodes.get(&to) {
-                    by_node.entry(node.clone()).or_default().push(BusMessage::Event { to, event });
+                    by_node
+                        .entry(node.clone())
+                        .or_default()
+                        .push(BusMessage::Event { to, event });
                 }
             }
             for (node, messages) in by_node {
-                let Ok(text) = serde_json::to_string(&messages) else { continue };
+                let Ok(text) = serde_json::to_string(&messages) else {
+                    continue;
+                };
                 if let Err(error) = shared.publish(&node, text).await {
                     tracing::warn!(%error, "could not forward events to another node");
                 }
@@ -301,7 +372,9 @@ impl Delivery for SocketDelivery {
     }
 
     fn deliver_local(&self, to: &UserId, event: Outgoing) {
-        let Some(socket) = self.registry.get(to) else { return };
+        let Some(socket) = self.registry.get(to) else {
+            return;
+        };
         let name = wire::event_name(&event);
         let payload = wire::payload(&event);
         let Outgoing::Message(message) = &event else {
@@ -310,8 +383,12 @@ impl Delivery for SocketDelivery {
         };
         Metrics::bump(&self.metrics.messages_relayed);
         // The recipient's ack of chat:message is its delivery receipt.
-        let Ok(ack) = socket.emit_with_ack(name, &payload, RECEIPT_ACK_TIMEOUT) else { return };
-        let Some(chat) = self.chat.get().cloned() else { return };
+        let Ok(ack) = socket.emit_with_ack(name, &payload, RECEIPT_ACK_TIMEOUT) else {
+            return;
+        };
+        let Some(chat) = self.chat.get().cloned() else {
+            return;
+        };
         let (recipient, id, metrics) = (to.clone(), message.id.clone(), self.metrics.clone());
         tokio::spawn(async move {
             if ack.await.is_ok() && chat.confirm_delivery(&recipient, &id) {
@@ -336,7 +413,9 @@ struct SocketStatsSink {
 impl StatsSink for SocketStatsSink {
     fn broadcast(&self, snapshot: &RealtimeStats) {
         let payload = json!({"stats": snapshot.stats, "onlineUsers": snapshot.online_users, "timestamp": snapshot.timestamp});
-        let Ok(packet) = EncodedPacket::event("/", "realtime:stats", &payload) else { return };
+        let Ok(packet) = EncodedPacket::event("/", "realtime:stats", &payload) else {
+            return;
+        };
         for socket in self.registry.all() {
             let _ = socket.emit_encoded(&packet);
         }

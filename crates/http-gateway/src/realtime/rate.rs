@@ -15,7 +15,12 @@ impl TokenBucket {
     /// A full bucket refilling `rate` tokens a second, holding at most `burst`.
     pub fn new(rate: u32, burst: u32) -> Self {
         let burst = f64::from(burst.max(1));
-        Self { rate: f64::from(rate.max(1)), burst, tokens: burst, updated: Instant::now() }
+        Self {
+            rate: f64::from(rate.max(1)),
+            burst,
+            tokens: burst,
+            updated: Instant::now(),
+        }
     }
 
     /// Takes a token at `now`; `false` when the bucket is empty.

@@ -16,25 +16,34 @@ pub struct Registry {
 
 impl Registry {
     fn read(&self) -> RwLockReadGuard<'_, HashMap<UserId, Socket<SocketState>>> {
-        self.sockets.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.sockets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, HashMap<UserId, Socket<SocketState>>> {
-        self.sockets.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.sockets
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Registers `socket` as its user's live socket; returns the socket it replaces.
     pub fn insert(&self, socket: Socket<SocketState>) -> Option<Socket<SocketState>> {
         let user = socket.state().user_id.clone();
         let socket_id = socket.id().to_owned();
-        self.write().insert(user, socket).filter(|old| old.id() != socket_id)
+        self.write()
+            .insert(user, socket)
+            .filter(|old| old.id() != socket_id)
     }
 
     /// Removes `socket` if it is still its user's live socket; returns whether it was.
     pub fn remove(&self, socket: &Socket<SocketState>) -> bool {
         let mut sockets = self.write();
         let user = &socket.state().user_id;
-        if sockets.get(user).is_some_and(|current| current.id() == socket.id()) {
+        if sockets
+            .get(user)
+            .is_some_and(|current| current.id() == socket.id())
+        {
             sockets.remove(user);
             true
         } else {

@@ -30,20 +30,55 @@ pub fn event_name(event: &Outgoing) -> &'static str {
 /// The wire payload of an outgoing chat event.
 pub fn payload(event: &Outgoing) -> Value {
     match event {
-        Outgoing::Searching | Outgoing::Cancelled | Outgoing::Cleared | Outgoing::PartnerReconnected => json!({}),
-        Outgoing::Found { room_id, partner, initiator, .. } => json!({"roomId": room_id, "partner": partner, "initiator": initiator}),
+        Outgoing::Searching
+        | Outgoing::Cancelled
+        | Outgoing::Cleared
+        | Outgoing::PartnerReconnected => json!({}),
+        Outgoing::Found {
+            room_id,
+            partner,
+            initiator,
+            ..
+        } => json!({"roomId": room_id, "partner": partner, "initiator": initiator}),
         Outgoing::Message(message) => serde_json::to_value(message).unwrap_or(Value::Null),
-        Outgoing::Sent { id, client_id, timestamp } => json!({"id": id, "clientId": client_id, "timestamp": timestamp}),
+        Outgoing::Sent {
+            id,
+            client_id,
+            timestamp,
+        } => json!({"id": id, "clientId": client_id, "timestamp": timestamp}),
         Outgoing::Delivered { id, delivered_at } => json!({"id": id, "deliveredAt": delivered_at}),
         Outgoing::Typing { from, is_typing } => json!({"from": from, "isTyping": is_typing}),
         Outgoing::PartnerDisconnected { grace_secs } => json!({ "graceSecs": grace_secs }),
-        Outgoing::RoomClosed { room_id, reason } => json!({"roomId": room_id, "reason": reason.as_str()}),
-        Outgoing::Offer { offer, kind, from, from_username, timestamp } => {
+        Outgoing::RoomClosed { room_id, reason } => {
+            json!({"roomId": room_id, "reason": reason.as_str()})
+        }
+        Outgoing::Offer {
+            offer,
+            kind,
+            from,
+            from_username,
+            timestamp,
+        } => {
             json!({"offer": offer, "type": kind, "from": from, "fromUsername": from_username, "timestamp": timestamp})
         }
-        Outgoing::Answer { answer, from, from_username } => json!({"answer": answer, "from": from, "fromUsername": from_username}),
+        Outgoing::Answer {
+            answer,
+            from,
+            from_username,
+        } => json!({"answer": answer, "from": from, "fromUsername": from_username}),
         Outgoing::Candidate { candidate, from } => json!({"candidate": candidate, "from": from}),
-        Outgoing::CallEnded { from, from_username } | Outgoing::CallRejected { from, from_username } | Outgoing::CallTimeout { from, from_username } => {
+        Outgoing::CallEnded {
+            from,
+            from_username,
+        }
+        | Outgoing::CallRejected {
+            from,
+            from_username,
+        }
+        | Outgoing::CallTimeout {
+            from,
+            from_username,
+        } => {
             json!({"from": from, "fromUsername": from_username})
         }
     }

@@ -87,7 +87,11 @@ pub struct TokenRefreshed {
 /// Mounts `/api/guest` routes.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .service(web::resource("/api/guest").route(web::post().to(create)).default_service(web::to(super::method_not_allowed)))
+        .service(
+            web::resource("/api/guest")
+                .route(web::post().to(create))
+                .default_service(web::to(super::method_not_allowed)),
+        )
         .service(
             web::resource("/api/guest/me")
                 .route(web::get().to(me))
@@ -95,7 +99,11 @@ pub fn configure(config: &mut web::ServiceConfig) {
                 .route(web::delete().to(delete))
                 .default_service(web::to(super::method_not_allowed)),
         )
-        .service(web::resource("/api/guest/refresh").route(web::post().to(refresh)).default_service(web::to(super::method_not_allowed)));
+        .service(
+            web::resource("/api/guest/refresh")
+                .route(web::post().to(refresh))
+                .default_service(web::to(super::method_not_allowed)),
+        );
 }
 
 /// Creates a guest session: no sign-up, rate-limited per client address.
@@ -115,13 +123,26 @@ pub fn configure(config: &mut web::ServiceConfig) {
     )
 )]
 #[tracing::instrument(skip_all)]
-pub(crate) async fn create(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn create(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let ip = request_ip(&request, &state.settings.server.trusted_proxies);
     let key = format!("guest:{}", ip.map(|ip| ip.to_string()).unwrap_or_default());
-    let decision = state.store.hit_rate_limit(&key, state.settings.rate.sessions_per_minute, std::time::Duration::from_secs(60)).await?;
+    let decision = state
+        .store
+        .hit_rate_limit(
+            &key,
+            state.settings.rate.sessions_per_minute,
+            std::time::Duration::from_secs(60),
+        )
+        .await?;
     if !decision.allowed {
         Metrics::bump(&state.metrics.rate_limited);
-        return Err(ApiError::rate_limited(decision.retry_after.as_secs_f64().ceil() as u64));
+        return Err(ApiError::rate_limited(
+            decision.retry_after.as_secs_f64().ceil() as u64,
+        ));
     }
     let body = read_json(&request, payload, BODY_LIMIT).await?;
     let profile = Profile::from_json(&body)?;
@@ -132,7 +153,11 @@ pub(crate) async fn create(request: HttpRequest, payload: web::Payload, state: w
     Metrics::bump(&state.metrics.sessions_created);
     state.hub.stats.poke();
     tracing::info!(user_id = %user.id, "guest session created");
-    Ok(HttpResponse::Created().json(SessionCreated { token, expires_at, user }))
+    Ok(HttpResponse::Created().json(SessionCreated {
+        token,
+        expires_at,
+        user,
+    }))
 }
 
 /// The caller's user; counts as activity.
@@ -169,7 +194,12 @@ pub(crate) async fn me(AuthUser(user): AuthUser) -> HttpResponse {
         (status = 503, description = UNAVAILABLE, body = schemas::Error),
     )
 )]
-pub(crate) async fn update(request: HttpRequest, payload: web::Payload, state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn update(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<HttpResponse, ApiError> {
     let body = read_json(&request, payload, BODY_LIMIT).await?;
     let update = ProfileUpdate::from_json(&body)?;
     let patch = SessionPatch {
@@ -179,7 +209,11 @@ pub(crate) async fn update(request: HttpRequest, payload: web::Payload, state: w
         location: update.location,
         ..SessionPatch::default()
     };
-    let user = state.store.update(&user.id, patch).await?.ok_or_else(ApiError::session_not_found)?;
+    let user = state
+        .store
+        .update(&user.id, patch)
+        .await?
+        .ok_or_else(ApiError::session_not_found)?;
     state.hub.stats.poke();
     Ok(HttpResponse::Ok().json(UserEnvelope { user }))
 }
@@ -197,8 +231,13 @@ pub(crate) async fn update(request: HttpRequest, payload: web::Payload, state: w
         (status = 503, description = UNAVAILABLE, body = schemas::Error),
     )
 )]
-pub(crate) async fn refresh(state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
-    let (token, expires_at) = state.tokens.issue(&user.id, user.session_id, Timestamp::now())?;
+pub(crate) async fn refresh(
+    state: web::Data<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    let (token, expires_at) = state
+        .tokens
+        .issue(&user.id, user.session_id, Timestamp::now())?;
     Ok(HttpResponse::Ok().json(TokenRefreshed { token, expires_at }))
 }
 
@@ -216,8 +255,14 @@ pub(crate) async fn refresh(state: web::Data<AppState>, AuthUser(user): AuthUser
         (status = 503, description = UNAVAILABLE, body = schemas::Error),
     )
 )]
-pub(crate) async fn delete(state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
-    state.hub.end_session(&user.id, chat_signaling::SessionEnd::Deleted).await;
+pub(crate) async fn delete(
+    state: web::Data<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<HttpResponse, ApiError> {
+    state
+        .hub
+        .end_session(&user.id, chat_signaling::SessionEnd::Deleted)
+        .await;
     state.store.delete(&user.id).await?;
     state.hub.stats.poke();
     tracing::info!(user_id = %user.id, "guest session deleted");

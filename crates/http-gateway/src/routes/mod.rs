@@ -20,14 +20,20 @@ pub fn configure(config: &mut web::ServiceConfig) {
 /// The answer to unknown routes: the contract's error shape, 404.
 pub async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     let shown: String = request.path().chars().take(100).collect();
-    Err(ApiError::not_found(format!("No route for {} {shown}", request.method())))
+    Err(ApiError::not_found(format!(
+        "No route for {} {shown}",
+        request.method()
+    )))
 }
 
 /// The answer to a known route with another method: 405 in the contract's error shape, with
 /// `Allow` naming the methods the OpenAPI document gives the route (`GET, HEAD` for the web
 /// client's pages, which it does not describe).
 pub async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
-    let allow = request.match_pattern().and_then(|pattern| crate::openapi::allowed_methods(&pattern)).unwrap_or("GET, HEAD");
+    let allow = request
+        .match_pattern()
+        .and_then(|pattern| crate::openapi::allowed_methods(&pattern))
+        .unwrap_or("GET, HEAD");
     HttpResponse::MethodNotAllowed()
         .insert_header((actix_web::http::header::ALLOW, allow))
         .json(serde_json::json!({"error": {"code": "method_not_allowed", "message": "Method not allowed"}}))

@@ -55,14 +55,28 @@ pub struct OnlineQuery {
 
 /// The schema of `limit`: a whole number of at least 1 with no upper bound, or empty.
 fn page_size() -> Schema {
-    let whole = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(1));
-    Schema::OneOf(OneOfBuilder::new().item(whole).item(ObjectBuilder::new().schema_type(Type::String).max_length(Some(0))).build())
+    let whole = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(1));
+    Schema::OneOf(
+        OneOfBuilder::new()
+            .item(whole)
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(0)),
+            )
+            .build(),
+    )
 }
 
 /// The schema of `cursor`: a user id, or empty.
 fn page_cursor() -> Object {
     let user_id = "^(?:guest_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$";
-    ObjectBuilder::new().schema_type(Type::String).pattern(Some(user_id)).build()
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(user_id))
+        .build()
 }
 
 /// `200` of `GET /healthz`.
@@ -106,7 +120,11 @@ pub struct Readiness {
 
 /// Mounts the public routes.
 pub fn configure(config: &mut web::ServiceConfig) {
-    let get = |path: &str, route: actix_web::Route| web::resource(path).route(route).default_service(web::to(super::method_not_allowed));
+    let get = |path: &str, route: actix_web::Route| {
+        web::resource(path)
+            .route(route)
+            .default_service(web::to(super::method_not_allowed))
+    };
     config
         .service(get("/api/stats", web::get().to(stats)))
         .service(get("/api/users/online", web::get().to(online_users)))
@@ -128,7 +146,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
 pub(crate) async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let now = Timestamp::now();
     let stats = state.store.stats(now).await?;
-    Ok(HttpResponse::Ok().json(StatsResponse { stats, timestamp: now }))
+    Ok(HttpResponse::Ok().json(StatsResponse {
+        stats,
+        timestamp: now,
+    }))
 }
 
 /// Parses `limit` and `cursor` of the online list.
@@ -150,7 +171,8 @@ fn page_query(query: &str) -> Result<(usize, Option<String>), ApiError> {
                 limit = parsed.min(MAX_PAGE);
             }
             "cursor" if !value.is_empty() => {
-                let id = UserId::parse(value).ok_or_else(|| ApiError::invalid("cursor is not one this server handed out"))?;
+                let id = UserId::parse(value)
+                    .ok_or_else(|| ApiError::invalid("cursor is not one this server handed out"))?;
                 cursor = Some(id.to_string());
             }
             _ => {}
@@ -171,10 +193,16 @@ fn page_query(query: &str) -> Result<(usize, Option<String>), ApiError> {
         (status = 503, description = UNAVAILABLE, body = schemas::Error),
     )
 )]
-pub(crate) async fn online_users(request: actix_web::HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn online_users(
+    request: actix_web::HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let (limit, cursor) = page_query(request.query_string())?;
     let page = state.store.online_users(limit, cursor.as_deref()).await?;
-    Ok(HttpResponse::Ok().json(OnlinePage { users: page.users, next_cursor: page.next_cursor }))
+    Ok(HttpResponse::Ok().json(OnlinePage {
+        users: page.users,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Liveness: 200 while the process lives.
@@ -192,7 +220,11 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         StorageMode::Redis => StorageName::Redis,
         StorageMode::Memory => StorageName::Memory,
     };
-    let redis = if health.redis_up { RedisState::Up } else { RedisState::Down };
+    let redis = if health.redis_up {
+        RedisState::Up
+    } else {
+        RedisState::Down
+    };
     HttpResponse::Ok().json(Readiness { storage, redis })
 }
 
@@ -206,11 +238,25 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let health = state.store.health();
     let gauges = [
-        ("chat_redis_up", "1 when Redis answers.", u64::from(health.redis_up)),
-        ("chat_connected_sockets", "Socket.IO connections of authenticated users on this node.", state.hub.registry.len() as u64),
-        ("chat_local_chats", "Users of this node in a chat.", state.hub.chat.local_chats() as u64),
+        (
+            "chat_redis_up",
+            "1 when Redis answers.",
+            u64::from(health.redis_up),
+        ),
+        (
+            "chat_connected_sockets",
+            "Socket.IO connections of authenticated users on this node.",
+            state.hub.registry.len() as u64,
+        ),
+        (
+            "chat_local_chats",
+            "Users of this node in a chat.",
+            state.hub.chat.local_chats() as u64,
+        ),
     ];
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render(&gauges))
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render(&gauges))
 }
 
 #[cfg(test)]
@@ -218,7 +264,9 @@ mod tests {
     use super::*;
 
     fn check(query: &str, expected: Result<(usize, bool), ()>) {
-        let result = page_query(query).map(|(limit, cursor)| (limit, cursor.is_some())).map_err(|_| ());
+        let result = page_query(query)
+            .map(|(limit, cursor)| (limit, cursor.is_some()))
+            .map_err(|_| ());
         assert_eq!(result, expected, "{query}");
     }
 
@@ -233,7 +281,10 @@ mod tests {
         check("limit=0", Err(()));
         check("limit=-1", Err(()));
         check("limit=abc", Err(()));
-        check("cursor=guest_6f1e8e1a-4e3b-4bd4-9b7c-8f3f3f3f3f3f&limit=5", Ok((5, true)));
+        check(
+            "cursor=guest_6f1e8e1a-4e3b-4bd4-9b7c-8f3f3f3f3f3f&limit=5",
+            Ok((5, true)),
+        );
         check("cursor=../../x", Err(()));
         check("other=1", Ok((50, false)));
     }

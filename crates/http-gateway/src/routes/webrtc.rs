@@ -43,7 +43,11 @@ pub struct IceServer {
 
 /// Mounts the route.
 pub fn configure(config: &mut web::ServiceConfig) {
-    config.service(web::resource("/api/webrtc/ice-servers").route(web::get().to(ice_servers)).default_service(web::to(super::method_not_allowed)));
+    config.service(
+        web::resource("/api/webrtc/ice-servers")
+            .route(web::get().to(ice_servers))
+            .default_service(web::to(super::method_not_allowed)),
+    );
 }
 
 /// TURN REST credentials: `username` = `<expiry>:<userId>`, `credential` = base64 of the
@@ -74,25 +78,41 @@ pub fn turn_credentials(secret: &[u8], user_id: &str, expiry_secs: i64) -> (Stri
         (status = 503, description = UNAVAILABLE, body = schemas::Error),
     )
 )]
-pub(crate) async fn ice_servers(state: web::Data<AppState>, AuthUser(user): AuthUser) -> Result<HttpResponse, ApiError> {
+pub(crate) async fn ice_servers(
+    state: web::Data<AppState>,
+    AuthUser(user): AuthUser,
+) -> Result<HttpResponse, ApiError> {
     let settings = &state.settings.webrtc;
     let ttl = settings.turn_credential_ttl_secs;
     let mut servers = Vec::new();
     if !settings.stun_urls.is_empty() {
-        servers.push(IceServer { urls: settings.stun_urls.clone(), username: None, credential: None });
+        servers.push(IceServer {
+            urls: settings.stun_urls.clone(),
+            username: None,
+            credential: None,
+        });
     }
     if !settings.turn_urls.is_empty() {
         let (username, credential) = match &settings.turn_secret {
             Some(secret) => {
-                let expiry = Timestamp::now().as_secs() + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
-                let (username, credential) = turn_credentials(secret.expose().as_bytes(), user.id.as_str(), expiry);
+                let expiry =
+                    Timestamp::now().as_secs() + i64::try_from(ttl).unwrap_or(i64::MAX / 2);
+                let (username, credential) =
+                    turn_credentials(secret.expose().as_bytes(), user.id.as_str(), expiry);
                 (Some(username), Some(credential))
             }
             None => (None, None),
         };
-        servers.push(IceServer { urls: settings.turn_urls.clone(), username, credential });
+        servers.push(IceServer {
+            urls: settings.turn_urls.clone(),
+            username,
+            credential,
+        });
     }
-    Ok(HttpResponse::Ok().json(IceServers { ice_servers: servers, ttl }))
+    Ok(HttpResponse::Ok().json(IceServers {
+        ice_servers: servers,
+        ttl,
+    }))
 }
 
 #[cfg(test)]
@@ -107,6 +127,9 @@ mod tests {
         let mut mac = Hmac::<Sha1>::new_from_slice(b"north").unwrap_or_else(|_| unreachable!());
         mac.update(b"1700000000:guest_x");
         assert_eq!(credential, STANDARD.encode(mac.finalize().into_bytes()));
-        assert_eq!(STANDARD.decode(&credential).map(|bytes| bytes.len()).ok(), Some(20));
+        assert_eq!(
+            STANDARD.decode(&credential).map(|bytes| bytes.len()).ok(),
+            Some(20)
+        );
     }
 }

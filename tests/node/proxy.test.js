@@ -107,14 +107,9 @@ describe('two nodes on one Redis behind nginx', { skip }, () => {
     await redis?.stop();
   });
 
-  // Runs first, right after the nodes said `listening`. KNOWN SERVER BUG (see the todo text):
-  // a node prints `listening` and accepts clients before its Redis pub/sub subscription is
-  // confirmed (BusSubscription::subscribe in crates/storage/src/bus.rs spawns the SUBSCRIBE and
-  // returns; about 120-140 ms here), so what other nodes publish to it meanwhile is lost: the
-  // sender's ack says `ok`, the recipient never gets the message. Marked todo so that make test
-  // stays green while it is open; drop the todo once the node subscribes before it listens.
-  // The tests after this one run when every node has long been subscribed.
-  test('a node receives what other nodes send its users as soon as it is listening', { todo: 'server bug: the bus subscription completes after the listening line, and messages published to the node meanwhile are lost' }, async () => {
+  // Runs first, right after the nodes said `listening`: a node subscribes to its bus channel
+  // before it serves, so what other nodes send its users right away is not lost.
+  test('a node receives what other nodes send its users as soon as it is listening', async () => {
     const { a, b } = await pairAcrossNodes(['websocket']);
     try {
       const toNewest = await emitAck(a.socket, 'chat:message', { type: 'text', content: 'to the node started last' });

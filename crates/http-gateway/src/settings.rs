@@ -46,6 +46,7 @@ pub struct ServerSettings {
     /// Port to bind; 0 picks a free one.
     pub port: u16,
     /// Peers whose `X-Forwarded-For` is believed: addresses or CIDR blocks.
+    #[serde(deserialize_with = "without_blanks")]
     pub trusted_proxies: Vec<IpNet>,
     /// How long shutdown waits for connections to drain.
     pub shutdown_grace_secs: u64,
@@ -105,8 +106,10 @@ pub struct WebRtcSettings {
     /// Seconds an offer waits for an answer before `webrtc:call-timeout`.
     pub call_timeout_secs: u64,
     /// STUN server URLs handed to clients.
+    #[serde(deserialize_with = "without_blanks")]
     pub stun_urls: Vec<String>,
     /// TURN server URLs handed to clients.
+    #[serde(deserialize_with = "without_blanks")]
     pub turn_urls: Vec<String>,
     /// Shared secret of the TURN REST API; unset means no TURN credentials.
     pub turn_secret: Option<Secret>,
@@ -312,6 +315,16 @@ impl Settings {
                 problems.push("redis.url: must be a redis://, rediss://, redis-cluster:// or redis-sentinel:// URL".into());
             }
         }
+        for url in &self.webrtc.stun_urls {
+            if !(url.starts_with("stun:") || url.starts_with("stuns:")) {
+                problems.push(format!("webrtc.stun_urls: not a stun: or stuns: URL: {url}"));
+            }
+        }
+        for url in &self.webrtc.turn_urls {
+            if !(url.starts_with("turn:") || url.starts_with("turns:")) {
+                problems.push(format!("webrtc.turn_urls: not a turn: or turns: URL: {url}"));
+            }
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             problems.push(format!(
                 "log.format: must be text or json, not {}",
@@ -338,6 +351,23 @@ impl Settings {
     pub fn session_ttl(&self) -> Duration {
         Duration::from_secs(self.session.ttl_secs)
     }
+}
+
+/// A list whose blank entries are dropped: an empty environment variable (`CHAT__WEBRTC__STUN_URLS=`)
+/// means an empty list, not a list of one empty string.
+fn without_blanks<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: fmt::Display,
+{
+    let entries = Vec::<String>::deserialize(deserializer)?;
+    entries
+        .iter()
+        .map(|entry| entry.trim())
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| entry.parse::<T>().map_err(|error| serde::de::Error::custom(format!("{entry}: {error}"))))
+        .collect()
 }
 
 /// A secret that never prints: `Debug` shows `[redacted]`.
@@ -410,6 +440,14 @@ impl IpNet {
     }
 }
 
+impl std::str::FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::parse(text).ok_or_else(|| "not an IP address or CIDR block".to_owned())
+    }
+}
+
 impl<'de> Deserialize<'de> for IpNet {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -447,6 +485,20 @@ mod tests {
         check("10.0.0.0/8", "::1", false);
         assert_eq!(IpNet::parse("10.0.0.0/33"), None);
         assert_eq!(IpNet::parse("nope"), None);
+    }
+
+    #[test]
+    fn blank_list_entries_are_dropped() {
+        let settings: Settings = serde_json::from_value(serde_json::json!({
+            "server": {"trusted_proxies": ["", " 10.0.0.0/8 "]},
+            "webrtc": {"stun_urls": [""], "turn_urls": ["turn:a:3478", " "]}
+        }))
+        .unwrap_or_default();
+        assert_eq!(settings.webrtc.stun_urls, Vec::<String>::new());
+        assert_eq!(settings.webrtc.turn_urls, vec!["turn:a:3478".to_owned()]);
+        assert_eq!(settings.server.trusted_proxies, vec![IpNet::parse("10.0.0.0/8").unwrap_or_else(|| unreachable!())]);
+        let bad: Result<Settings, _> = serde_json::from_value(serde_json::json!({"server": {"trusted_proxies": ["nope"]}}));
+        assert!(bad.is_err());
     }
 
     #[test]

@@ -83,3 +83,53 @@ pub fn payload(event: &Outgoing) -> Value {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The quoted literals of `source` that look like event names: `word:word[-word]…`.
+    fn event_literals(source: &str) -> BTreeSet<&str> {
+        let is_event = |text: &str| {
+            text.contains(':')
+                && text.chars().all(|character| {
+                    character.is_ascii_lowercase() || character == ':' || character == '-'
+                })
+        };
+        source.split('"').filter(|text| is_event(text)).collect()
+    }
+
+    #[test]
+    fn the_asyncapi_document_names_every_socket_event() {
+        let code: BTreeSet<&str> = [
+            include_str!("events.rs"),
+            include_str!("handler.rs"),
+            include_str!("hub.rs"),
+            include_str!("wire.rs"),
+        ]
+        .into_iter()
+        .flat_map(event_literals)
+        .collect();
+        let document = include_str!("../../../../docs/asyncapi.yaml");
+        // Message names sit at one depth under `components: messages:`.
+        let documented: BTreeSet<&str> = document
+            .lines()
+            .filter_map(|line| line.strip_prefix("      name: "))
+            .collect();
+        assert!(code.len() > 25, "{code:?}");
+        let undocumented: Vec<_> = code.difference(&documented).collect();
+        assert!(
+            undocumented.is_empty(),
+            "events missing from docs/asyncapi.yaml: {undocumented:?}"
+        );
+        let unknown: Vec<_> = documented
+            .iter()
+            .filter(|name| !code.contains(*name) && !["ack", "error"].contains(name))
+            .collect();
+        assert!(
+            unknown.is_empty(),
+            "docs/asyncapi.yaml names events the code does not have: {unknown:?}"
+        );
+        assert!(documented.contains("error"));
+    }
+}

@@ -123,8 +123,11 @@ impl<H: Handler> SocketIo<H> {
 
     /// Graceful shutdown: every socket gets a DISCONNECT, then every transport closes and the
     /// handler hears [`DisconnectReason::ServerShutdown`]. Resolves once all connections are
-    /// gone, or after the ping timeout for clients that stopped reading. Call it before
-    /// stopping the `HttpServer`, whose workers run the connections.
+    /// gone, or after the ping timeout for clients that stopped reading.
+    ///
+    /// Await it before stopping the `HttpServer` (`ServerHandle::stop`): the workers run the
+    /// connections, and a long-polling client receives its last packets, then the close, on
+    /// its next GET requests, which a stopping server no longer accepts.
     pub fn close_all(&self) -> impl Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(&self.shared);
         async move {

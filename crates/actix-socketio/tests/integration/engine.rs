@@ -14,8 +14,8 @@ async fn websocket_handshake_sends_the_open_packet() {
     let open = client.open().await;
     assert_eq!(open["sid"].as_str().unwrap().len(), 16);
     assert_eq!(open["upgrades"], json!([]));
-    assert_eq!(open["pingInterval"], json!(300));
-    assert_eq!(open["pingTimeout"], json!(200));
+    assert_eq!(open["pingInterval"], json!(1000));
+    assert_eq!(open["pingTimeout"], json!(2000));
     assert_eq!(open["maxPayload"], json!(1_048_576));
     assert_eq!(app.io.connection_count(), 1);
 }

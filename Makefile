@@ -63,6 +63,11 @@ clippy:
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
+## Benchmarks (not run by CI): release build, memory then Redis mode (private redis-server on a
+## random port), every chat-loadgen scenario; writes docs/benchmarks.md. See bench/run.sh.
+bench:
+	bash bench/run.sh
+
 clean:
 	$(CARGO) clean
 	rm -rf $(NODE_TESTS)/node_modules

@@ -267,24 +267,28 @@ fn targets(reports: &[Value]) -> Vec<Target> {
             false,
         ));
     }
-    for (label, bound) in [("memory", 10.0), ("redis", 5.0)] {
+    // "Half in Redis mode": half the rate (15,000 msg/s), the same p99 bound.
+    for (label, goal) in [("memory", 30_000.0), ("redis", 15_000.0)] {
         if let Some(report) = find("relay", label) {
+            let goal_text = number(&json!(goal));
             out.push(judge(
-                &format!("relayed messages/s with full receipts, p99 ≤ {bound} ms ({label})"),
-                "≥ 30,000 /s",
+                &format!(
+                    "relayed messages/s with full receipts, p99 send → delivered < 10 ms ({label})"
+                ),
+                &format!("≥ {goal_text} /s"),
                 figure(report, "best rate within p99 bound"),
                 "msg/s",
-                30_000.0,
+                goal,
                 true,
             ));
-            let at_goal = step_value(report, "target_rate", 30_000.0, "receipt_p99_ms");
+            let at_goal = step_value(report, "target_rate", goal, "receipt_p99_ms");
             if at_goal.is_some() {
                 out.push(judge(
-                    &format!("p99 send → message:delivered at 30,000 msg/s ({label})"),
-                    &format!("< {bound} ms"),
+                    &format!("p99 send → message:delivered at {goal_text} msg/s ({label})"),
+                    "< 10 ms",
                     at_goal,
                     "ms",
-                    bound,
+                    10.0,
                     false,
                 ));
             }

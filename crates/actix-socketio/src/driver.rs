@@ -171,6 +171,8 @@ impl<H: Handler> Driver<H> {
             let progressed = self.poll_work(cx);
             let grace_over = self.poll_timers(cx);
             let mut state = self.conn.state();
+            // Polling responses are written by the GET requests: nothing to yield to here.
+            state.yield_requested = false;
             if let Some(handover) = state.handover.take() {
                 return Poll::Ready(PollingOutcome::Handover(handover));
             }

@@ -192,6 +192,60 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+#[async_trait]
+impl crate::ChatStore for MemoryStore {
+    async fn search(
+        &self,
+        searcher: &chat_domain::Searcher,
+    ) -> StoreResult<Option<chat_domain::Searcher>> {
+        Ok(lock(&self.chat).queue.search(searcher.clone()))
+    }
+
+    async fn cancel_search(&self, user: &UserId) -> StoreResult<bool> {
+        Ok(lock(&self.chat).queue.remove(user))
+    }
+
+    async fn open_room(&self, room: &crate::RoomRecord) -> StoreResult<()> {
+        lock(&self.chat).open(room.clone());
+        Ok(())
+    }
+
+    async fn room(&self, id: &RoomId) -> StoreResult<Option<crate::RoomRecord>> {
+        Ok(lock(&self.chat).room(id))
+    }
+
+    async fn room_of(&self, user: &UserId) -> StoreResult<Option<crate::RoomRecord>> {
+        Ok(lock(&self.chat).room_of(user))
+    }
+
+    async fn close_room(&self, room: &crate::RoomRecord) -> StoreResult<bool> {
+        Ok(lock(&self.chat).close(&room.room_id))
+    }
+
+    async fn set_user_node(&self, _user: &UserId, _node: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn clear_user_node(&self, _user: &UserId, _node: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn user_node(&self, _user: &UserId) -> StoreResult<Option<String>> {
+        Ok(None)
+    }
+
+    async fn publish(&self, _node: &str, _payload: String) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+impl MemoryStore {
+    /// Every open room this process knows (for the failover write-back).
+    pub fn open_rooms(&self) -> Vec<crate::RoomRecord> {
+        lock(&self.chat).rooms()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -249,59 +303,5 @@ mod tests {
             .await
             .expect("the task ends")
             .unwrap();
-    }
-}
-
-#[async_trait]
-impl crate::ChatStore for MemoryStore {
-    async fn search(
-        &self,
-        searcher: &chat_domain::Searcher,
-    ) -> StoreResult<Option<chat_domain::Searcher>> {
-        Ok(lock(&self.chat).queue.search(searcher.clone()))
-    }
-
-    async fn cancel_search(&self, user: &UserId) -> StoreResult<bool> {
-        Ok(lock(&self.chat).queue.remove(user))
-    }
-
-    async fn open_room(&self, room: &crate::RoomRecord) -> StoreResult<()> {
-        lock(&self.chat).open(room.clone());
-        Ok(())
-    }
-
-    async fn room(&self, id: &RoomId) -> StoreResult<Option<crate::RoomRecord>> {
-        Ok(lock(&self.chat).room(id))
-    }
-
-    async fn room_of(&self, user: &UserId) -> StoreResult<Option<crate::RoomRecord>> {
-        Ok(lock(&self.chat).room_of(user))
-    }
-
-    async fn close_room(&self, room: &crate::RoomRecord) -> StoreResult<bool> {
-        Ok(lock(&self.chat).close(&room.room_id))
-    }
-
-    async fn set_user_node(&self, _user: &UserId, _node: &str) -> StoreResult<()> {
-        Ok(())
-    }
-
-    async fn clear_user_node(&self, _user: &UserId, _node: &str) -> StoreResult<()> {
-        Ok(())
-    }
-
-    async fn user_node(&self, _user: &UserId) -> StoreResult<Option<String>> {
-        Ok(None)
-    }
-
-    async fn publish(&self, _node: &str, _payload: String) -> StoreResult<()> {
-        Ok(())
-    }
-}
-
-impl MemoryStore {
-    /// Every open room this process knows (for the failover write-back).
-    pub fn open_rooms(&self) -> Vec<crate::RoomRecord> {
-        lock(&self.chat).rooms()
     }
 }

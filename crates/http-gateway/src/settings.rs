@@ -317,12 +317,16 @@ impl Settings {
         }
         for url in &self.webrtc.stun_urls {
             if !(url.starts_with("stun:") || url.starts_with("stuns:")) {
-                problems.push(format!("webrtc.stun_urls: not a stun: or stuns: URL: {url}"));
+                problems.push(format!(
+                    "webrtc.stun_urls: not a stun: or stuns: URL: {url}"
+                ));
             }
         }
         for url in &self.webrtc.turn_urls {
             if !(url.starts_with("turn:") || url.starts_with("turns:")) {
-                problems.push(format!("webrtc.turn_urls: not a turn: or turns: URL: {url}"));
+                problems.push(format!(
+                    "webrtc.turn_urls: not a turn: or turns: URL: {url}"
+                ));
             }
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
@@ -366,7 +370,11 @@ where
         .iter()
         .map(|entry| entry.trim())
         .filter(|entry| !entry.is_empty())
-        .map(|entry| entry.parse::<T>().map_err(|error| serde::de::Error::custom(format!("{entry}: {error}"))))
+        .map(|entry| {
+            entry
+                .parse::<T>()
+                .map_err(|error| serde::de::Error::custom(format!("{entry}: {error}")))
+        })
         .collect()
 }
 
@@ -496,8 +504,12 @@ mod tests {
         .unwrap_or_default();
         assert_eq!(settings.webrtc.stun_urls, Vec::<String>::new());
         assert_eq!(settings.webrtc.turn_urls, vec!["turn:a:3478".to_owned()]);
-        assert_eq!(settings.server.trusted_proxies, vec![IpNet::parse("10.0.0.0/8").unwrap_or_else(|| unreachable!())]);
-        let bad: Result<Settings, _> = serde_json::from_value(serde_json::json!({"server": {"trusted_proxies": ["nope"]}}));
+        assert_eq!(
+            settings.server.trusted_proxies,
+            vec![IpNet::parse("10.0.0.0/8").unwrap_or_else(|| unreachable!())]
+        );
+        let bad: Result<Settings, _> =
+            serde_json::from_value(serde_json::json!({"server": {"trusted_proxies": ["nope"]}}));
         assert!(bad.is_err());
     }
 

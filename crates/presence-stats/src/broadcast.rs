@@ -51,7 +51,12 @@ pub struct StatsBroadcaster {
 impl StatsBroadcaster {
     /// Starts the loop on the current runtime. Besides pokes, it looks again every
     /// `refresh` (changes on other nodes, the active-users window moving).
-    pub fn spawn(store: Arc<dyn SessionStore>, sink: Arc<dyn StatsSink>, interval: Duration, refresh: Duration) -> Self {
+    pub fn spawn(
+        store: Arc<dyn SessionStore>,
+        sink: Arc<dyn StatsSink>,
+        interval: Duration,
+        refresh: Duration,
+    ) -> Self {
         let trigger = StatsTrigger::default();
         let notify = trigger.notify.clone();
         let task = tokio::spawn(run(store, sink, notify, interval, refresh));
@@ -70,7 +75,13 @@ impl Drop for StatsBroadcaster {
     }
 }
 
-async fn run(store: Arc<dyn SessionStore>, sink: Arc<dyn StatsSink>, notify: Arc<Notify>, interval: Duration, refresh: Duration) {
+async fn run(
+    store: Arc<dyn SessionStore>,
+    sink: Arc<dyn StatsSink>,
+    notify: Arc<Notify>,
+    interval: Duration,
+    refresh: Duration,
+) {
     let mut last: Option<RealtimeStats> = None;
     let mut last_sent: Option<Instant> = None;
     loop {
@@ -97,8 +108,15 @@ async fn run(store: Arc<dyn SessionStore>, sink: Arc<dyn StatsSink>, notify: Arc
                 continue;
             }
         };
-        let snapshot = RealtimeStats { stats, online_users, timestamp: now };
-        let changed = last.as_ref().is_none_or(|previous| previous.stats != snapshot.stats || !same_users(&previous.online_users, &snapshot.online_users));
+        let snapshot = RealtimeStats {
+            stats,
+            online_users,
+            timestamp: now,
+        };
+        let changed = last.as_ref().is_none_or(|previous| {
+            previous.stats != snapshot.stats
+                || !same_users(&previous.online_users, &snapshot.online_users)
+        });
         if changed {
             sink.broadcast(&snapshot);
             last_sent = Some(Instant::now());

@@ -36,17 +36,29 @@ pub struct ActivityOutcome {
 impl PresenceTracker {
     /// A tracker that calls users stale after `stale_after` without activity.
     pub fn new(stale_after: Duration) -> Self {
-        Self { stale_after, users: Mutex::new(HashMap::new()) }
+        Self {
+            stale_after,
+            users: Mutex::new(HashMap::new()),
+        }
     }
 
     fn users(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Activity>> {
-        self.users.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.users
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A user's socket connected (counts as activity, already written by the caller).
     pub fn connected(&self, user: &UserId) {
         let now = Instant::now();
-        self.users().insert(user.clone(), Activity { last_activity: now, last_store_touch: now, stale: false });
+        self.users().insert(
+            user.clone(),
+            Activity {
+                last_activity: now,
+                last_store_touch: now,
+                stale: false,
+            },
+        );
     }
 
     /// A user's socket is gone.
@@ -59,15 +71,23 @@ impl PresenceTracker {
         let now = Instant::now();
         let mut users = self.users();
         let Some(activity) = users.get_mut(user) else {
-            return ActivityOutcome { touch_store: force, back_from_stale: false };
+            return ActivityOutcome {
+                touch_store: force,
+                back_from_stale: false,
+            };
         };
         activity.last_activity = now;
         let back_from_stale = std::mem::replace(&mut activity.stale, false);
-        let touch_store = force || back_from_stale || now.duration_since(activity.last_store_touch) >= STORE_TOUCH_EVERY;
+        let touch_store = force
+            || back_from_stale
+            || now.duration_since(activity.last_store_touch) >= STORE_TOUCH_EVERY;
         if touch_store {
             activity.last_store_touch = now;
         }
-        ActivityOutcome { touch_store, back_from_stale }
+        ActivityOutcome {
+            touch_store,
+            back_from_stale,
+        }
     }
 
     /// Users inactive for `stale_after` that were not yet reported; each is reported once
@@ -77,7 +97,9 @@ impl PresenceTracker {
         let mut users = self.users();
         users
             .iter_mut()
-            .filter(|(_, activity)| !activity.stale && now.duration_since(activity.last_activity) >= self.stale_after)
+            .filter(|(_, activity)| {
+                !activity.stale && now.duration_since(activity.last_activity) >= self.stale_after
+            })
             .map(|(user, activity)| {
                 activity.stale = true;
                 user.clone()
@@ -105,15 +127,33 @@ mod tests {
         let tracker = PresenceTracker::new(Duration::from_secs(90));
         let user = UserId::generate();
         tracker.connected(&user);
-        assert_eq!(tracker.record(&user, false), ActivityOutcome { touch_store: false, back_from_stale: false });
+        assert_eq!(
+            tracker.record(&user, false),
+            ActivityOutcome {
+                touch_store: false,
+                back_from_stale: false
+            }
+        );
         tokio::time::advance(Duration::from_secs(6)).await;
-        assert!(tracker.record(&user, false).touch_store, "throttled touches resume after 5 s");
-        assert!(tracker.record(&user, true).touch_store, "heartbeats always touch");
+        assert!(
+            tracker.record(&user, false).touch_store,
+            "throttled touches resume after 5 s"
+        );
+        assert!(
+            tracker.record(&user, true).touch_store,
+            "heartbeats always touch"
+        );
         assert!(tracker.newly_stale().is_empty());
         tokio::time::advance(Duration::from_secs(91)).await;
         assert_eq!(tracker.newly_stale(), vec![user.clone()]);
         assert!(tracker.newly_stale().is_empty(), "reported once");
-        assert_eq!(tracker.record(&user, false), ActivityOutcome { touch_store: true, back_from_stale: true });
+        assert_eq!(
+            tracker.record(&user, false),
+            ActivityOutcome {
+                touch_store: true,
+                back_from_stale: true
+            }
+        );
         tracker.disconnected(&user);
         assert!(tracker.is_empty());
     }

@@ -9,7 +9,11 @@ use chat_storage::SessionStore;
 /// Every `every`, removes expired sessions from the store and hands their ids to
 /// `on_expired` (with several nodes, each id to exactly one of them). Stops when the returned
 /// handle is aborted or the runtime ends.
-pub fn spawn_expiry_sweeper<F>(store: Arc<dyn SessionStore>, every: Duration, on_expired: F) -> tokio::task::JoinHandle<()>
+pub fn spawn_expiry_sweeper<F>(
+    store: Arc<dyn SessionStore>,
+    every: Duration,
+    on_expired: F,
+) -> tokio::task::JoinHandle<()>
 where
     F: Fn(Vec<UserId>) + Send + Sync + 'static,
 {

@@ -17,7 +17,10 @@ struct Sink {
 
 impl StatsSink for Sink {
     fn broadcast(&self, snapshot: &RealtimeStats) {
-        self.sent.lock().unwrap().push((Instant::now(), snapshot.clone()));
+        self.sent
+            .lock()
+            .unwrap()
+            .push((Instant::now(), snapshot.clone()));
     }
 }
 
@@ -38,7 +41,12 @@ async fn one_snapshot_per_interval_and_only_on_change() {
     let store = Arc::new(MemoryStore::new(StoreConfig::default()));
     let sink = Arc::new(Sink::default());
     let interval = Duration::from_millis(1000);
-    let broadcaster = StatsBroadcaster::spawn(store.clone(), sink.clone(), interval, Duration::from_secs(3600));
+    let broadcaster = StatsBroadcaster::spawn(
+        store.clone(),
+        sink.clone(),
+        interval,
+        Duration::from_secs(3600),
+    );
     let trigger = broadcaster.trigger();
 
     trigger.poke();
@@ -58,7 +66,16 @@ async fn one_snapshot_per_interval_and_only_on_change() {
     for _ in 0..5 {
         let user = GuestUser::new(Profile::default(), Timestamp::now());
         store.create(&user).await.unwrap();
-        store.update(&user.id, SessionPatch { is_online: Some(true), ..SessionPatch::default() }).await.unwrap();
+        store
+            .update(
+                &user.id,
+                SessionPatch {
+                    is_online: Some(true),
+                    ..SessionPatch::default()
+                },
+            )
+            .await
+            .unwrap();
         users.push(user);
         trigger.poke();
         settle().await;
@@ -67,9 +84,16 @@ async fn one_snapshot_per_interval_and_only_on_change() {
     assert_eq!(count, 2, "first change goes out at once");
     tokio::time::advance(interval).await;
     settle().await;
-    assert_eq!(sink.count(), 3, "the rest of the burst follows one interval later");
+    assert_eq!(
+        sink.count(),
+        3,
+        "the rest of the burst follows one interval later"
+    );
     let sent = sink.sent.lock().unwrap().clone();
-    assert!(sent[2].0 - sent[1].0 >= interval, "never two inside one interval");
+    assert!(
+        sent[2].0 - sent[1].0 >= interval,
+        "never two inside one interval"
+    );
     let last = &sent[2].1;
     assert_eq!(last.stats.online_users, 5);
     assert_eq!(last.online_users.len(), 5);
@@ -81,10 +105,24 @@ async fn at_most_fifty_users_in_a_snapshot() {
     for _ in 0..60 {
         let user = GuestUser::new(Profile::default(), Timestamp::now());
         store.create(&user).await.unwrap();
-        store.update(&user.id, SessionPatch { is_online: Some(true), ..SessionPatch::default() }).await.unwrap();
+        store
+            .update(
+                &user.id,
+                SessionPatch {
+                    is_online: Some(true),
+                    ..SessionPatch::default()
+                },
+            )
+            .await
+            .unwrap();
     }
     let sink = Arc::new(Sink::default());
-    let broadcaster = StatsBroadcaster::spawn(store, sink.clone(), Duration::from_secs(1), Duration::from_secs(3600));
+    let broadcaster = StatsBroadcaster::spawn(
+        store,
+        sink.clone(),
+        Duration::from_secs(1),
+        Duration::from_secs(3600),
+    );
     broadcaster.trigger().poke();
     settle().await;
     let sent = sink.sent.lock().unwrap().clone();

@@ -204,7 +204,40 @@ fn normalize_prefix(prefix: &str) -> String {
     }
 }
 
-/// A built application: bound, not yet serving.
+/// A built application: bound, not yet serving. This is what `chat-server` runs.
+///
+/// ```
+/// use std::io::{Read, Write};
+///
+/// use chat_http_gateway::{Application, Settings};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let mut settings = Settings::default();
+/// settings.server.port = 0; // a free port
+/// settings.server.workers = 1;
+/// let application = Application::build(settings).await?;
+/// let address = application.address();
+/// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+/// let serving = tokio::spawn(application.run_until_stopped(async {
+///     let _ = stopped.await;
+/// }));
+///
+/// let answer = tokio::task::spawn_blocking(move || -> std::io::Result<String> {
+///     let mut stream = std::net::TcpStream::connect(address)?;
+///     stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+///     let mut answer = String::new();
+///     stream.read_to_string(&mut answer)?;
+///     Ok(answer)
+/// })
+/// .await??;
+/// assert!(answer.starts_with("HTTP/1.1 200"));
+///
+/// let _ = stop.send(()); // what SIGTERM does in chat-server
+/// serving.await??;
+/// # Ok(())
+/// # }
+/// ```
 pub struct Application {
     address: SocketAddr,
     listener: TcpListener,

@@ -16,6 +16,10 @@
 //! - [`openapi`]: the OpenAPI 3.1 document of the REST API, served at `/api/openapi.json`.
 //! - [`state`]: [`AppState`], shared by every handler.
 //! - [`web`]: the web client's page and assets, embedded, served at `/` with a strict CSP.
+//!
+//! To run the service on its own listener use [`Application`] (what `chat-server` does); to
+//! mount it into another actix-web app, at the root or under a path, use [`Gateway`]
+//! (`examples/embed.rs`).
 
 pub mod app;
 pub mod auth;

@@ -14,6 +14,35 @@
 //! Sessions expire [`StoreConfig::session_ttl`] after their last activity (sliding): an
 //! [`SessionStore::update`] whose patch has `touch` set slides the expiry. An expired session
 //! is invisible at once; [`SessionStore::sweep_expired`] removes it and reports its id once.
+//!
+//! # Example
+//!
+//! Every store is used through the traits; [`MemoryStore`] needs nothing, [`RedisStore`] and
+//! [`FailoverStore`] a URL (`examples/redis_store.rs` runs this against a Redis):
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use chat_domain::{GuestUser, Profile, Timestamp};
+//! use chat_storage::{MemoryStore, SessionPatch, SessionStore, StoreConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), chat_storage::StorageError> {
+//! let store = MemoryStore::new(StoreConfig { session_ttl: Duration::from_secs(60), ..StoreConfig::default() });
+//! let user = GuestUser::new(Profile::default(), Timestamp::now());
+//! store.create(&user).await?;
+//!
+//! let online = SessionPatch { is_online: Some(true), ..SessionPatch::default() };
+//! assert!(store.update(&user.id, online).await?.is_some_and(|user| user.is_online));
+//! assert_eq!(store.stats(Timestamp::now()).await?.online_users, 1);
+//!
+//! // Sessions slide: nothing is seen past `session_ttl` after the last touch.
+//! let later = Timestamp::now().plus(Duration::from_secs(61));
+//! assert_eq!(store.sweep_expired(later).await?, vec![user.id.clone()]);
+//! assert!(store.get(&user.id).await?.is_none());
+//! # Ok(())
+//! # }
+//! ```
 
 use std::time::Duration;
 

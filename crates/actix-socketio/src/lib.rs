@@ -31,6 +31,54 @@
 //! Deployment note: enable `TCP_NODELAY` on the accepted sockets at the `HttpServer` level
 //! (small Socket.IO frames otherwise wait for Nagle's algorithm); this crate does not own the
 //! listener.
+//!
+//! # Example
+//!
+//! An echo server: every event comes back to its sender under the same name, and acks are
+//! answered with the event's arguments (`examples/conformance.rs` is a fuller one).
+//!
+//! ```no_run
+//! use actix_socketio::{Config, ConnectError, DisconnectReason, Event, Handler, RequestInfo, Socket, SocketIo};
+//! use actix_web::{App, HttpServer};
+//! use serde_json::Value;
+//!
+//! #[derive(Clone)]
+//! struct Echo;
+//!
+//! impl Handler for Echo {
+//!     type State = ();
+//!
+//!     async fn connect(&self, _id: &str, _nsp: &str, auth: Option<Value>, _request: &RequestInfo) -> Result<(), ConnectError> {
+//!         // Refused sockets get a CONNECT_ERROR with this message.
+//!         auth.is_some().then_some(()).ok_or_else(|| ConnectError("Authentication required".into()))
+//!     }
+//!
+//!     async fn connected(&self, socket: &Socket<()>) {
+//!         let _ = socket.emit("welcome", &serde_json::json!({"id": socket.id()}));
+//!     }
+//!
+//!     async fn event(&self, socket: &Socket<()>, event: Event) {
+//!         match event.ack {
+//!             Some(ack) => drop(ack.send_args(&event.args)),
+//!             None => drop(socket.emit(&event.name, &event.args)),
+//!         }
+//!     }
+//!
+//!     async fn disconnected(&self, _socket: &Socket<()>, _reason: DisconnectReason) {}
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let io = SocketIo::new(Config::default(), Echo);
+//!     let routes = io.clone();
+//!     HttpServer::new(move || App::new().configure(|config| routes.configure(config)))
+//!         .bind(("127.0.0.1", 3000))?
+//!         .run()
+//!         .await?;
+//!     io.close_all().await;
+//!     Ok(())
+//! }
+//! ```
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 

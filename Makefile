@@ -52,7 +52,7 @@ test-schemathesis: schemathesis-venv
 	$(CARGO) build -p chat-server
 	tests/schemathesis/run.sh
 
-lint: fmt clippy
+lint: fmt clippy doc
 
 fmt:
 	$(CARGO) fmt --all -- --check

@@ -312,10 +312,11 @@ impl Application {
         let handle = server.handle();
         let server_task = tokio::spawn(server);
         shutdown.await;
-        tracing::info!("shutting down: no new connections, telling clients, draining");
-        let stopping = handle.stop(true);
+        tracing::info!("shutting down: telling clients, draining, then closing the listener");
+        // Clients are told and closed first: a long-polling client needs one more request to
+        // receive `server:shutdown`, which a stopped server would no longer accept.
         self.gateway.shutdown().await;
-        stopping.await;
+        handle.stop(true).await;
         server_task.await.map_err(std::io::Error::other)?
     }
 }

@@ -199,6 +199,12 @@ impl ChatService {
         }
     }
 
+    /// `user`'s socket moved to another node, which now holds their chat: forget it here
+    /// without telling anyone.
+    pub fn forget_local(&self, user: &UserId) {
+        self.state().links.remove(user);
+    }
+
     /// Number of this node's users in a chat.
     pub fn local_chats(&self) -> usize {
         self.state().links.len()

@@ -243,6 +243,7 @@ impl Hub {
                         socket.disconnect();
                         self.presence.disconnected(&user);
                     }
+                    self.chat.forget_local(&user);
                 }
             }
         }

@@ -90,8 +90,11 @@ fn check_config(file: Option<&str>) -> ExitCode {
 }
 
 fn install_tracing(settings: &Settings) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if settings.log.format == "json" {
         builder.json().init();
     } else {
@@ -102,12 +105,17 @@ fn install_tracing(settings: &Settings) {
 #[tokio::main]
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     install_tracing(&settings);
-    let application = Application::build(settings).await.context("could not start")?;
+    let application = Application::build(settings)
+        .await
+        .context("could not start")?;
     let address = application.address();
     let mode = application.storage_mode().as_str();
     tracing::info!(%address, storage = mode, "listening");
     println!("listening on http://{address} storage={mode}");
-    application.run_until_stopped(shutdown_signal()).await.context("server failed")?;
+    application
+        .run_until_stopped(shutdown_signal())
+        .await
+        .context("server failed")?;
     tracing::info!("stopped");
     Ok(())
 }

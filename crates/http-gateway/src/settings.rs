@@ -313,6 +313,11 @@ impl Settings {
                 || url.len() <= "redis://".len()
             {
                 problems.push("redis.url: must be a redis://, rediss://, redis-cluster:// or redis-sentinel:// URL".into());
+            } else if let Err(error) = chat_storage::RedisStore::check_url(url) {
+                // The URL itself is not repeated: it may hold a password.
+                problems.push(format!(
+                    "redis.url: not a URL the Redis client can use: {error}"
+                ));
             }
         }
         for url in &self.webrtc.stun_urls {
@@ -524,5 +529,24 @@ mod tests {
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].starts_with("session.ttl_secs"));
         assert!(format!("{:?}", settings.auth).contains("[redacted]"));
+    }
+
+    #[test]
+    fn malformed_redis_urls_are_named_without_their_password() {
+        for url in [
+            "redis://:hunter2@localhost:notaport",
+            "redis://:hunter2@/0",
+            "redis-sentinel://:hunter2@host:26379",
+        ] {
+            let mut settings = Settings::default();
+            settings.redis.url = Some(Secret::new(url));
+            let problems = settings.validate().err().unwrap_or_default();
+            assert_eq!(problems.len(), 1, "{url}: {problems:?}");
+            assert!(problems[0].starts_with("redis.url: "), "{problems:?}");
+            assert!(!problems[0].contains("hunter2"), "{problems:?}");
+        }
+        let mut settings = Settings::default();
+        settings.redis.url = Some(Secret::new("redis://127.0.0.1:6379/2"));
+        assert_eq!(settings.validate(), Ok(()));
     }
 }

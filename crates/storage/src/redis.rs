@@ -64,6 +64,15 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
+    /// Whether [`RedisStore::connect`] can read `url`, checked without connecting (a
+    /// configuration check runs it before anything starts). The error never repeats the URL,
+    /// which may hold a password.
+    pub fn check_url(url: &str) -> StoreResult<()> {
+        Config::from_url(url)
+            .map(|_| ())
+            .map_err(StorageError::from)
+    }
+
     /// Connects to `url` (`redis://`, `rediss://`, `redis-cluster://`, `redis-sentinel://`, as
     /// `fred`'s `Config::from_url` reads them) and waits until the pool is connected.
     pub async fn connect(url: &str, config: StoreConfig) -> StoreResult<Self> {

@@ -1,0 +1,233 @@
+//! The `chat-server` binary as another team's CI runs it: help, version, `check-config`
+//! (every problem named at once, exit 2, before any port is bound), and a start on port 0
+//! stopped with SIGTERM.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use chat_testkit::ChatServer;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_chat-server");
+
+/// Variables that would change what the binary reads, removed so the developer's own
+/// environment cannot change a test's outcome.
+const READ_BY_THE_SERVER: &[&str] = &[
+    "CHAT_CONFIG",
+    "PORT",
+    "HOST",
+    "REDIS_URL",
+    "JWT_SECRET",
+    "RUST_LOG",
+];
+
+fn chat_server(arguments: &[&str], variables: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(BINARY);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CHAT__") || READ_BY_THE_SERVER.contains(&name.as_str()) {
+            command.env_remove(name);
+        }
+    }
+    command
+        .args(arguments)
+        .envs(variables.iter().copied())
+        .output()
+        .expect("chat-server runs")
+}
+
+/// A configuration file with `contents`, removed when dropped.
+struct ConfigFile(PathBuf);
+
+impl ConfigFile {
+    fn new(contents: &str) -> Self {
+        static SERIAL: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let serial = SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!(
+            "chat-server-cli-{}-{serial}.toml",
+            std::process::id()
+        ));
+        std::fs::write(&path, contents).unwrap();
+        Self(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `check-config` on a file with `contents` fails with exit code 2, and its report names
+/// `key` (the report's lines start with the key's name).
+fn check_refused(contents: &str, key: &str) {
+    let file = ConfigFile::new(contents);
+    let output = chat_server(&["check-config", file.path()], &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{contents}\n{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.starts_with(&format!("config error: {key}: "))),
+        "{contents}: no line names {key}:\n{stderr}"
+    );
+}
+
+#[test]
+fn help_and_version() {
+    let help = chat_server(&["--help"], &[]);
+    assert!(help.status.success());
+    let help = text(&help.stdout);
+    for expected in [
+        "USAGE",
+        "--port",
+        "--host",
+        "check-config",
+        "--version",
+        "listening on",
+    ] {
+        assert!(help.contains(expected), "--help lacks {expected}:\n{help}");
+    }
+    let version = chat_server(&["--version"], &[]);
+    assert!(version.status.success());
+    assert_eq!(
+        text(&version.stdout),
+        format!("chat-server {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let unknown = chat_server(&["--frobnicate"], &[]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("unknown argument --frobnicate"));
+}
+
+#[test]
+fn check_config_names_each_problem_by_its_key() {
+    // Unknown keys and sections.
+    check_refused("[server]\ncolour = \"blue\"\n", "server.colour");
+    check_refused("[bogus]\nx = 1\n", "bogus");
+    // Wrong types.
+    check_refused("[server]\nport = \"eighty\"\n", "server.port");
+    check_refused("[webrtc]\nstun_urls = 5\n", "webrtc.stun_urls");
+    // Numbers out of range, of their type or of their rules.
+    check_refused("[server]\nport = 99999\n", "server.port");
+    check_refused(
+        "[rate]\nsessions_per_minute = -1\n",
+        "rate.sessions_per_minute",
+    );
+    check_refused("[session]\nttl_secs = 0\n", "session.ttl_secs");
+    // A malformed Redis URL, with another scheme or one the Redis client cannot read.
+    check_refused("[redis]\nurl = \"http://localhost:6379\"\n", "redis.url");
+    check_refused(
+        "[redis]\nurl = \"redis://localhost:notaport\"\n",
+        "redis.url",
+    );
+    // A JWT secret shorter than 32 bytes.
+    check_refused("[auth]\njwt_secret = \"short\"\n", "auth.jwt_secret");
+}
+
+#[test]
+fn check_config_reports_every_problem_at_once() {
+    let file = ConfigFile::new(
+        "[server]\nport = \"eighty\"\ncolour = \"blue\"\n[session]\nttl_secs = 0\n[redis]\nurl = \"redis://:hunter2@localhost:notaport\"\n\
+         [auth]\njwt_secret = \"short\"\n",
+    );
+    let output = chat_server(&["check-config", file.path()], &[]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let named: Vec<&str> = stderr
+        .lines()
+        .filter_map(|line| line.strip_prefix("config error: ")?.split(':').next())
+        .collect();
+    assert_eq!(
+        named,
+        [
+            "server.colour",
+            "server.port",
+            "session.ttl_secs",
+            "auth.jwt_secret",
+            "redis.url"
+        ],
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "a password was printed:\n{stderr}"
+    );
+}
+
+#[test]
+fn check_config_reads_the_environment_too() {
+    let output = chat_server(
+        &["check-config"],
+        &[("CHAT__SERVER__PORT", "abc"), ("JWT_SECRET", "short")],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("config error: server.port: "), "{stderr}");
+    assert!(
+        stderr.contains("config error: auth.jwt_secret: "),
+        "{stderr}"
+    );
+
+    let valid = ConfigFile::new(
+        "[server]\nport = 0\n[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n",
+    );
+    let output = chat_server(&["check-config", valid.path()], &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "configuration is valid\n");
+
+    let missing = chat_server(&["check-config", "/nonexistent/chat.toml"], &[]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn a_bad_configuration_stops_the_server_before_it_binds() {
+    // The port is taken: a server that got as far as binding would fail with "could not bind".
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = chat_server(
+        &["--port", &port],
+        &[("JWT_SECRET", "short"), ("CHAT__SESSION__TTL_SECS", "0")],
+    );
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("config error: auth.jwt_secret: ")
+            && stderr.contains("config error: session.ttl_secs: "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("could not bind"), "{stderr}");
+    assert!(output.stdout.is_empty(), "{}", text(&output.stdout));
+}
+
+#[test]
+fn starts_on_port_zero_and_stops_cleanly_on_sigterm() {
+    // `--port 0` wins over PORT (which would need privileges).
+    let server = ChatServer::start(
+        BINARY,
+        &["--port", "0"],
+        &[
+            ("PORT", "1"),
+            ("REDIS_URL", ""),
+            ("JWT_SECRET", "cli-test-secret-cli-test-secret-0123"),
+        ],
+    )
+    .expect("chat-server starts");
+    assert!(
+        server.url().starts_with("http://127.0.0.1:") && server.port() > 1,
+        "{}",
+        server.url()
+    );
+    assert_eq!(server.storage(), "memory");
+    let (status, body) = server.get("/healthz").unwrap();
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let exit = server.terminate().unwrap();
+    assert_eq!(exit.code(), Some(0), "SIGTERM must end in a clean exit");
+}

@@ -25,7 +25,7 @@ SCENARIOS:
                                                       --clients N --rounds R
     churn      create, connect, match, chat, upload, leave, disconnect, delete in a loop
                                                       --concurrency C --duration SECS
-                                                      --messages M
+                                                      --messages M --warmup SECS
 
 COMMON OPTIONS:
     --url URL           server base URL [http://127.0.0.1:8080]; only 127.0.0.0/8
@@ -68,7 +68,7 @@ const SCENARIOS: &[(&str, &[&str])] = &[
     ("match", &["clients", "rounds"]),
     ("sessions", &["concurrency", "duration"]),
     ("broadcast", &["clients", "rounds"]),
-    ("churn", &["concurrency", "duration", "messages"]),
+    ("churn", &["concurrency", "duration", "messages", "warmup"]),
 ];
 
 /// Options that take no value.

@@ -69,7 +69,15 @@ impl Control {
     }
 
     /// Reports reaching `name` with `data` and waits for the coordinator's word.
+    /// The data gets `selfCpu`: this worker's CPU seconds so far.
     pub async fn stage(&mut self, name: &str, data: &Value) -> anyhow::Result<Order> {
+        let mut data = data.clone();
+        if let (Some(object), Ok(own)) = (
+            data.as_object_mut(),
+            crate::procfs::sample(std::process::id()),
+        ) {
+            object.insert("selfCpu".to_owned(), Value::from(own.cpu_secs));
+        }
         say(&format!("stage {name} {data}"));
         let line = self.lines.recv().await.unwrap_or_else(|| "exit".to_owned());
         parse_command(&line)

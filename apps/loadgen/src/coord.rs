@@ -29,7 +29,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let mut workers = Workers::spawn(args)?;
     let result = match args.scenario.as_str() {
         "connect" => connect(args, server, pid, &mut workers, &mut report).await,
-        "broadcast" => broadcast(args, server, &mut workers, &mut report).await,
+        "broadcast" => broadcast(args, server, pid, &mut workers, &mut report).await,
         "relay" => relay(args, pid, &mut workers, &mut report).await,
         "match" => matching(args, &mut workers, &mut report).await,
         "sessions" => sessions(args, pid, &mut workers, &mut report).await,
@@ -51,6 +51,14 @@ fn sum_at(results: &[Value], first: &str, second: &str) -> u64 {
     results
         .iter()
         .filter_map(|result| result[first][second].as_u64())
+        .sum()
+}
+
+/// The workers' own CPU seconds so far (each stage carries `selfCpu`).
+fn loadgen_cpu(results: &[Value]) -> f64 {
+    results
+        .iter()
+        .filter_map(|result| result["selfCpu"].as_f64())
         .sum()
 }
 
@@ -170,6 +178,7 @@ async fn connect(
 async fn broadcast(
     args: &Args,
     server: SocketAddr,
+    pid: Option<u32>,
     workers: &mut Workers,
     report: &mut Report,
 ) -> anyhow::Result<()> {
@@ -187,6 +196,7 @@ async fn broadcast(
     settle(3.0).await;
     let rounds = args.number("rounds", 3)?.max(1);
     let mut trigger = HttpConn::new(server, None);
+    let mut cpu_before = loadgen_cpu(&connected);
     let mut all = Latency::new();
     let mut worst: f64 = 0.0;
     let mut complete = 0;
@@ -194,9 +204,18 @@ async fn broadcast(
         let at = start_soon(300);
         workers.send(&format!("go {at} 0")).await?;
         tokio::time::sleep(Duration::from_micros(at.saturating_sub(now_us()))).await;
+        let server_before = maybe_sample(pid);
         // A new session changes totalUsers: one realtime:stats follows.
         create_guest(&mut trigger, &json!({})).await?;
         let results = workers.stage("round", Duration::from_secs(60)).await?;
+        let server_after = maybe_sample(pid);
+        let cpu_after = loadgen_cpu(&results);
+        let loadgen_ms = (cpu_after - cpu_before) * 1000.0;
+        cpu_before = cpu_after;
+        let server_ms = match (server_before, server_after) {
+            (Some(before), Some(after)) => Value::from((after.cpu_secs - before.cpu_secs) * 1000.0),
+            _ => Value::Null,
+        };
         let latency = merge_from(&results, "latency")?;
         let reached = sum(&results, "reached");
         let alive = sum(&results, "alive");
@@ -226,6 +245,8 @@ async fn broadcast(
                 "first_to_last_ms",
                 json!(last.saturating_sub(first) as f64 / 1000.0),
             ),
+            ("server_cpu_ms", json!(server_ms)),
+            ("loadgen_cpu_ms", json!(loadgen_ms)),
         ]);
         all.merge(&latency);
         settle(1.5).await;
@@ -281,6 +302,8 @@ async fn relay(
     report.metric("p99 bound", bound, "ms");
     let mut best: Option<(f64, Vec<Value>)> = None;
     let mut last: Option<Vec<Value>> = None;
+    let mut lowest: Option<(f64, f64)> = None;
+    let mut cpu_before = loadgen_cpu(&paired);
     for rate in rates {
         let before = maybe_sample(pid);
         let at = start_soon(200);
@@ -303,6 +326,14 @@ async fn relay(
             _ => Value::Null,
         };
         let within = receipt.quantile_ms(0.99) <= bound && achieved >= rate * 0.9 && failures == 0;
+        lowest.get_or_insert((rate, receipt.quantile_ms(0.99)));
+        let cpu_after = loadgen_cpu(&results);
+        let loadgen = if delivered > 0 {
+            Value::from((cpu_after - cpu_before) / delivered as f64 * 1e6)
+        } else {
+            Value::Null
+        };
+        cpu_before = cpu_after;
         report.step(&[
             ("target_rate", json!(rate)),
             ("achieved_rate", json!(achieved)),
@@ -315,6 +346,7 @@ async fn relay(
             ("send_lag_p99_ms", json!(lag.quantile_ms(0.99))),
             ("failures", json!(failures)),
             ("server_cpu_s_per_M", json!(cpu)),
+            ("loadgen_cpu_s_per_M", json!(loadgen)),
             (
                 "server_rss_MiB",
                 json!(after.map(|sample| mib(sample.rss_kib))),
@@ -336,11 +368,13 @@ async fn relay(
     let delivered = sum(&shown, "delivered");
     report.metric(
         "best rate within p99 bound",
-        best.as_ref()
-            .map(|(rate, _)| Value::from(*rate))
-            .unwrap_or(Value::Null),
+        best.as_ref().map(|(rate, _)| *rate).unwrap_or(0.0),
         "msg/s",
     );
+    if let Some((rate, p99)) = lowest {
+        report.metric("first rate", rate, "msg/s");
+        report.metric("p99 send → delivered at the first rate", p99, "ms");
+    }
     report.metric("messages sent (shown run)", sum(&shown, "sent"), "");
     report.metric(
         "acks ok / refused (shown run)",
@@ -497,11 +531,25 @@ async fn churn(
 ) -> anyhow::Result<()> {
     workers.stage("ready", SETUP_LIMIT).await?;
     settle(1.0).await;
+    let fresh = maybe_sample(pid);
+    let warmup = args.decimal("warmup", 0.0)?;
+    if warmup > 0.0 {
+        // A first, uncounted round: allocator pools and maps reach their working size.
+        workers
+            .send(&format!("go {} {warmup}", start_soon(200)))
+            .await?;
+        workers
+            .stage("round", Duration::from_secs_f64(warmup + 120.0))
+            .await?;
+        settle(3.0).await;
+    }
     let stats_before = stats(server).await?;
     let before = maybe_sample(pid);
     let seconds = args.decimal("duration", 5.0)?;
     let started = Instant::now();
-    workers.send(&format!("go {} 0", start_soon(200))).await?;
+    workers
+        .send(&format!("go {} {seconds}", start_soon(200)))
+        .await?;
     let results = workers
         .stage("round", Duration::from_secs_f64(seconds + 120.0))
         .await?;
@@ -553,6 +601,8 @@ async fn churn(
         );
     }
     report.metric("left behind", left, "");
+    report.metric("warm-up round before measuring", warmup, "s");
+    record_server(report, "fresh", fresh);
     record_server(report, "start", before);
     record_server(report, "end", after);
     if let (Some(before), Some(after)) = (before, after) {

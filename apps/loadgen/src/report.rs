@@ -231,7 +231,12 @@ fn judge(
             } else {
                 format!("missed: {:.1}× over", value / bound)
             };
-            (format!("{} {unit}", number(&json!(value))), verdict)
+            let shown = if value.fract() == 0.0 && value.abs() < 1e15 {
+                format!("{}", value as i64)
+            } else {
+                number(&json!(value))
+            };
+            (format!("{shown} {unit}").trim_end().to_owned(), verdict)
         }
     };
     Target {
@@ -271,7 +276,7 @@ fn targets(reports: &[Value]) -> Vec<Target> {
     for (label, goal) in [("memory", 30_000.0), ("redis", 15_000.0)] {
         if let Some(report) = find("relay", label) {
             let goal_text = number(&json!(goal));
-            out.push(judge(
+            let mut target = judge(
                 &format!(
                     "relayed messages/s with full receipts, p99 send → delivered < 10 ms ({label})"
                 ),
@@ -280,7 +285,20 @@ fn targets(reports: &[Value]) -> Vec<Target> {
                 "msg/s",
                 goal,
                 true,
-            ));
+            );
+            if figure(report, "best rate within p99 bound") == Some(0.0)
+                && let (Some(rate), Some(p99)) = (
+                    figure(report, "first rate"),
+                    figure(report, "p99 send → delivered at the first rate"),
+                )
+            {
+                target.measured = format!(
+                    "none: p99 {} ms already at {} msg/s",
+                    number(&json!(p99)),
+                    number(&json!(rate))
+                );
+            }
+            out.push(target);
             let at_goal = step_value(report, "target_rate", goal, "receipt_p99_ms");
             if at_goal.is_some() {
                 out.push(judge(

@@ -795,10 +795,15 @@ async fn churn_scenario(env: &Env, control: &mut Control) -> anyhow::Result<()> 
     let duration = Duration::from_secs_f64(env.args.decimal("duration", 5.0)?.max(0.1));
     let messages = env.args.number("messages", 3)?;
     let mut order = control.stage("ready", &json!({})).await?;
-    while let Order::Go { at_us, .. } = order {
+    while let Order::Go { at_us, param } = order {
         let stats = Rc::new(ChurnStats::default());
         let start = instant_at(at_us);
-        let end = start + duration;
+        let end = start
+            + if param > 0.0 {
+                Duration::from_secs_f64(param)
+            } else {
+                duration
+            };
         let tasks: Vec<_> = loops
             .clone()
             .map(|index| {

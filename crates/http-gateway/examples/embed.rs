@@ -42,13 +42,12 @@ async fn main() -> std::io::Result<()> {
         gateway.storage_mode().as_str()
     );
 
-    // On Ctrl-C: stop accepting, tell the chat's clients and close their sockets, then let
-    // the server finish its requests.
+    // On Ctrl-C: tell the chat's clients and close their sockets while the listener still
+    // accepts (a long-polling client needs one more request to hear it), then stop.
     let handle = server.handle();
     let serving = actix_web::rt::spawn(server);
     tokio::signal::ctrl_c().await?;
-    let stopping = handle.stop(true);
     gateway.shutdown().await;
-    stopping.await;
+    handle.stop(true).await;
     serving.await.map_err(std::io::Error::other)?
 }

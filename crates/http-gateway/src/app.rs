@@ -51,11 +51,16 @@ pub enum StartError {
 /// # async fn run() -> std::io::Result<()> {
 /// let gateway = Gateway::build_under(Settings::default(), "/chat").await.map_err(std::io::Error::other)?;
 /// let mounted = gateway.clone();
-/// HttpServer::new(move || App::new().service(mounted.scope()).route("/", web::get().to(|| async { "home" })))
+/// let server = HttpServer::new(move || App::new().service(mounted.scope()).route("/", web::get().to(|| async { "home" })))
+///     .disable_signals()
 ///     .bind(("127.0.0.1", 8080))?
-///     .run()
-///     .await?;
-/// gateway.shutdown().await;
+///     .run();
+/// let handle = server.handle();
+/// let serving = actix_web::rt::spawn(server);
+/// tokio::signal::ctrl_c().await?;
+/// gateway.shutdown().await; // before the listener closes: polling clients still fetch `server:shutdown`
+/// handle.stop(true).await;
+/// serving.await.map_err(std::io::Error::other)??;
 /// # Ok(())
 /// # }
 /// ```
@@ -185,7 +190,8 @@ impl Gateway {
     }
 
     /// Tells every connected client `server:shutdown` and closes the sockets, waiting at most
-    /// `server.shutdown_grace_secs` for the transports to drain. Call it when the app stops.
+    /// `server.shutdown_grace_secs` for the transports to drain. Call it before stopping the
+    /// `HttpServer`: a long-polling client needs one more request to receive the news.
     pub async fn shutdown(&self) {
         self.state.hub.announce_shutdown();
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);

@@ -1,17 +1,20 @@
-//! The server the Socket.IO protocol test suite expects (`socketio/socket.io-protocol`,
-//! `test-suite/`): on 127.0.0.1:3000, pingInterval 300 ms, pingTimeout 200 ms,
-//! maxPayload 1000000, connectTimeout 1000 ms, CORS `*`.
+//! The servers the official protocol test suites expect, both on 127.0.0.1:3000 with
+//! pingInterval 300 ms, pingTimeout 200 ms, maxPayload 1000000 and CORS `*`:
 //!
-//! On connection it emits `auth` with the handshake's auth payload, answers `message` with
-//! `message-back` carrying the same arguments, acks `message-with-ack` with its arguments, and
-//! accepts namespace `/custom` too.
+//! - at `/socket.io/`, for `socketio/socket.io-protocol` (`test-suite/`), a Socket.IO server
+//!   (connectTimeout 1000 ms): on connection it emits `auth` with the handshake's auth
+//!   payload, answers `message` with `message-back` carrying the same arguments, acks
+//!   `message-with-ack` with its arguments, and accepts namespace `/custom` too;
+//! - at `/engine.io/`, for `socketio/engine.io-protocol` (`test-suite/`), a plain Engine.IO
+//!   server that sends every message back as it came.
 //!
 //! `cargo run --release -p actix-socketio --example conformance`
 
 use std::time::Duration;
 
 use actix_socketio::{
-    Config, ConnectError, DisconnectReason, Event, Handler, RequestInfo, Socket, SocketIo,
+    Config, ConnectError, DisconnectReason, EngineHandler, EngineIo, EngineMessage, EngineSocket,
+    Event, Handler, RequestInfo, Socket, SocketIo,
 };
 use actix_web::{App, HttpServer};
 use serde_json::{Value, json};
@@ -57,6 +60,15 @@ impl Handler for Conformance {
     async fn disconnected(&self, _socket: &Socket<Value>, _reason: DisconnectReason) {}
 }
 
+/// The Engine.IO echo.
+struct Echo;
+
+impl EngineHandler for Echo {
+    async fn message(&self, socket: &EngineSocket, message: EngineMessage) {
+        let _ = socket.send_message(message);
+    }
+}
+
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
     let config = Config {
@@ -67,10 +79,20 @@ async fn main() -> std::io::Result<()> {
         cors_origins: Some(vec!["*".to_owned()]),
         ..Config::default()
     };
+    let engine = EngineIo::new(
+        Config {
+            path: "/engine.io/".to_owned(),
+            ..config.clone()
+        },
+        Echo,
+    );
     let io = SocketIo::new(config, Conformance);
     HttpServer::new(move || {
         let io = io.clone();
-        App::new().configure(move |cfg| io.configure(cfg))
+        let engine = engine.clone();
+        App::new()
+            .configure(move |cfg| io.configure(cfg))
+            .configure(move |cfg| engine.configure(cfg))
     })
     // One worker, like the single-threaded reference: the suite sends concurrent requests
     // (a poll and a close) and expects them handled in the order they were sent.

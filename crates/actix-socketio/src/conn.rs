@@ -18,6 +18,7 @@ use socketioxide_core::parser::ParserState;
 use tokio::{sync::oneshot, time::Instant};
 
 use crate::{
+    engine::EngineMessage,
     error::EmitError,
     event::Event,
     handler::DisconnectReason,
@@ -52,11 +53,20 @@ pub(crate) enum Work<S> {
         socket: Socket<S>,
         reason: DisconnectReason,
     },
+    /// Engine.IO only: the connection is open ([`EngineHandler::opened`](crate::EngineHandler::opened)).
+    Opened,
+    /// Engine.IO only: a message packet from the client.
+    Message(EngineMessage),
 }
 
-/// What type-erased senders ([`AckSender`](crate::AckSender)) need from a connection.
+/// What type-erased handles ([`AckSender`](crate::AckSender),
+/// [`EngineSocket`](crate::EngineSocket)) need from a connection.
 pub(crate) trait Outbound: Send + Sync {
     fn push_packet(&self, packet: &EncodedPacket) -> Result<(), EmitError>;
+    /// Queues one application frame, within the bound.
+    fn push_frame(&self, frame: Frame) -> Result<(), EmitError>;
+    fn close_conn(&self, reason: DisconnectReason);
+    fn current_transport(&self) -> Transport;
 }
 
 /// Mutable state of a connection; see [`Conn::state`].
@@ -151,12 +161,21 @@ impl<S: Send + Sync + 'static> Conn<S> {
     /// Queues the frames of an application packet, closing the connection if the bounded queue
     /// would overflow.
     pub(crate) fn push_bounded(&self, packet: &EncodedPacket) -> Result<(), EmitError> {
+        self.push_frames_bounded(packet.frames(), packet.frame_count())
+    }
+
+    /// Queues `count` frames as one unit within the bound (see [`Conn::push_bounded`]).
+    fn push_frames_bounded(
+        &self,
+        frames: impl Iterator<Item = Frame>,
+        count: usize,
+    ) -> Result<(), EmitError> {
         {
             let mut state = self.state();
             if state.closing.is_some() {
                 return Err(EmitError::Disconnected);
             }
-            if state.outbox.len() + packet.frame_count() > self.outbound_queue {
+            if state.outbox.len() + count > self.outbound_queue {
                 state.closing = Some(DisconnectReason::QueueFull);
                 state.outbox = VecDeque::new();
                 drop(state);
@@ -164,7 +183,7 @@ impl<S: Send + Sync + 'static> Conn<S> {
                 self.wake_all();
                 return Err(EmitError::QueueFull);
             }
-            state.outbox.extend(packet.frames());
+            state.outbox.extend(frames);
         }
         self.wake_writers();
         Ok(())
@@ -270,15 +289,18 @@ impl<S: Send + Sync + 'static> Conn<S> {
     }
 
     /// Closes the connection if its pong is overdue; true when it is (or was already) closing.
-    pub(crate) fn check_pong_overdue(&self) -> bool {
+    /// Deadlines follow the schedule, not the moment the connection's task ran: a ping due at
+    /// `t` must be answered by `t + ping_timeout` even if the task sent it late (or not yet).
+    pub(crate) fn check_pong_overdue(&self, ping_timeout: Duration) -> bool {
         let overdue = {
             let state = self.state();
             if state.closing.is_some() {
                 return true;
             }
-            state
+            let deadline = state
                 .pong_deadline
-                .is_some_and(|deadline| Instant::now() >= deadline)
+                .unwrap_or(state.next_ping + ping_timeout);
+            Instant::now() >= deadline
         };
         if overdue {
             self.close(DisconnectReason::PingTimeout);
@@ -350,5 +372,17 @@ impl<S: Send + Sync + 'static> Future for YieldToTransport<'_, S> {
 impl<S: Send + Sync + 'static> Outbound for Conn<S> {
     fn push_packet(&self, packet: &EncodedPacket) -> Result<(), EmitError> {
         self.push_bounded(packet)
+    }
+
+    fn push_frame(&self, frame: Frame) -> Result<(), EmitError> {
+        self.push_frames_bounded(std::iter::once(frame), 1)
+    }
+
+    fn close_conn(&self, reason: DisconnectReason) {
+        self.close(reason);
+    }
+
+    fn current_transport(&self) -> Transport {
+        self.transport()
     }
 }

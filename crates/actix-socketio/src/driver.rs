@@ -6,7 +6,7 @@ use std::{
     future::{Future, poll_fn},
     panic::AssertUnwindSafe,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, Weak},
     task::{Context, Poll},
 };
 
@@ -19,7 +19,8 @@ use tokio::{
 };
 
 use crate::{
-    conn::{Conn, Work, WorkFuture},
+    conn::{Conn, Outbound, Work, WorkFuture},
+    engine::EngineSocket,
     handler::{ConnectError, DisconnectReason, Handler},
     packet::{Frame, connect_error_packet, connect_packet},
     server::Shared,
@@ -50,10 +51,8 @@ impl<H: Handler> Driver<H> {
         current: Option<WorkFuture>,
     ) -> Self {
         let now = Instant::now();
-        let connect_deadline = conn
-            .state()
-            .sockets
-            .is_empty()
+        // A plain Engine.IO connection has no CONNECT to wait for.
+        let connect_deadline = (shared.engine.is_none() && conn.state().sockets.is_empty())
             .then(|| now + shared.config.connect_timeout);
         Self {
             shared,
@@ -99,6 +98,20 @@ impl<H: Handler> Driver<H> {
             Work::Connect { nsp, auth } => {
                 Box::pin(guarded(Arc::clone(&conn), connect(shared, conn, nsp, auth)))
             }
+            Work::Opened => match &shared.engine {
+                Some(engine) => Box::pin(guarded(
+                    Arc::clone(&conn),
+                    engine.opened(engine_socket(&conn), conn.request.info()),
+                )),
+                None => Box::pin(std::future::ready(())),
+            },
+            Work::Message(message) => match &shared.engine {
+                Some(engine) => Box::pin(guarded(
+                    Arc::clone(&conn),
+                    engine.message(engine_socket(&conn), message),
+                )),
+                None => Box::pin(std::future::ready(())),
+            },
         }
     }
 
@@ -150,7 +163,8 @@ impl<H: Handler> Driver<H> {
             Some(deadline) => deadline,
             None if now >= state.next_ping => {
                 state.outbox.push_back(Frame::control("2"));
-                let deadline = now + config.ping_timeout;
+                // From when the ping was due, so a late timer does not extend the deadline.
+                let deadline = state.next_ping + config.ping_timeout;
                 state.pong_deadline = Some(deadline);
                 drop(state);
                 self.conn.driver_waker.wake();
@@ -209,6 +223,13 @@ impl<H: Handler> Driver<H> {
                 self.start(work).await;
             }
         }
+        if let Some(engine) = &shared.engine {
+            guarded(
+                Arc::clone(&conn),
+                engine.closed(engine_socket(&conn), reason),
+            )
+            .await;
+        }
         let sockets = std::mem::take(&mut conn.state().sockets);
         for socket in sockets {
             if socket.mark_disconnected() {
@@ -243,6 +264,12 @@ pub(crate) async fn run_polling<H: Handler>(mut driver: Driver<H>) {
             }
         }
     }
+}
+
+/// The [`EngineSocket`] handle of a plain Engine.IO connection.
+fn engine_socket<S: Send + Sync + 'static>(conn: &Arc<Conn<S>>) -> EngineSocket {
+    let outbound: Weak<dyn Outbound> = Arc::downgrade(conn) as Weak<dyn Outbound>;
+    EngineSocket::new(conn.sid, outbound)
 }
 
 /// Runs a handler call; a panic in it is logged and closes the connection instead of killing

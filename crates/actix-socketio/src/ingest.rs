@@ -16,6 +16,7 @@ use socketioxide_parser_common::CommonParser;
 
 use crate::{
     conn::{Conn, Outbound, Work},
+    engine::EngineMessage,
     event::{AckSender, Event},
     handler::{DisconnectReason, Handler},
     packet::connect_error_packet,
@@ -32,6 +33,14 @@ pub(crate) fn ingest<H: Handler>(
         EnginePacket::Close => return Err(DisconnectReason::TransportClose),
         EnginePacket::Pong => {
             conn.pong(shared.config.ping_interval);
+            return Ok(());
+        }
+        EnginePacket::Message(data) if shared.engine.is_some() => {
+            conn.push_work(Work::Message(EngineMessage::Text(data.into())));
+            return Ok(());
+        }
+        EnginePacket::Binary(data) | EnginePacket::BinaryV3(data) if shared.engine.is_some() => {
+            conn.push_work(Work::Message(EngineMessage::Binary(data)));
             return Ok(());
         }
         EnginePacket::Message(data) => {

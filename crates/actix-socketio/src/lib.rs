@@ -14,6 +14,8 @@
 //! - [`packet`]: [`EncodedPacket`], a packet encoded once and sent to many sockets.
 //! - [`error`]: [`EmitError`] and [`AckError`].
 //! - [`server`]: [`SocketIo`], the entry point: mounts the routes, finds sockets, broadcasts.
+//! - [`engine`]: [`EngineIo`], a plain Engine.IO server (no Socket.IO layer) over the same
+//!   transports, with its [`EngineHandler`] and [`EngineSocket`].
 //! - `ack`, `conn`, `driver`, `ingest`, `registry`, `request` and `transport` (private):
 //!   pending acks, the per Engine.IO connection state and its task, incoming packet dispatch,
 //!   the sharded registries, the compact copy of the handshake request, and the HTTP
@@ -86,6 +88,7 @@ mod ack;
 pub mod config;
 mod conn;
 mod driver;
+pub mod engine;
 pub mod error;
 pub mod event;
 pub mod handler;
@@ -98,6 +101,7 @@ pub mod socket;
 mod transport;
 
 pub use config::Config;
+pub use engine::{EngineHandler, EngineIo, EngineMessage, EngineSocket};
 pub use error::{AckError, EmitError};
 pub use event::{AckSender, Event};
 pub use handler::{ConnectError, DisconnectReason, Handler, RequestInfo};

@@ -11,6 +11,7 @@ use tokio::{sync::Notify, time::Instant};
 use crate::{
     config::Config,
     conn::Conn,
+    engine::ErasedEngine,
     handler::{DisconnectReason, Handler},
     packet::{EncodedPacket, disconnect_packet},
     registry::Registry,
@@ -25,13 +26,75 @@ pub(crate) struct Shared<H: Handler> {
     pub(crate) handler: H,
     pub(crate) sessions: Registry<Arc<Conn<H::State>>>,
     pub(crate) sockets: Arc<Registry<Socket<H::State>>>,
+    /// Set for a plain Engine.IO server ([`EngineIo`](crate::EngineIo)): message packets go to
+    /// it undecoded, and no CONNECT is awaited.
+    pub(crate) engine: Option<Arc<dyn ErasedEngine>>,
     sessions_empty: Notify,
 }
 
 impl<H: Handler> Shared<H> {
+    pub(crate) fn new(config: Config, handler: H, engine: Option<Arc<dyn ErasedEngine>>) -> Self {
+        let parse_config = ParseConfig {
+            max_incoming_binary_buf_size: config.max_payload,
+            ..ParseConfig::default()
+        };
+        Self {
+            config,
+            parse_config,
+            handler,
+            sessions: Registry::new(),
+            sockets: Arc::new(Registry::new()),
+            engine,
+            sessions_empty: Notify::new(),
+        }
+    }
+
     pub(crate) fn remove_session(&self, sid: &Sid) {
         if self.sessions.remove(sid).is_some() && self.sessions.len() == 0 {
             self.sessions_empty.notify_waiters();
+        }
+    }
+
+    /// Mounts the endpoint at the configured path, with and without its trailing slash.
+    pub(crate) fn mount(shared: &Arc<Self>, cfg: &mut web::ServiceConfig) {
+        let path = shared.config.normalized_path();
+        let mut paths = vec![path.clone()];
+        if path != "/" {
+            paths.push(path.trim_end_matches('/').to_owned());
+        }
+        let shared = Arc::clone(shared);
+        cfg.service(
+            web::resource(paths).to(move |request: HttpRequest, body: web::Payload| {
+                transport::handle(Arc::clone(&shared), request, body)
+            }),
+        );
+    }
+
+    /// See [`SocketIo::close_all`].
+    pub(crate) fn close_all(shared: &Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
+        let shared = Arc::clone(shared);
+        async move {
+            for conn in shared.sessions.collect(|_| true) {
+                let sockets = conn.state().sockets.clone();
+                for socket in &sockets {
+                    conn.push_control(disconnect_packet(socket.nsp().clone()).frames());
+                }
+                conn.close(DisconnectReason::ServerShutdown);
+            }
+            let deadline = Instant::now() + shared.config.ping_timeout;
+            loop {
+                let emptied = shared.sessions_empty.notified();
+                if shared.sessions.len() == 0 {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, emptied).await.is_err() {
+                    tracing::warn!(
+                        remaining = shared.sessions.len(),
+                        "connections still open after the shutdown grace"
+                    );
+                    break;
+                }
+            }
         }
     }
 }
@@ -52,19 +115,8 @@ impl<H: Handler> Clone for SocketIo<H> {
 impl<H: Handler> SocketIo<H> {
     /// A server with `config`, calling `handler` for every socket.
     pub fn new(config: Config, handler: H) -> Self {
-        let parse_config = ParseConfig {
-            max_incoming_binary_buf_size: config.max_payload,
-            ..ParseConfig::default()
-        };
         Self {
-            shared: Arc::new(Shared {
-                config,
-                parse_config,
-                handler,
-                sessions: Registry::new(),
-                sockets: Arc::new(Registry::new()),
-                sessions_empty: Notify::new(),
-            }),
+            shared: Arc::new(Shared::new(config, handler, None)),
         }
     }
 
@@ -81,17 +133,7 @@ impl<H: Handler> SocketIo<H> {
     /// Mounts the Engine.IO endpoint (GET, POST, OPTIONS) at the configured path, with and
     /// without its trailing slash: `App::new().configure(|cfg| io.configure(cfg))`.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
-        let path = self.shared.config.normalized_path();
-        let mut paths = vec![path.clone()];
-        if path != "/" {
-            paths.push(path.trim_end_matches('/').to_owned());
-        }
-        let shared = Arc::clone(&self.shared);
-        cfg.service(
-            web::resource(paths).to(move |request: HttpRequest, body: web::Payload| {
-                transport::handle(Arc::clone(&shared), request, body)
-            }),
-        );
+        Shared::mount(&self.shared, cfg);
     }
 
     /// The connected socket with this id, on any namespace.
@@ -129,29 +171,6 @@ impl<H: Handler> SocketIo<H> {
     /// connections, and a long-polling client receives its last packets, then the close, on
     /// its next GET requests, which a stopping server no longer accepts.
     pub fn close_all(&self) -> impl Future<Output = ()> + Send + 'static {
-        let shared = Arc::clone(&self.shared);
-        async move {
-            for conn in shared.sessions.collect(|_| true) {
-                let sockets = conn.state().sockets.clone();
-                for socket in &sockets {
-                    conn.push_control(disconnect_packet(socket.nsp().clone()).frames());
-                }
-                conn.close(DisconnectReason::ServerShutdown);
-            }
-            let deadline = Instant::now() + shared.config.ping_timeout;
-            loop {
-                let emptied = shared.sessions_empty.notified();
-                if shared.sessions.len() == 0 {
-                    break;
-                }
-                if tokio::time::timeout_at(deadline, emptied).await.is_err() {
-                    tracing::warn!(
-                        remaining = shared.sessions.len(),
-                        "connections still open after the shutdown grace"
-                    );
-                    break;
-                }
-            }
-        }
+        Shared::close_all(&self.shared)
     }
 }

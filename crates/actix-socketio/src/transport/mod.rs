@@ -11,7 +11,11 @@ use actix_web::{HttpRequest, HttpResponse, http::Method, web};
 use engineioxide_core::Sid;
 
 use crate::{
-    conn::Conn, handler::Handler, request::StoredRequest, server::Shared, socket::Transport,
+    conn::{Conn, Work},
+    handler::Handler,
+    request::StoredRequest,
+    server::Shared,
+    socket::Transport,
 };
 
 use self::http::{Cors, EngineError, Query};
@@ -69,6 +73,9 @@ fn new_conn<H: Handler>(
         shared.config.outbound_queue,
         shared.config.ping_interval,
     ));
+    if shared.engine.is_some() {
+        conn.push_work(Work::Opened);
+    }
     shared.sessions.insert(conn.sid, Arc::clone(&conn));
     tracing::debug!(sid = %conn.sid, ?transport, "connection opened");
     conn

@@ -58,7 +58,7 @@ pub(super) async fn poll<H: Handler>(shared: &Shared<H>, sid: Sid, cors: &Cors) 
     let Some(conn) = shared.sessions.get(&sid) else {
         return cors.error(EngineError::UnknownSid);
     };
-    if conn.check_pong_overdue() && !can_deliver_close(&conn) {
+    if conn.check_pong_overdue(shared.config.ping_timeout) && !can_deliver_close(&conn) {
         return cors.error(EngineError::UnknownSid);
     }
     {
@@ -126,7 +126,7 @@ pub(super) async fn post<H: Handler>(
     let Some(conn) = shared.sessions.get(&sid) else {
         return cors.error(EngineError::UnknownSid);
     };
-    if conn.check_pong_overdue() {
+    if conn.check_pong_overdue(shared.config.ping_timeout) {
         return cors.error(EngineError::UnknownSid);
     }
     {

@@ -257,7 +257,12 @@ pub struct WsClient {
 
 impl WsClient {
     pub async fn connect(addr: SocketAddr, query: &str) -> Self {
-        let url = format!("ws://{addr}/socket.io/?{query}");
+        Self::connect_at(addr, "/socket.io/", query).await
+    }
+
+    /// A WebSocket to `path?query`.
+    pub async fn connect_at(addr: SocketAddr, path: &str, query: &str) -> Self {
+        let url = format!("ws://{addr}{path}?{query}");
         let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
             .await
             .unwrap()
@@ -343,10 +348,22 @@ pub async fn http(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> HttpResponse {
+    http_at(addr, method, "/socket.io/", query, body, headers).await
+}
+
+/// A one-shot HTTP/1.1 request (`Connection: close`) to `path?query`.
+pub async fn http_at(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> HttpResponse {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let body = body.unwrap_or("");
     let mut request = format!(
-        "{method} /socket.io/?{query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path}?{query} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
     );
     for (name, value) in headers {

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod engine;
+mod engine_io;
 mod helpers;
 mod limits;
 mod socketio;

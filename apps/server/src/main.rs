@@ -3,6 +3,7 @@
 
 mod settings_loader;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -92,8 +93,10 @@ fn check_config(file: Option<&str>) -> ExitCode {
 fn install_tracing(settings: &Settings) {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log.level));
+    // Colours only on a terminal: logs redirected to a file (as CI does) stay plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if settings.log.format == "json" {
         builder.json().init();

@@ -228,6 +228,11 @@ fn starts_on_port_zero_and_stops_cleanly_on_sigterm() {
     assert_eq!(server.storage(), "memory");
     let (status, body) = server.get("/healthz").unwrap();
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let log = server.stderr();
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log that is not a terminal:\n{log}"
+    );
     let exit = server.terminate().unwrap();
     assert_eq!(exit.code(), Some(0), "SIGTERM must end in a clean exit");
 }

@@ -49,7 +49,7 @@ echo "schemathesis: chat-server at $url"
 # settings of single operations are in schemathesis.toml.
 here="$root/tests/schemathesis"
 cd "$workdir"
-CHAT_SERVER_URL=$url SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$here" \
+CHAT_SERVER_URL=$url SCHEMATHESIS_HOOKS=hooks PYTHONPATH="$here" PYTHONDONTWRITEBYTECODE=1 \
   "$venv/bin/schemathesis" --config-file "$here/schemathesis.toml" run "$url/api/openapi.json" \
   --checks all \
   --max-examples "$max_examples" \

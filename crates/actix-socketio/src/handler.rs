@@ -2,7 +2,7 @@
 
 use std::{fmt, future::Future, net::SocketAddr};
 
-use actix_web::http::header::HeaderMap;
+use actix_web::{HttpRequest, http::header::HeaderMap};
 use serde_json::Value;
 
 use crate::{event::Event, socket::Socket};
@@ -94,6 +94,16 @@ impl fmt::Display for DisconnectReason {
 pub trait Handler: Send + Sync + 'static {
     /// Per-socket state returned by [`Handler::connect`] and kept inside the [`Socket`].
     type State: Send + Sync + 'static;
+
+    /// Admission of a new Engine.IO connection (a handshake: a polling `GET` or a WebSocket
+    /// without `sid`), checked before anything is allocated for it, e.g. a rate limit per
+    /// client address. `false` answers HTTP 429 with
+    /// `{"code":4,"message":"Too many handshakes"}`; requests of open sessions are never
+    /// asked. Every handshake is admitted by default.
+    fn allow_handshake(&self, request: &HttpRequest) -> bool {
+        let _ = request;
+        true
+    }
 
     /// Whether a namespace exists. Others are refused with `Invalid namespace`.
     fn accepts_namespace(&self, nsp: &str) -> bool {

@@ -91,6 +91,8 @@ mod driver;
 pub mod engine;
 pub mod error;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handler;
 mod ingest;
 pub mod packet;

@@ -49,6 +49,15 @@ impl StoredRequest {
         }
     }
 
+    /// No request at all (for the fuzzing entry points).
+    pub(crate) fn empty() -> Self {
+        Self {
+            peer_addr: None,
+            headers: Box::default(),
+            query: Box::default(),
+        }
+    }
+
     /// The request as the handler sees it, rebuilt for each CONNECT.
     pub(crate) fn info(&self) -> RequestInfo {
         let mut parts = self.headers.split(|byte| *byte == SEPARATOR);

@@ -42,6 +42,8 @@ pub(crate) enum EngineError {
     BadHandshakeMethod,
     BadRequest,
     UnsupportedProtocolVersion,
+    /// The handler refused the handshake ([`Handler::allow_handshake`](crate::Handler::allow_handshake)).
+    TooManyHandshakes,
 }
 
 impl EngineError {
@@ -54,6 +56,14 @@ impl EngineError {
             Self::UnsupportedProtocolVersion => {
                 r#"{"code":5,"message":"Unsupported protocol version"}"#
             }
+            Self::TooManyHandshakes => r#"{"code":4,"message":"Too many handshakes"}"#,
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Self::TooManyHandshakes => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -107,7 +117,7 @@ impl Cors {
     }
 
     pub(crate) fn error(&self, error: EngineError) -> HttpResponse {
-        self.builder(StatusCode::BAD_REQUEST)
+        self.builder(error.status())
             .content_type("application/json")
             .body(error.body())
     }

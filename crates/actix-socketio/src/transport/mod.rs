@@ -1,9 +1,9 @@
 //! The Engine.IO endpoint: validates the query like the reference server, then hands the
 //! request to the long-polling or WebSocket transport.
 
-mod http;
-mod polling;
-mod websocket;
+pub(crate) mod http;
+pub(crate) mod polling;
+pub(crate) mod websocket;
 
 use std::sync::Arc;
 
@@ -18,7 +18,8 @@ use crate::{
     socket::Transport,
 };
 
-use self::http::{Cors, EngineError, Query};
+pub(crate) use self::http::EngineError;
+use self::http::{Cors, Query};
 
 /// Serves one request to the Engine.IO path.
 pub(crate) async fn handle<H: Handler>(
@@ -30,33 +31,48 @@ pub(crate) async fn handle<H: Handler>(
     if request.method() == Method::OPTIONS {
         return cors.preflight(&request);
     }
-    let query = Query::parse(request.query_string());
-    let transport = match query.transport {
-        Some("polling") => Transport::Polling,
-        Some("websocket") => Transport::WebSocket,
-        _ => return cors.error(EngineError::UnknownTransport),
+    let (transport, sid) = match route(request.query_string(), request.method()) {
+        Ok(route) => route,
+        Err(error) => return cors.error(error),
     };
-    if query.eio != Some("4") {
-        return cors.error(EngineError::UnsupportedProtocolVersion);
+    if sid.is_none() && !shared.handler.allow_handshake(&request) {
+        return cors.error(EngineError::TooManyHandshakes);
     }
-    let sid = match query.sid.map(str::parse::<Sid>) {
-        None => None,
-        Some(Ok(sid)) => Some(sid),
-        Some(Err(_)) => return cors.error(EngineError::UnknownSid),
-    };
-    let method = request.method().clone();
+    let method = request.method();
     match (transport, sid) {
-        (_, None) if method != Method::GET => cors.error(EngineError::BadHandshakeMethod),
         (Transport::Polling, None) => polling::handshake(&shared, &request, &cors),
         (Transport::WebSocket, None) => websocket::open(shared, &request, body, &cors),
         (Transport::Polling, Some(sid)) if method == Method::GET => {
             polling::poll(&shared, sid, &cors).await
         }
-        (Transport::Polling, Some(sid)) if method == Method::POST => {
-            polling::post(&shared, sid, body, &cors).await
-        }
-        (Transport::Polling, Some(_)) => cors.error(EngineError::BadRequest),
+        (Transport::Polling, Some(sid)) => polling::post(&shared, sid, body, &cors).await,
         (Transport::WebSocket, Some(sid)) => websocket::upgrade(shared, sid, &request, body, &cors),
+    }
+}
+
+/// What a request's query and method ask for, checked like the reference server: the
+/// transport and the session (`None` for a handshake), or the error to answer.
+pub(crate) fn route(query: &str, method: &Method) -> Result<(Transport, Option<Sid>), EngineError> {
+    let query = Query::parse(query);
+    let transport = match query.transport {
+        Some("polling") => Transport::Polling,
+        Some("websocket") => Transport::WebSocket,
+        _ => return Err(EngineError::UnknownTransport),
+    };
+    if query.eio != Some("4") {
+        return Err(EngineError::UnsupportedProtocolVersion);
+    }
+    let sid = match query.sid.map(str::parse::<Sid>) {
+        None => None,
+        Some(Ok(sid)) => Some(sid),
+        Some(Err(_)) => return Err(EngineError::UnknownSid),
+    };
+    match (transport, sid) {
+        (_, None) if method != Method::GET => Err(EngineError::BadHandshakeMethod),
+        (Transport::Polling, Some(_)) if method != Method::GET && method != Method::POST => {
+            Err(EngineError::BadRequest)
+        }
+        route => Ok(route),
     }
 }
 

@@ -4,6 +4,7 @@
 use std::{future::poll_fn, sync::Arc, task::Poll};
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use bytes::Bytes;
 use engineioxide_core::{Packet as EnginePacket, ProtocolVersion, Sid, payload};
 use futures_util::StreamExt;
 use http_body_util::Full;
@@ -160,31 +161,12 @@ pub(super) async fn post<H: Handler>(
                 .body("payload too large");
         }
     };
-    let max = u64::try_from(max_payload).unwrap_or(u64::MAX);
-    let mut packets = std::pin::pin!(payload::decoder(
-        Full::new(bytes),
-        None,
-        ProtocolVersion::V4,
-        max
-    ));
-    while let Some(packet) = packets.next().await {
-        let result = match packet {
-            Ok(packet) => ingest(shared, &conn, packet),
-            Err(error) => {
-                tracing::debug!(%sid, %error, "invalid Engine.IO payload");
-                Err(DisconnectReason::ParseError)
-            }
-        };
-        match result {
-            Ok(()) => {}
-            Err(DisconnectReason::TransportClose) => {
-                conn.close(DisconnectReason::TransportClose);
-                break;
-            }
-            Err(reason) => {
-                conn.close(reason);
-                return cors.error(EngineError::BadRequest);
-            }
+    match ingest_payload(shared, &conn, bytes).await {
+        Ok(()) => {}
+        Err(DisconnectReason::TransportClose) => conn.close(DisconnectReason::TransportClose),
+        Err(reason) => {
+            conn.close(reason);
+            return cors.error(EngineError::BadRequest);
         }
     }
     // Backpressure: the next POST waits until the handler has caught up.
@@ -201,6 +183,30 @@ pub(super) async fn post<H: Handler>(
     cors.builder(StatusCode::OK)
         .content_type("text/html")
         .body("ok")
+}
+
+/// Decodes a POST body's packets and ingests them in order, up to the first that ends the
+/// connection (a close packet, or anything invalid).
+pub(crate) async fn ingest_payload<H: Handler>(
+    shared: &Shared<H>,
+    conn: &Arc<Conn<H::State>>,
+    body: Bytes,
+) -> Result<(), DisconnectReason> {
+    let max = u64::try_from(shared.config.max_payload).unwrap_or(u64::MAX);
+    let mut packets = std::pin::pin!(payload::decoder(
+        Full::new(body),
+        None,
+        ProtocolVersion::V4,
+        max
+    ));
+    while let Some(packet) = packets.next().await {
+        let packet = packet.map_err(|error| {
+            tracing::debug!(sid = %conn.sid, %error, "invalid Engine.IO payload");
+            DisconnectReason::ParseError
+        })?;
+        ingest(shared, conn, packet)?;
+    }
+    Ok(())
 }
 
 /// Joins frames into a polling payload: text packets as they are, binary ones as `b<base64>`.

@@ -278,7 +278,7 @@ fn read<H: Handler>(driver: &Driver<H>, io: &mut Io, cx: &mut Context<'_>) -> bo
     progressed
 }
 
-fn on_message<H: Handler>(
+pub(crate) fn on_message<H: Handler>(
     shared: &Shared<H>,
     conn: &Arc<Conn<H::State>>,
     message: AggregatedMessage,

@@ -7,5 +7,6 @@
 mod engine;
 mod engine_io;
 mod helpers;
+mod hostile;
 mod limits;
 mod socketio;

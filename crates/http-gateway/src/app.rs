@@ -311,6 +311,13 @@ impl Application {
         })
         .workers(workers)
         .tcp_nodelay(true)
+        // Slow clients: a request head trickled in slower than this is cut with a 408.
+        .client_request_timeout(Duration::from_millis(
+            settings.server.client_request_timeout_ms,
+        ))
+        .client_disconnect_timeout(Duration::from_millis(
+            settings.server.client_disconnect_timeout_ms,
+        ))
         .disable_signals()
         .shutdown_timeout(grace)
         .listen(self.listener)?
@@ -332,6 +339,8 @@ fn socket_io_config(settings: &Settings) -> actix_socketio::Config {
         ping_interval: Duration::from_millis(settings.presence.ping_interval_ms),
         ping_timeout: Duration::from_millis(settings.presence.ping_timeout_ms),
         max_payload: settings.limits.max_payload_bytes,
+        connect_timeout: Duration::from_millis(settings.limits.connect_timeout_ms),
+        outbound_queue: settings.limits.outbound_queue_frames,
         ..actix_socketio::Config::default()
     }
 }

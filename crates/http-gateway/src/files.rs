@@ -8,15 +8,17 @@
 use std::time::Duration;
 
 use actix_multipart::Multipart;
+use actix_web::error::PayloadError;
 use actix_web::http::header;
+use actix_web::http::header::HeaderMap;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use chat_domain::file::{sanitize_filename, sniff};
 use chat_domain::{ErrorCode, FileId, FileInfo, FileType, Timestamp, UserId};
 use chat_storage::{FileMeta, StoredFile};
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -220,8 +222,64 @@ pub(crate) async fn upload(
             "Content-Type must be multipart/form-data",
         ));
     }
-    let limit = state.settings.files.max_bytes;
-    let mut multipart = Multipart::new(request.headers(), payload);
+    let ReceivedUpload {
+        bytes,
+        filename,
+        duration,
+    } = read_upload(request.headers(), payload, state.settings.files.max_bytes).await?;
+    let sniffed = sniff(&bytes[..bytes.len().min(4096)], duration.is_some())?;
+    let now = Timestamp::now();
+    let file_id = FileId::generate();
+    let expires_at = now.plus(Duration::from_secs(state.settings.files.ttl_secs));
+    let meta = FileMeta {
+        file_id: file_id.clone(),
+        room_id,
+        uploader: user.id.clone(),
+        filename,
+        file_type: sniffed.file_type,
+        mime: sniffed.mime.to_owned(),
+        size: bytes.len() as u64,
+        duration: duration.filter(|_| sniffed.file_type == FileType::Voice),
+        expires_at,
+    };
+    state
+        .store
+        .put_file(StoredFile {
+            meta: meta.clone(),
+            bytes,
+        })
+        .await?;
+    Metrics::bump(&state.metrics.files_uploaded);
+    let info = FileInfo {
+        file_url: state.signer.url(&file_id, &user.id, now),
+        file_id,
+        filename: meta.filename,
+        file_type: meta.file_type,
+        file_size: meta.size,
+        duration: meta.duration,
+        expires_at,
+    };
+    Ok(HttpResponse::Created().json(FileUploaded { file: info }))
+}
+
+/// The fields of an upload form, as read from the body.
+pub(crate) struct ReceivedUpload {
+    /// The file's bytes, not empty.
+    pub(crate) bytes: Bytes,
+    /// The sanitized file name (`file` when none was given).
+    pub(crate) filename: String,
+    /// The voice note's duration in seconds, for a voice note.
+    pub(crate) duration: Option<f64>,
+}
+
+/// Reads a `multipart/form-data` body: the fields `file` (at most `limit` bytes) and
+/// `duration`, once each, nothing else.
+pub(crate) async fn read_upload(
+    headers: &HeaderMap,
+    payload: impl Stream<Item = Result<Bytes, PayloadError>> + 'static,
+    limit: u64,
+) -> Result<ReceivedUpload, ApiError> {
+    let mut multipart = Multipart::new(headers, payload);
     let (mut file, mut filename, mut duration) = (None::<BytesMut>, String::new(), None::<f64>);
     while let Some(field) = multipart.next().await {
         let mut field = field.map_err(|_| ApiError::invalid("malformed multipart body"))?;
@@ -285,39 +343,11 @@ pub(crate) async fn upload(
     if bytes.is_empty() {
         return Err(ApiError::invalid("the file is empty"));
     }
-    let sniffed = sniff(&bytes[..bytes.len().min(4096)], duration.is_some())?;
-    let now = Timestamp::now();
-    let file_id = FileId::generate();
-    let expires_at = now.plus(Duration::from_secs(state.settings.files.ttl_secs));
-    let meta = FileMeta {
-        file_id: file_id.clone(),
-        room_id,
-        uploader: user.id.clone(),
+    Ok(ReceivedUpload {
+        bytes,
         filename,
-        file_type: sniffed.file_type,
-        mime: sniffed.mime.to_owned(),
-        size: bytes.len() as u64,
-        duration: duration.filter(|_| sniffed.file_type == FileType::Voice),
-        expires_at,
-    };
-    state
-        .store
-        .put_file(StoredFile {
-            meta: meta.clone(),
-            bytes,
-        })
-        .await?;
-    Metrics::bump(&state.metrics.files_uploaded);
-    let info = FileInfo {
-        file_url: state.signer.url(&file_id, &user.id, now),
-        file_id,
-        filename: meta.filename,
-        file_type: meta.file_type,
-        file_size: meta.size,
-        duration: meta.duration,
-        expires_at,
-    };
-    Ok(HttpResponse::Created().json(FileUploaded { file: info }))
+        duration,
+    })
 }
 
 /// Downloads a file through the URL signed for one viewer, while that viewer is still in the

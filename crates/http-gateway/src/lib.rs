@@ -27,6 +27,8 @@ pub mod body;
 pub mod client_ip;
 pub mod error;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod openapi;
 pub mod realtime;

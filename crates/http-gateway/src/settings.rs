@@ -52,6 +52,11 @@ pub struct ServerSettings {
     pub shutdown_grace_secs: u64,
     /// HTTP worker threads; 0 means one per core.
     pub workers: usize,
+    /// A connection must send a request's whole head (request line and headers) within this
+    /// many milliseconds of its first byte, or it gets 408 and is closed (slow clients).
+    pub client_request_timeout_ms: u64,
+    /// How long a closing connection may take to shut down, in milliseconds.
+    pub client_disconnect_timeout_ms: u64,
 }
 
 impl Default for ServerSettings {
@@ -62,6 +67,8 @@ impl Default for ServerSettings {
             trusted_proxies: Vec::new(),
             shutdown_grace_secs: 5,
             workers: 0,
+            client_request_timeout_ms: 5000,
+            client_disconnect_timeout_ms: 1000,
         }
     }
 }
@@ -213,6 +220,9 @@ pub struct RateSettings {
     pub sessions_per_minute: u32,
     /// Socket.IO events per socket per second, sustained.
     pub events_per_sec: u32,
+    /// New Engine.IO connections (handshakes) per client address per 10 seconds; 0 means no
+    /// limit. IPv6 clients are counted per /64.
+    pub handshakes_per_10s: u32,
 }
 
 impl Default for RateSettings {
@@ -220,6 +230,7 @@ impl Default for RateSettings {
         Self {
             sessions_per_minute: 10,
             events_per_sec: 50,
+            handshakes_per_10s: 100,
         }
     }
 }
@@ -230,12 +241,20 @@ impl Default for RateSettings {
 pub struct LimitSettings {
     /// Engine.IO frame and polling payload limit, and JSON body limit, in bytes.
     pub max_payload_bytes: usize,
+    /// A new Engine.IO connection that has not sent its Socket.IO CONNECT within this many
+    /// milliseconds is closed.
+    pub connect_timeout_ms: u64,
+    /// Outgoing frames queued per connection; a client that lets its queue fill (it does not
+    /// read) is disconnected.
+    pub outbound_queue_frames: usize,
 }
 
 impl Default for LimitSettings {
     fn default() -> Self {
         Self {
             max_payload_bytes: 1024 * 1024,
+            connect_timeout_ms: 45_000,
+            outbound_queue_frames: 128,
         }
     }
 }
@@ -286,6 +305,15 @@ impl Settings {
         positive("presence.stale_after_secs", self.presence.stale_after_secs);
         positive("presence.ping_interval_ms", self.presence.ping_interval_ms);
         positive("presence.ping_timeout_ms", self.presence.ping_timeout_ms);
+        positive("limits.connect_timeout_ms", self.limits.connect_timeout_ms);
+        positive(
+            "limits.outbound_queue_frames",
+            self.limits.outbound_queue_frames as u64,
+        );
+        positive(
+            "server.client_request_timeout_ms",
+            self.server.client_request_timeout_ms,
+        );
         if self.limits.max_payload_bytes < 1024 {
             problems.push("limits.max_payload_bytes: must be at least 1024".into());
         }

@@ -2,18 +2,20 @@
 //! [`crate::realtime::events`].
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_socketio::{ConnectError, DisconnectReason, Event, Handler, RequestInfo, Socket};
+use actix_web::HttpRequest;
 use actix_web::http::header;
 use chat_domain::{SessionId, Timestamp, UserId};
 use chat_storage::SessionPatch;
 use serde_json::{Value, json};
 
 use crate::auth::TokenError;
+use crate::client_ip::request_ip;
 use crate::metrics::Metrics;
 use crate::realtime::events;
-use crate::realtime::rate::TokenBucket;
+use crate::realtime::rate::{HandshakeLimiter, TokenBucket};
 use crate::state::AppState;
 
 /// What a socket knows of its user.
@@ -30,12 +32,17 @@ pub struct SocketState {
 #[derive(Clone)]
 pub struct ChatHandler {
     state: AppState,
+    handshakes: Arc<HandshakeLimiter>,
 }
 
 impl ChatHandler {
     /// A handler over the gateway's state.
     pub fn new(state: AppState) -> Self {
-        Self { state }
+        let handshakes = Arc::new(HandshakeLimiter::new(
+            state.settings.rate.handshakes_per_10s,
+            Duration::from_secs(10),
+        ));
+        Self { state, handshakes }
     }
 }
 
@@ -63,6 +70,19 @@ fn handshake_token(auth: Option<&Value>, request: &RequestInfo) -> Option<String
 }
 
 impl Handler for ChatHandler {
+    /// At most `rate.handshakes_per_10s` new connections per client address (behind trusted
+    /// proxies, the forwarded address).
+    fn allow_handshake(&self, request: &HttpRequest) -> bool {
+        let Some(address) = request_ip(request, &self.state.settings.server.trusted_proxies) else {
+            return true;
+        };
+        let allowed = self.handshakes.allow_at(address, Instant::now());
+        if !allowed {
+            tracing::debug!(%address, "handshake refused: too many from this address");
+        }
+        allowed
+    }
+
     type State = SocketState;
 
     async fn connect(

@@ -3,5 +3,6 @@
 
 mod guest;
 mod helpers;
+mod hostile;
 mod public;
 mod web;

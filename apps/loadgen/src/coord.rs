@@ -311,7 +311,13 @@ async fn relay(
         let results = workers
             .stage("round", Duration::from_secs_f64(seconds + 60.0))
             .await?;
-        let elapsed = (now_us().saturating_sub(at)) as f64 / 1e6;
+        // Until the last receipt (a lost receipt must not stretch the window to the drain).
+        let last_delivered = results
+            .iter()
+            .filter_map(|result| result["lastDeliveredUs"].as_u64())
+            .max()
+            .unwrap_or(at);
+        let elapsed = (last_delivered.saturating_sub(at)) as f64 / 1e6;
         let after = maybe_sample(pid);
         let delivered = sum(&results, "delivered");
         let achieved = delivered as f64 / elapsed.max(seconds);
@@ -345,6 +351,10 @@ async fn relay(
             ("receipt_p99_ms", json!(receipt.quantile_ms(0.99))),
             ("send_lag_p99_ms", json!(lag.quantile_ms(0.99))),
             ("failures", json!(failures)),
+            (
+                "receipts_missing",
+                json!(sum(&results, "ackedOk").saturating_sub(delivered)),
+            ),
             ("server_cpu_s_per_M", json!(cpu)),
             ("loadgen_cpu_s_per_M", json!(loadgen)),
             (

@@ -222,14 +222,18 @@ fn judge(
             } else {
                 bound / value.max(f64::MIN_POSITIVE)
             };
-            let verdict = if met && (bound == 0.0 || value == 0.0) {
+            let verdict = if !met {
+                if higher_is_better {
+                    format!("missed: {:.0}% of the goal", ratio * 100.0)
+                } else {
+                    format!("missed: {:.1}× the limit", value / bound)
+                }
+            } else if bound == 0.0 {
                 "met".to_owned()
-            } else if met {
-                format!("met ({:+.0}% margin)", (ratio - 1.0) * 100.0)
             } else if higher_is_better {
-                format!("missed: {:.0}% of the goal", ratio * 100.0)
+                format!("met ({:+.0}%)", (ratio - 1.0) * 100.0)
             } else {
-                format!("missed: {:.1}× over", value / bound)
+                format!("met ({:.0}% of the limit)", value / bound * 100.0)
             };
             let shown = if value.fract() == 0.0 && value.abs() < 1e15 {
                 format!("{}", value as i64)

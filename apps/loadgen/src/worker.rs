@@ -354,6 +354,7 @@ struct RelayStats {
     sent_events: Cell<u64>,
     received: Cell<u64>,
     delivered: Cell<u64>,
+    last_delivered_us: Cell<u64>,
     outstanding: Cell<i64>,
     relay: RefCell<Latency>,
     receipt: RefCell<Latency>,
@@ -371,6 +372,7 @@ impl RelayStats {
             "sentEvents": self.sent_events.get(),
             "received": self.received.get(),
             "delivered": self.delivered.get(),
+            "lastDeliveredUs": self.last_delivered_us.get(),
             "relay": self.relay.borrow().to_json(),
             "receipt": self.receipt.borrow().to_json(),
             "ack": self.ack.borrow().to_json(),
@@ -591,6 +593,7 @@ async fn relay_socket(
                             stats.receipt.borrow_mut().record(sent_at.elapsed());
                         }
                         bump(&stats.delivered);
+                        stats.last_delivered_us.set(now_us());
                         stats.outstanding.set(stats.outstanding.get() - 1);
                     }
                     Kind::Event { name: "error", payload, .. } => stats.failures.note(&anyhow::anyhow!("error event: {payload}")),

@@ -326,24 +326,38 @@ impl ChatService {
             partner.username.clone(),
             me.username.clone(),
         );
-        self.deliver(
-            &partner_id,
-            Outgoing::Found {
-                room_id: room.room_id.clone(),
-                partner: me,
-                initiator: true,
-                own_username: partner_name,
-            },
-        );
-        self.deliver(
-            user,
-            Outgoing::Found {
-                room_id: room.room_id,
-                partner,
-                initiator: false,
-                own_username: my_name,
-            },
-        );
+        let to_partner = Outgoing::Found {
+            room_id: room.room_id.clone(),
+            partner: me,
+            initiator: true,
+            own_username: partner_name,
+        };
+        let to_me = Outgoing::Found {
+            room_id: room.room_id,
+            partner,
+            initiator: false,
+            own_username: my_name,
+        };
+        // Both sides' links exist before either side hears of the match, and the searcher hears
+        // first: a partner who answers at once never reaches a user whose node does not know
+        // the room yet, nor gets ahead of the searcher's own match:found.
+        let local = [(user, &to_me), (&partner_id, &to_partner)].map(|(to, event)| {
+            let local = self.inner.delivery.is_local(to);
+            if local {
+                self.observe(to, event);
+            }
+            local
+        });
+        for ((to, event), local) in [(user, to_me), (&partner_id, to_partner)]
+            .into_iter()
+            .zip(local)
+        {
+            if local {
+                self.inner.delivery.deliver_local(to, event);
+            } else {
+                self.inner.delivery.forward(to, event);
+            }
+        }
         self.changed();
         Ok(())
     }

@@ -22,6 +22,8 @@ struct Network {
     homes: Mutex<HashMap<UserId, usize>>,
     nodes: OnceLock<Vec<ChatService>>,
     events: Mutex<Vec<(UserId, Outgoing)>>,
+    /// For each `match:found` handed to a socket: how many chat links all nodes held then.
+    links_at_found: Mutex<Vec<usize>>,
 }
 
 /// One node's side of the network.
@@ -36,6 +38,12 @@ impl Delivery for NodeDelivery {
     }
 
     fn deliver_local(&self, to: &UserId, event: Outgoing) {
+        if matches!(event, Outgoing::Found { .. })
+            && let Some(nodes) = self.network.nodes.get()
+        {
+            let links = nodes.iter().map(ChatService::local_chats).sum();
+            self.network.links_at_found.lock().unwrap().push(links);
+        }
         self.network
             .events
             .lock()
@@ -848,5 +856,40 @@ async fn many_searchers_on_three_nodes_are_each_paired_once() {
     for (user, partner) in &partners {
         assert_eq!(partners.get(partner), Some(user), "pairs are symmetric");
         assert_ne!(user, partner);
+    }
+}
+
+#[tokio::test]
+async fn both_sides_know_the_room_before_either_hears_of_the_match() {
+    for (first, second) in [(0, 0), (0, 1)] {
+        let harness = Harness::with_nodes(2);
+        let waiter = harness.user_on(first, json!({})).await;
+        let searcher = harness.user_on(second, json!({})).await;
+        harness.nodes[first]
+            .search(&waiter, SearchFilters::default())
+            .await
+            .unwrap();
+        harness.take();
+        harness.nodes[second]
+            .search(&searcher, SearchFilters::default())
+            .await
+            .unwrap();
+        let found: Vec<UserId> = harness
+            .take()
+            .into_iter()
+            .filter(|(_, event)| matches!(event, Outgoing::Found { .. }))
+            .map(|(to, _)| to)
+            .collect();
+        assert_eq!(
+            found,
+            vec![searcher.clone(), waiter.clone()],
+            "the searcher hears first"
+        );
+        let links = harness.network.links_at_found.lock().unwrap().clone();
+        assert_eq!(
+            links.first(),
+            Some(&if first == second { 2 } else { 1 }),
+            "links made before the first match:found"
+        );
     }
 }

@@ -377,7 +377,7 @@ impl Delivery for SocketDelivery {
             return;
         };
         let name = wire::event_name(&event);
-        let payload = wire::payload(&event);
+        let payload = wire::Payload(&event);
         let Outgoing::Message(message) = &event else {
             let _ = socket.emit(name, &payload);
             return;

@@ -34,8 +34,16 @@ pub struct Payload<'a>(pub &'a Outgoing);
 impl Serialize for Payload<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self.0 {
-            Outgoing::Searching | Outgoing::Cancelled | Outgoing::Cleared | Outgoing::PartnerReconnected => serializer.serialize_map(Some(0))?.end(),
-            Outgoing::Found { room_id, partner, initiator, .. } => {
+            Outgoing::Searching
+            | Outgoing::Cancelled
+            | Outgoing::Cleared
+            | Outgoing::PartnerReconnected => serializer.serialize_map(Some(0))?.end(),
+            Outgoing::Found {
+                room_id,
+                partner,
+                initiator,
+                ..
+            } => {
                 let mut map = serializer.serialize_map(Some(3))?;
                 map.serialize_entry("roomId", room_id)?;
                 map.serialize_entry("partner", partner)?;
@@ -43,7 +51,11 @@ impl Serialize for Payload<'_> {
                 map.end()
             }
             Outgoing::Message(message) => message.serialize(serializer),
-            Outgoing::Sent { id, client_id, timestamp } => {
+            Outgoing::Sent {
+                id,
+                client_id,
+                timestamp,
+            } => {
                 let mut map = serializer.serialize_map(Some(3))?;
                 map.serialize_entry("id", id)?;
                 map.serialize_entry("clientId", client_id)?;
@@ -73,7 +85,13 @@ impl Serialize for Payload<'_> {
                 map.serialize_entry("reason", reason.as_str())?;
                 map.end()
             }
-            Outgoing::Offer { offer, kind, from, from_username, timestamp } => {
+            Outgoing::Offer {
+                offer,
+                kind,
+                from,
+                from_username,
+                timestamp,
+            } => {
                 let mut map = serializer.serialize_map(Some(5))?;
                 map.serialize_entry("offer", offer)?;
                 map.serialize_entry("type", kind)?;
@@ -82,7 +100,11 @@ impl Serialize for Payload<'_> {
                 map.serialize_entry("timestamp", timestamp)?;
                 map.end()
             }
-            Outgoing::Answer { answer, from, from_username } => {
+            Outgoing::Answer {
+                answer,
+                from,
+                from_username,
+            } => {
                 let mut map = serializer.serialize_map(Some(3))?;
                 map.serialize_entry("answer", answer)?;
                 map.serialize_entry("from", from)?;
@@ -95,7 +117,18 @@ impl Serialize for Payload<'_> {
                 map.serialize_entry("from", from)?;
                 map.end()
             }
-            Outgoing::CallEnded { from, from_username } | Outgoing::CallRejected { from, from_username } | Outgoing::CallTimeout { from, from_username } => {
+            Outgoing::CallEnded {
+                from,
+                from_username,
+            }
+            | Outgoing::CallRejected {
+                from,
+                from_username,
+            }
+            | Outgoing::CallTimeout {
+                from,
+                from_username,
+            } => {
                 let mut map = serializer.serialize_map(Some(2))?;
                 map.serialize_entry("from", from)?;
                 map.serialize_entry("fromUsername", from_username)?;
@@ -115,7 +148,11 @@ mod tests {
 
     fn check(event: Outgoing, name: &str, expected: Value) {
         assert_eq!(event_name(&event), name);
-        assert_eq!(serde_json::to_value(Payload(&event)).ok(), Some(expected), "{name}");
+        assert_eq!(
+            serde_json::to_value(Payload(&event)).ok(),
+            Some(expected),
+            "{name}"
+        );
     }
 
     #[test]
@@ -125,21 +162,72 @@ mod tests {
         let partner = GuestUser::new(Profile::default(), now).public();
         check(Outgoing::Searching, "match:searching", json!({}));
         check(
-            Outgoing::Found { room_id: room.clone(), partner: partner.clone(), initiator: true, own_username: name.clone() },
+            Outgoing::Found {
+                room_id: room.clone(),
+                partner: partner.clone(),
+                initiator: true,
+                own_username: name.clone(),
+            },
             "match:found",
             json!({"roomId": room, "partner": partner, "initiator": true}),
         );
         let id = MessageId::generate(now);
-        check(Outgoing::Sent { id: id.clone(), client_id: None, timestamp: now }, "message:sent", json!({"id": id, "clientId": null, "timestamp": now}));
-        check(Outgoing::Delivered { id: id.clone(), delivered_at: now }, "message:delivered", json!({"id": id, "deliveredAt": now}));
-        check(Outgoing::Typing { from: user.clone(), is_typing: true }, "chat:typing", json!({"from": user, "isTyping": true}));
-        check(Outgoing::PartnerDisconnected { grace_secs: 10 }, "partner:disconnected", json!({"graceSecs": 10}));
-        check(Outgoing::RoomClosed { room_id: room.clone(), reason: CloseReason::PartnerLeft }, "room:closed", json!({"roomId": room, "reason": "partner_left"}));
         check(
-            Outgoing::Offer { offer: json!({"type": "offer", "sdp": "v=0"}), kind: chat_domain::webrtc::CallKind::Audio, from: user.clone(), from_username: name.clone(), timestamp: now },
+            Outgoing::Sent {
+                id: id.clone(),
+                client_id: None,
+                timestamp: now,
+            },
+            "message:sent",
+            json!({"id": id, "clientId": null, "timestamp": now}),
+        );
+        check(
+            Outgoing::Delivered {
+                id: id.clone(),
+                delivered_at: now,
+            },
+            "message:delivered",
+            json!({"id": id, "deliveredAt": now}),
+        );
+        check(
+            Outgoing::Typing {
+                from: user.clone(),
+                is_typing: true,
+            },
+            "chat:typing",
+            json!({"from": user, "isTyping": true}),
+        );
+        check(
+            Outgoing::PartnerDisconnected { grace_secs: 10 },
+            "partner:disconnected",
+            json!({"graceSecs": 10}),
+        );
+        check(
+            Outgoing::RoomClosed {
+                room_id: room.clone(),
+                reason: CloseReason::PartnerLeft,
+            },
+            "room:closed",
+            json!({"roomId": room, "reason": "partner_left"}),
+        );
+        check(
+            Outgoing::Offer {
+                offer: json!({"type": "offer", "sdp": "v=0"}),
+                kind: chat_domain::webrtc::CallKind::Audio,
+                from: user.clone(),
+                from_username: name.clone(),
+                timestamp: now,
+            },
             "webrtc:offer",
             json!({"offer": {"type": "offer", "sdp": "v=0"}, "type": "audio", "from": user, "fromUsername": name, "timestamp": now}),
         );
-        check(Outgoing::CallTimeout { from: user.clone(), from_username: name.clone() }, "webrtc:call-timeout", json!({"from": user, "fromUsername": name}));
+        check(
+            Outgoing::CallTimeout {
+                from: user.clone(),
+                from_username: name.clone(),
+            },
+            "webrtc:call-timeout",
+            json!({"from": user, "fromUsername": name}),
+        );
     }
 }

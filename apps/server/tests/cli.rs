@@ -236,3 +236,57 @@ fn starts_on_port_zero_and_stops_cleanly_on_sigterm() {
     let exit = server.terminate().unwrap();
     assert_eq!(exit.code(), Some(0), "SIGTERM must end in a clean exit");
 }
+
+#[test]
+fn json_logs_carry_the_request_id_on_every_line_of_a_request() {
+    let server = ChatServer::start(
+        BINARY,
+        &["--port", "0"],
+        &[
+            ("REDIS_URL", ""),
+            ("JWT_SECRET", "cli-test-secret-cli-test-secret-0123"),
+            ("CHAT__LOG__FORMAT", "json"),
+            ("RUST_LOG", "info"),
+        ],
+    )
+    .expect("chat-server starts");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port())).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"POST /api/guest HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    let request_id = answer
+        .lines()
+        .find_map(|line| line.strip_prefix("x-request-id: "))
+        .unwrap_or_else(|| panic!("no X-Request-Id in {answer}"))
+        .trim()
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let line = loop {
+        let log = server.stderr();
+        if let Some(line) = log
+            .lines()
+            .find(|line| line.contains("guest session created"))
+        {
+            break line.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log line for the request:\n{log}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let entry: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+    let spans = entry["spans"].as_array().cloned().unwrap_or_default();
+    let request = spans
+        .iter()
+        .find(|span| span["name"] == "request")
+        .unwrap_or_else(|| panic!("no request span: {line}"));
+    assert_eq!(request["request_id"], request_id.as_str(), "{line}");
+    assert_eq!(request["method"], "POST", "{line}");
+    server.terminate().unwrap();
+}

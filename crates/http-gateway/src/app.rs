@@ -306,6 +306,7 @@ impl Application {
         let gateway = self.gateway.clone();
         let server = HttpServer::new(move || {
             App::new()
+                .wrap_fn(crate::logging::request_span)
                 .configure(|config| gateway.configure(config))
                 .default_service(web::to(routes::not_found))
         })

@@ -29,6 +29,7 @@ pub mod error;
 pub mod files;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod logging;
 pub mod metrics;
 pub mod openapi;
 pub mod realtime;

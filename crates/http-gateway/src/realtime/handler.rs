@@ -10,6 +10,7 @@ use actix_web::http::header;
 use chat_domain::{SessionId, Timestamp, UserId};
 use chat_storage::SessionPatch;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use crate::auth::TokenError;
 use crate::client_ip::request_ip;
@@ -179,7 +180,10 @@ impl Handler for ChatHandler {
             );
             return;
         }
-        events::dispatch(&self.state, socket, event).await;
+        let span = tracing::info_span!("socket_event", socket_id = %socket.id(), user_id = %socket.state().user_id, event = %crate::logging::shown(&event.name));
+        events::dispatch(&self.state, socket, event)
+            .instrument(span)
+            .await;
     }
 
     async fn disconnected(&self, socket: &Socket<SocketState>, reason: DisconnectReason) {

@@ -1,13 +1,15 @@
 // Two strangers in two browser contexts of Debian's Chromium, on the page chat-server serves:
 // matched, messages both ways with receipts, an image, a file, a voice note, a video call with
 // real RTCPeerConnections, hang-up, and "next". Once over WebSocket (after the polling
-// upgrade) and once forced onto HTTP long-polling (`?transport=polling`).
+// upgrade), once forced onto HTTP long-polling (`?transport=polling`), and once with the two
+// pages on two different chat-server nodes sharing one private Redis.
 
 import assert from 'node:assert/strict';
 import { dirname, join as joinPath } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
+import { redisAvailable, startRedis } from '../node/lib/redis.js';
 import {
   assertClean,
   join,
@@ -27,6 +29,7 @@ const DOC_SCREENSHOT = joinPath(dirname(fileURLToPath(import.meta.url)), '..', '
 const MODES = [
   { tag: 'websocket', name: 'WebSocket (upgraded from polling)', query: '', transport: 'websocket' },
   { tag: 'polling', name: 'HTTP long-polling only', query: '?transport=polling', transport: 'polling' },
+  { tag: 'two-nodes', name: 'WebSocket, each page on its own node of one Redis', query: '', transport: 'websocket', nodes: 2 },
 ];
 
 /** Sends `text` from `from`; `to` shows it; `from`'s message went pending (…) → sent (✓) → delivered (✓✓). */
@@ -45,8 +48,11 @@ async function exchange(from, to, text) {
 }
 
 for (const mode of MODES) {
-  describe(`two strangers in Chromium over ${mode.name}`, { skip: skipReason ?? false }, () => {
-    let server;
+  const skip = skipReason ?? (mode.nodes && !redisAvailable() ? 'redis-server is not installed' : false);
+  describe(`two strangers in Chromium over ${mode.name}`, { skip }, () => {
+    let redis;
+    let servers = [];
+    const urls = {};
     let browser;
     let alice;
     let bob;
@@ -54,7 +60,14 @@ for (const mode of MODES) {
     const shot = (who, name) => screenshot(who.page, `${mode.tag}-${name}`);
 
     before(async () => {
-      server = await startServer();
+      if (mode.nodes) {
+        redis = await startRedis();
+        servers = [await startServer({ REDIS_URL: redis.url }), await startServer({ REDIS_URL: redis.url })];
+      } else {
+        servers = [await startServer()];
+      }
+      urls.alice = servers[0].url;
+      urls.bob = servers[servers.length - 1].url;
       browser = await launchBrowser();
       alice = await openPage(browser);
       bob = await openPage(browser);
@@ -64,13 +77,14 @@ for (const mode of MODES) {
 
     after(async () => {
       await browser?.close();
-      await server?.stop();
+      await Promise.all(servers.map((server) => server.stop()));
+      await redis?.stop();
     });
 
     test('both join as guests, show up in the live counters, and are matched', async () => {
-      await join(alice.page, server.url, { username: `Alice_${mode.tag}`, gender: 'female', language: 'en', location: 'Paris' }, mode.query);
+      await join(alice.page, urls.alice, { username: `Alice_${mode.tag}`, gender: 'female', language: 'en', location: 'Paris' }, mode.query);
       await shot(alice, '01-lobby');
-      await join(bob.page, server.url, { username: `Bob_${mode.tag}`, gender: 'male', language: 'en', location: 'Berlin' }, mode.query);
+      await join(bob.page, urls.bob, { username: `Bob_${mode.tag}`, gender: 'male', language: 'en', location: 'Berlin' }, mode.query);
       for (const who of [alice, bob]) {
         await who.page.locator(`#connection[data-state="connected"][data-transport="${mode.transport}"]`).waitFor();
         await waitText(who.page, '#stat-online', /^2$/);

@@ -110,7 +110,7 @@ export async function startServer(env = {}) {
   const listening = new Promise((resolve, reject) => {
     proc.stdout.on('data', (chunk) => {
       stdout += chunk;
-      const found = /^listening on http:\/\/127\.0\.0\.1:(\d+) storage=memory\s*$/m.exec(stdout);
+      const found = /^listening on http:\/\/127\.0\.0\.1:(\d+) storage=(?:memory|redis)\s*$/m.exec(stdout);
       if (found) resolve(Number(found[1]));
     });
     proc.once('error', (error) => reject(new Error(`could not spawn ${SERVER_BIN}: ${error.message}`)));

@@ -154,7 +154,10 @@ pub fn sanitize_filename(name: &str) -> String {
         .filter(|character| !character.is_control() && !matches!(character, '"' | '\\' | '/' | ';'))
         .take(128)
         .collect();
-    let trimmed = cleaned.trim().trim_start_matches('.');
+    // Dots and spaces alternating at the start (`. .name`) all go, or a hidden name survives.
+    let trimmed = cleaned
+        .trim_start_matches(|character: char| character == '.' || character.is_whitespace())
+        .trim_end();
     if trimmed.is_empty() {
         "file".to_owned()
     } else {
@@ -293,5 +296,17 @@ mod tests {
             assert_eq!(sanitize_filename(input), expected, "{input:?}");
         }
         assert_eq!(sanitize_filename(&"x".repeat(300)).len(), 128);
+    }
+
+    /// Found by the `domain_file` fuzz target: a dot then spaces left the spaces in front, so
+    /// sanitizing the result again changed it.
+    #[test]
+    fn filenames_lose_leading_dots_and_spaces_together() {
+        for input in [".           BM", " . . BM", "..\t BM", "\u{3000}.BM  "] {
+            let clean = sanitize_filename(input);
+            assert_eq!(clean, "BM", "{input:?}");
+            assert_eq!(sanitize_filename(&clean), clean);
+        }
+        assert_eq!(sanitize_filename(". . ."), "file");
     }
 }

@@ -49,11 +49,14 @@ impl Timestamp {
         Self(self.0.saturating_sub(millis))
     }
 
-    /// Parses an RFC 3339 string (any offset) into an instant.
+    /// Parses an RFC 3339 string (any offset) into an instant. Only instants that can be
+    /// written back (UTC years 0000 to 9999) are accepted: an offset can move a date at the
+    /// edge of that range out of it.
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
         let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
-        let millis = parsed.unix_timestamp_nanos() / 1_000_000;
-        i64::try_from(millis).ok().map(Self)
+        let millis = i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()?;
+        let utc = OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000).ok()?;
+        (0..=9999).contains(&utc.year()).then_some(Self(millis))
     }
 }
 
@@ -114,6 +117,29 @@ mod tests {
         let stamp = Timestamp::parse_rfc3339("2026-11-23T19:15:45.123+01:00");
         assert_eq!(stamp, Some(Timestamp::from_millis(1_795_457_745_123)));
         assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+    }
+
+    /// Found by the `domain_timestamp` fuzz target: a date at the end of year 9999 with a
+    /// negative offset is in year 10000 in UTC, which was written as the epoch.
+    #[test]
+    fn instants_that_cannot_be_written_back_are_refused() {
+        for text in [
+            "9999-12-31T23:59:20.999999999-23:59",
+            "0000-01-01T00:00:00+00:01",
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(text), None, "{text}");
+        }
+        let last = Timestamp::parse_rfc3339("9999-12-31T23:59:59.999Z");
+        assert_eq!(
+            last.map(|stamp| stamp.to_string()).as_deref(),
+            Some("9999-12-31T23:59:59.999Z")
+        );
+        let first = Timestamp::parse_rfc3339("0000-01-01T00:00:00+00:00");
+        assert!(first.is_some());
+        assert_eq!(
+            first.and_then(|stamp| Timestamp::parse_rfc3339(&stamp.to_string())),
+            first
+        );
     }
 
     #[test]

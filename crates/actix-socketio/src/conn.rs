@@ -231,6 +231,11 @@ impl<S: Send + Sync + 'static> Conn<S> {
         }
     }
 
+    /// Whether half of the outbound queue (or more) is waiting to be written.
+    pub(crate) fn outbox_backlogged(&self) -> bool {
+        self.state().outbox.len() >= self.outbound_queue.div_ceil(2)
+    }
+
     pub(crate) fn push_work(&self, work: Work<S>) {
         self.state().work.push_back(work);
         self.driver_waker.wake();

@@ -69,6 +69,12 @@ impl<H: Handler> Driver<H> {
         let mut progressed = false;
         loop {
             if self.current.is_none() {
+                // The client's own answers must not overflow its queue: with half of it
+                // waiting to be written, the next call waits for the writer (and reading
+                // stops once the work queue is full) instead.
+                if self.conn.outbox_backlogged() {
+                    return progressed;
+                }
                 let Some(work) = self.conn.pop_work() else {
                     return progressed;
                 };

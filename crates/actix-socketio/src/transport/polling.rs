@@ -106,6 +106,8 @@ pub(super) async fn poll<H: Handler>(shared: &Shared<H>, sid: Sid, cors: &Cors) 
         Poll::Ready(frames)
     })
     .await;
+    // Handler calls held back by a full outbox may go on now.
+    conn.driver_waker.wake();
     payload_response(cors, frames)
 }
 

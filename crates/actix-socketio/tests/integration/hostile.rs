@@ -201,3 +201,23 @@ async fn a_socket_that_stops_reading_is_dropped_while_readers_keep_up() {
     served(&mut reader).await;
     drop(stalled);
 }
+
+#[tokio::test]
+async fn a_burst_of_requests_is_answered_without_overflowing_the_senders_queue() {
+    let config = Config {
+        outbound_queue: 16,
+        ..test_config()
+    };
+    let app = spawn_app(config).await;
+    let mut client = app.ws_socket().await;
+    // Far more events than the queue holds, sent before reading anything: their answers are
+    // written as they come instead of piling up, and the client stays connected.
+    for index in 0..300 {
+        client.send(&format!(r#"42["echo",{index}]"#)).await;
+    }
+    for index in 0..300 {
+        assert_eq!(client.recv().await, format!(r#"42["echo-back",{index}]"#));
+    }
+    assert_eq!(app.io.connected_count(), 1);
+    served(&mut client).await;
+}

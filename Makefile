@@ -68,6 +68,19 @@ doc:
 bench:
 	bash bench/run.sh
 
+## Fuzzing (not part of make test): every cargo-fuzz (libFuzzer) target of fuzz/ for FUZZ_SECS
+## seconds each, on stable Rust through RUSTC_BOOTSTRAP=1. Seeds in fuzz/corpus/<target>/ are
+## only read; what a run learns goes to fuzz/target/corpus/<target>/, crashes to
+## fuzz/artifacts/<target>/ (then make a regression test of them). See fuzz/README.md.
+FUZZ_SECS ?= 60
+fuzz:
+	command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	for target in $$(RUSTC_BOOTSTRAP=1 $(CARGO) fuzz list); do \
+	  mkdir -p fuzz/target/corpus/$$target && \
+	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target fuzz/target/corpus/$$target fuzz/corpus/$$target \
+	    -- -max_total_time=$(FUZZ_SECS) -print_final_stats=1 || exit 1; \
+	done
+
 clean:
 	$(CARGO) clean
 	rm -rf $(NODE_TESTS)/node_modules

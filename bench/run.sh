@@ -101,7 +101,7 @@ start_server() {
     redis_env=(REDIS_URL="redis://127.0.0.1:$REDIS_PORT")
   fi
   "${NICE[@]}" env PORT=0 HOST=127.0.0.1 JWT_SECRET=$SECRET CHAT__RATE__SESSIONS_PER_MINUTE=100000000 \
-    CHAT__RATE__EVENTS_PER_SEC=100000 RUST_LOG=warn "${redis_env[@]}" \
+    CHAT__RATE__EVENTS_PER_SEC=100000 CHAT__RATE__HANDSHAKES_PER_10S=0 RUST_LOG=warn "${redis_env[@]}" \
     "$SERVER_BIN" > "$OUT/server.out" 2> "$OUT/server-$mode.err" &
   SERVER_PID=$!
   for _ in $(seq 200); do
@@ -110,7 +110,7 @@ start_server() {
     sleep 0.05
   done
   [ -n "$URL" ] || { echo "server did not start" >&2; cat "$OUT/server-$mode.err" >&2; exit 1; }
-  log "${NICE[*]} PORT=0 HOST=127.0.0.1 JWT_SECRET=… CHAT__RATE__SESSIONS_PER_MINUTE=100000000 CHAT__RATE__EVENTS_PER_SEC=100000 RUST_LOG=warn ${redis_env[*]} chat-server   # $(head -1 "$OUT/server.out")"
+  log "${NICE[*]} PORT=0 HOST=127.0.0.1 JWT_SECRET=… CHAT__RATE__SESSIONS_PER_MINUTE=100000000 CHAT__RATE__EVENTS_PER_SEC=100000 CHAT__RATE__HANDSHAKES_PER_10S=0 RUST_LOG=warn ${redis_env[*]} chat-server   # $(head -1 "$OUT/server.out")"
   sleep 1
 }
 

@@ -204,7 +204,12 @@ fn step<H: Handler>(
     cx: &mut Context<'_>,
 ) -> Poll<DisconnectReason> {
     let conn = Arc::clone(&driver.conn);
-    conn.driver_waker.register(cx.waker());
+    // While this task runs, the wake-ups it causes itself (reading a frame queues work, a
+    // handler call queues frames) would only poll it once more for nothing: the waker is
+    // registered again just before going idle, followed by one more pass that sees whatever
+    // arrived in between.
+    drop(conn.driver_waker.take());
+    let mut registered = false;
     loop {
         let mut progressed = driver.poll_work(cx);
         driver.poll_timers(cx);
@@ -229,8 +234,15 @@ fn step<H: Handler>(
                 return Poll::Ready(reason);
             }
         }
-        if !progressed {
+        if progressed {
+            if std::mem::take(&mut registered) {
+                drop(conn.driver_waker.take());
+            }
+        } else if registered {
             return Poll::Pending;
+        } else {
+            conn.driver_waker.register(cx.waker());
+            registered = true;
         }
     }
 }
@@ -301,34 +313,43 @@ pub(crate) fn on_message<H: Handler>(
 
 /// Hands queued frames to the WebSocket writer while it has room; true if any were written.
 fn write<S: Send + Sync + 'static>(conn: &Conn<S>, io: &mut Io, cx: &mut Context<'_>) -> bool {
+    if io.write_failed {
+        return false;
+    }
     let mut progressed = false;
-    while !io.write_failed && !conn.state().outbox.is_empty() {
-        match Pin::new(&mut io.session).poll_ready(cx) {
-            Poll::Pending => break,
-            Poll::Ready(Err(_)) => {
-                io.write_failed = true;
-                conn.close(DisconnectReason::TransportClose);
-            }
-            Poll::Ready(Ok(())) => {
-                let frame = {
-                    let mut state = conn.state();
-                    let frame = state.outbox.pop_front();
-                    Conn::shrink_idle(&mut state);
-                    frame
-                };
-                let Some(frame) = frame else { break };
-                let message = match frame {
-                    Frame::Text(text) => Message::Text(text),
-                    Frame::Binary(data) => Message::Binary(data),
-                    Frame::WsPong(data) => Message::Pong(data),
-                };
-                if Pin::new(&mut io.session).start_send(message).is_err() {
-                    io.write_failed = true;
-                    conn.close(DisconnectReason::TransportClose);
+    let mut failed = false;
+    {
+        // Every queued frame goes to the session under one lock and one flush, so that the
+        // HTTP dispatcher writes them together.
+        let mut state = conn.state();
+        while !state.outbox.is_empty() {
+            match Pin::new(&mut io.session).poll_ready(cx) {
+                Poll::Pending => break,
+                Poll::Ready(Err(_)) => {
+                    failed = true;
+                    break;
                 }
-                progressed = true;
+                Poll::Ready(Ok(())) => {}
+            }
+            let Some(frame) = state.outbox.pop_front() else {
+                break;
+            };
+            let message = match frame {
+                Frame::Text(text) => Message::Text(text),
+                Frame::Binary(data) => Message::Binary(data),
+                Frame::WsPong(data) => Message::Pong(data),
+            };
+            progressed = true;
+            if Pin::new(&mut io.session).start_send(message).is_err() {
+                failed = true;
+                break;
             }
         }
+        Conn::shrink_idle(&mut state);
+    }
+    if failed {
+        io.write_failed = true;
+        conn.close(DisconnectReason::TransportClose);
     }
     if progressed {
         let _ = Pin::new(&mut io.session).poll_flush(cx);

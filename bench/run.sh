@@ -38,6 +38,8 @@ SERVER_BIN=$OUT/bin/chat-server
 LOADGEN=$OUT/bin/chat-loadgen
 COMMANDS=$OUT/commands.txt
 : > "$COMMANDS"
+log "make bench   # = bash bench/run.sh $*"
+log "cargo build --release -p chat-server -p chat-loadgen"
 
 SERVER_PID=
 REDIS_PID=

@@ -17,7 +17,8 @@ release:
 
 ## Every test: Rust (unit, integration, storage against a private redis-server) and the
 ## socket.io-client protocol suite (Node) against the real server binary.
-test: lint test-rust test-node test-browser test-schemathesis
+# The Node protocol suite runs last: its closing lines (tests, pass, fail) end the log.
+test: lint test-rust test-schemathesis test-browser test-node
 
 test-rust:
 	$(CARGO) test --workspace --all-targets

@@ -287,15 +287,7 @@ impl ChatService {
             .await?;
         self.deliver(user, Outgoing::Searching);
         let Some(partner) = partner else {
-            self.set_flags(
-                user,
-                SessionPatch {
-                    is_searching: Some(true),
-                    ..SessionPatch::default()
-                },
-            )
-            .await;
-            self.changed();
+            self.set_searching(user, true).await;
             return Ok(());
         };
         let mut partner = partner.user;
@@ -365,15 +357,7 @@ impl ChatService {
     /// `match:cancel`: leave the queue (answered with `match:cancelled` either way).
     pub async fn cancel(&self, user: &UserId) -> Result<(), ChatError> {
         if self.inner.shared.cancel_search(user).await? {
-            self.set_flags(
-                user,
-                SessionPatch {
-                    is_searching: Some(false),
-                    ..SessionPatch::default()
-                },
-            )
-            .await;
-            self.changed();
+            self.set_searching(user, false).await;
         }
         self.deliver(user, Outgoing::Cancelled);
         Ok(())
@@ -621,15 +605,7 @@ impl ChatService {
     pub async fn user_disconnected(&self, user: &UserId) {
         match self.inner.shared.cancel_search(user).await {
             Ok(true) => {
-                self.set_flags(
-                    user,
-                    SessionPatch {
-                        is_searching: Some(false),
-                        ..SessionPatch::default()
-                    },
-                )
-                .await;
-                self.changed();
+                self.set_searching(user, false).await;
             }
             Ok(false) => {}
             Err(error) => tracing::warn!(%error, "could not take a dropped user out of the queue"),
@@ -744,6 +720,16 @@ impl ChatService {
                 .unwrap_or_default();
             self.close(&room, notices).await;
         }
+        self.changed();
+    }
+
+    /// Sets the searching flag of `user` and tells the stats it changed.
+    async fn set_searching(&self, user: &UserId, searching: bool) {
+        let patch = SessionPatch {
+            is_searching: Some(searching),
+            ..SessionPatch::default()
+        };
+        self.set_flags(user, patch).await;
         self.changed();
     }
 

@@ -130,8 +130,16 @@ impl ChatService {
     /// Sends `event` to `to`: on this node through [`ChatService::receive`]'s path, else to
     /// the node holding their socket.
     fn deliver(&self, to: &UserId, event: Outgoing) {
-        if self.inner.delivery.is_local(to) {
+        let local = self.inner.delivery.is_local(to);
+        if local {
             self.observe(to, &event);
+        }
+        self.hand_over(to, event, local);
+    }
+
+    /// Hands an already observed `event` to `to`'s socket on this node, or to their node.
+    fn hand_over(&self, to: &UserId, event: Outgoing, local: bool) {
+        if local {
             self.inner.delivery.deliver_local(to, event);
         } else {
             self.inner.delivery.forward(to, event);
@@ -344,11 +352,7 @@ impl ChatService {
             .into_iter()
             .zip(local)
         {
-            if local {
-                self.inner.delivery.deliver_local(to, event);
-            } else {
-                self.inner.delivery.forward(to, event);
-            }
+            self.hand_over(to, event, local);
         }
         self.changed();
         Ok(())

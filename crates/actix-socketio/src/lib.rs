@@ -100,6 +100,7 @@ mod registry;
 mod request;
 pub mod server;
 pub mod socket;
+pub mod takeover;
 mod transport;
 
 pub use config::Config;

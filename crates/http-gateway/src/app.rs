@@ -5,8 +5,12 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_socketio::SocketIo;
-use actix_web::{App, HttpServer, Scope, web};
+use actix_http::HttpService;
+use actix_server::Server;
+use actix_service::{IntoServiceFactory, ServiceFactoryExt, map_config};
+use actix_socketio::{SocketIo, takeover};
+use actix_web::dev::AppConfig;
+use actix_web::{App, Scope, web};
 use chat_storage::bus::BusSubscription;
 use chat_storage::{
     ChatStore, FailoverStore, MemoryStore, SessionStore, StorageError, StorageMode, StoreConfig,
@@ -304,25 +308,47 @@ impl Application {
         };
         let grace = settings.server.shutdown_grace_secs;
         let gateway = self.gateway.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap_fn(crate::logging::request_span)
-                .configure(|config| gateway.configure(config))
-                .default_service(web::to(routes::not_found))
-        })
-        .workers(workers)
-        .tcp_nodelay(true)
-        // Slow clients: a request head trickled in slower than this is cut with a 408.
-        .client_request_timeout(Duration::from_millis(
-            settings.server.client_request_timeout_ms,
-        ))
-        .client_disconnect_timeout(Duration::from_millis(
-            settings.server.client_disconnect_timeout_ms,
-        ))
-        .disable_signals()
-        .shutdown_timeout(grace)
-        .listen(self.listener)?
-        .run();
+        let make_app = move || {
+            let gateway = gateway.clone();
+            map_config(
+                App::new()
+                    .wrap_fn(crate::logging::request_span)
+                    .configure(move |config| gateway.configure(config))
+                    .default_service(web::to(routes::not_found))
+                    .into_factory()
+                    .map_err(|error| error.error_response()),
+                |_| AppConfig::default(),
+            )
+        };
+        let request_timeout = Duration::from_millis(settings.server.client_request_timeout_ms);
+        let disconnect_timeout =
+            Duration::from_millis(settings.server.client_disconnect_timeout_ms);
+        // Like `HttpServer`, but WebSocket upgrades go to `takeover::upgrade_service`, which
+        // hands each accepted WebSocket's TCP stream to its connection task instead of
+        // keeping actix-http's HTTP/1 dispatcher (and its buffers) under it.
+        let builder = Server::build();
+        let stopping = builder.graceful_shutdown_signal();
+        let server = builder
+            .workers(workers)
+            .disable_signals()
+            .shutdown_timeout(grace)
+            .listen("chat-server", self.listener, move || {
+                let stopping = stopping.clone();
+                HttpService::build()
+                    .tcp_nodelay(true)
+                    // Slow clients: a request head trickled in slower than this is cut with
+                    // a 408.
+                    .client_request_timeout(request_timeout)
+                    .client_disconnect_timeout(disconnect_timeout)
+                    .graceful_shutdown_signal(move || {
+                        let stopping = stopping.clone();
+                        async move { stopping.notified().await }
+                    })
+                    .upgrade(takeover::upgrade_service(make_app.clone()))
+                    .finish(make_app())
+                    .tcp()
+            })?
+            .run();
         let handle = server.handle();
         let server_task = tokio::spawn(server);
         shutdown.await;

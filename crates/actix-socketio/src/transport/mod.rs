@@ -4,6 +4,7 @@
 pub(crate) mod http;
 pub(crate) mod polling;
 pub(crate) mod websocket;
+pub(crate) mod ws_io;
 
 use std::sync::Arc;
 

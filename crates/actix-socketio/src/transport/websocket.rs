@@ -3,24 +3,20 @@
 
 use std::{
     future::poll_fn,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
 
-use actix_web::{HttpRequest, HttpResponse, web};
-use actix_ws::{
-    AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Message, ProtocolError,
-    Session,
-};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, CloseCode};
 use engineioxide_core::{Packet as EnginePacket, ProtocolVersion, Sid, Str};
-use futures_util::{Sink, Stream};
 use tokio::sync::oneshot;
 
 use super::{
     http::{Cors, EngineError},
     new_conn,
+    ws_io::{ActixWs, RawWs, ReadError, WsIo, send_now},
 };
 use crate::{
     conn::{Conn, WORK_QUEUE_LIMIT},
@@ -30,23 +26,59 @@ use crate::{
     packet::{Frame, open_frame},
     server::Shared,
     socket::Transport,
+    takeover::{Offered, Slot, Upgraded},
 };
 
 /// How long the client has to send `2probe` and then `5` on an upgrading WebSocket.
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Starts the WebSocket handshake, with frames limited to `max_payload`.
+/// Where an accepted WebSocket's frames will come from.
+enum Accepted {
+    /// actix-ws, under the HTTP/1 dispatcher.
+    Actix(Box<ActixWs>),
+    /// The TCP stream itself, once the [`takeover`](crate::takeover) service has written the
+    /// `101` answer.
+    Raw(oneshot::Receiver<Upgraded>),
+}
+
+impl Accepted {
+    /// The connection's frames, once they can flow (`None` if the handover failed).
+    async fn ready(self, max_payload: usize) -> Option<Io> {
+        match self {
+            Self::Actix(io) => Some(Io::Actix(*io)),
+            Self::Raw(receiver) => receiver
+                .await
+                .ok()
+                .map(|upgraded| Io::Raw(RawWs::new(upgraded, max_payload))),
+        }
+    }
+}
+
+/// Starts the WebSocket handshake, with messages limited to `max_payload`.
 fn accept(
     max_payload: usize,
     request: &HttpRequest,
     body: web::Payload,
-) -> Result<(HttpResponse, Session, AggregatedMessageStream), actix_web::Error> {
+) -> Result<(HttpResponse, Accepted), actix_web::Error> {
+    if request.extensions().contains::<Offered>() {
+        let mut response = HttpResponse::from(
+            actix_http::ws::handshake(request.head())?
+                .finish()
+                .map_into_boxed_body(),
+        );
+        let (sender, receiver) = oneshot::channel();
+        response.extensions_mut().insert(Slot(sender));
+        return Ok((response, Accepted::Raw(receiver)));
+    }
     let (response, session, stream) = actix_ws::handle(request, body)?;
     let stream = stream
         .max_frame_size(max_payload)
         .aggregate_continuations()
         .max_continuation_size(max_payload);
-    Ok((response, session, stream))
+    Ok((
+        response,
+        Accepted::Actix(Box::new(ActixWs { session, stream })),
+    ))
 }
 
 /// `?EIO=4&transport=websocket` without a sid: a new session on a WebSocket.
@@ -56,14 +88,19 @@ pub(super) fn open<H: Handler>(
     body: web::Payload,
     cors: &Cors,
 ) -> HttpResponse {
-    let (response, session, stream) = match accept(shared.config.max_payload, request, body) {
+    let (response, accepted) = match accept(shared.config.max_payload, request, body) {
         Ok(accepted) => accepted,
         Err(_) => return cors.error(EngineError::BadRequest),
     };
     let conn = new_conn(&shared, request, Transport::WebSocket);
     conn.push_control([open_frame(conn.sid, &shared.config, false)]);
     let driver = Driver::new(shared, conn, None);
-    actix_web::rt::spawn(run(driver, session, stream));
+    actix_web::rt::spawn(async move {
+        match accepted.ready(driver.shared.config.max_payload).await {
+            Some(io) => run(driver, io).await,
+            None => Box::pin(driver.finish(DisconnectReason::TransportClose)).await,
+        }
+    });
     response
 }
 
@@ -78,7 +115,7 @@ pub(super) fn upgrade<H: Handler>(
     let Some(conn) = shared.sessions.get(&sid) else {
         return cors.error(EngineError::UnknownSid);
     };
-    let (response, session, stream) = match accept(shared.config.max_payload, request, body) {
+    let (response, accepted) = match accept(shared.config.max_payload, request, body) {
         Ok(accepted) => accepted,
         Err(_) => return cors.error(EngineError::BadRequest),
     };
@@ -90,26 +127,28 @@ pub(super) fn upgrade<H: Handler>(
         state.upgrade_pending |= !refused;
         refused
     };
-    if refused {
-        // Like the reference server: the session is already (being) upgraded, so this
-        // WebSocket is accepted and closed at once.
-        drop(stream);
-        actix_web::rt::spawn(async move {
-            let _ = session.close(None).await;
-        });
-    } else {
-        actix_web::rt::spawn(run_upgrade(shared, conn, session, stream));
-    }
+    let max_payload = shared.config.max_payload;
+    actix_web::rt::spawn(async move {
+        let Some(mut io) = accepted.ready(max_payload).await else {
+            if !refused {
+                conn.state().upgrade_pending = false;
+            }
+            return;
+        };
+        if refused {
+            // Like the reference server: the session is already (being) upgraded, so this
+            // WebSocket is accepted and closed at once.
+            io.start_close(CloseCode::Normal);
+            io.finish();
+        } else {
+            run_upgrade(shared, conn, io).await;
+        }
+    });
     response
 }
 
-async fn run_upgrade<H: Handler>(
-    shared: Arc<Shared<H>>,
-    conn: Arc<Conn<H::State>>,
-    mut session: Session,
-    mut stream: AggregatedMessageStream,
-) {
-    let probed = tokio::time::timeout(UPGRADE_TIMEOUT, probe(&conn, &mut session, &mut stream))
+async fn run_upgrade<H: Handler>(shared: Arc<Shared<H>>, conn: Arc<Conn<H::State>>, mut io: Io) {
+    let probed = tokio::time::timeout(UPGRADE_TIMEOUT, probe(&conn, &mut io))
         .await
         .unwrap_or(Err(()));
     let handover = match probed {
@@ -142,57 +181,102 @@ async fn run_upgrade<H: Handler>(
     match current {
         Some(current) => {
             tracing::debug!(sid = %conn.sid, "upgraded to websocket");
-            run(Driver::new(shared, conn, current), session, stream).await;
+            run(Driver::new(shared, conn, current), io).await;
         }
         None => {
-            let _ = session.close(None).await;
+            io.start_close(CloseCode::Normal);
+            io.finish();
         }
     }
 }
 
 /// Waits for `2probe`, answers `3probe`, then waits for `5`.
-async fn probe<S: Send + Sync + 'static>(
-    conn: &Conn<S>,
-    session: &mut Session,
-    stream: &mut AggregatedMessageStream,
-) -> Result<(), ()> {
+async fn probe<S: Send + Sync + 'static>(conn: &Conn<S>, io: &mut Io) -> Result<(), ()> {
     let mut probed = false;
     loop {
-        match stream.recv().await {
+        match poll_fn(|cx| io.poll_message(cx)).await {
             Some(Ok(AggregatedMessage::Text(text))) if !probed && &*text == "2probe" => {
-                session.text("3probe").await.map_err(|_| ())?;
+                send_now(io, Frame::control("3probe")).await?;
                 probed = true;
                 conn.state().upgrading = true;
                 conn.poll_waker.wake();
             }
             Some(Ok(AggregatedMessage::Text(text))) if probed && &*text == "5" => return Ok(()),
-            Some(Ok(AggregatedMessage::Ping(data))) => session.pong(&data).await.map_err(|_| ())?,
+            Some(Ok(AggregatedMessage::Ping(data))) => send_now(io, Frame::WsPong(data)).await?,
             Some(Ok(AggregatedMessage::Pong(_))) => {}
             _ => return Err(()),
         }
     }
 }
 
+/// Either kind of WebSocket I/O (an enum rather than a generic keeps one copy of the loop).
+enum Io {
+    Actix(ActixWs),
+    Raw(RawWs),
+}
+
+impl WsIo for Io {
+    fn poll_message(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<AggregatedMessage, ReadError>>> {
+        match self {
+            Self::Actix(io) => io.poll_message(cx),
+            Self::Raw(io) => io.poll_message(cx),
+        }
+    }
+
+    fn take_frames(
+        &mut self,
+        outbox: &mut std::collections::VecDeque<Frame>,
+        cx: &mut Context<'_>,
+    ) -> Result<bool, ()> {
+        match self {
+            Self::Actix(io) => io.take_frames(outbox, cx),
+            Self::Raw(io) => io.take_frames(outbox, cx),
+        }
+    }
+
+    fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        match self {
+            Self::Actix(io) => io.poll_flush(cx),
+            Self::Raw(io) => io.poll_flush(cx),
+        }
+    }
+
+    fn start_close(&mut self, code: CloseCode) {
+        match self {
+            Self::Actix(io) => io.start_close(code),
+            Self::Raw(io) => io.start_close(code),
+        }
+    }
+
+    fn finish(self) {
+        match self {
+            Self::Actix(io) => io.finish(),
+            Self::Raw(io) => io.finish(),
+        }
+    }
+}
+
 /// Read and write state of the WebSocket loop.
-struct Io {
-    session: Session,
-    stream: AggregatedMessageStream,
+struct Loop {
+    io: Io,
     read_done: bool,
     write_failed: bool,
     close_code: CloseCode,
 }
 
 /// Drives a WebSocket connection until it closes, then reports its sockets gone.
-async fn run<H: Handler>(mut driver: Driver<H>, session: Session, stream: AggregatedMessageStream) {
-    let mut io = Io {
-        session,
-        stream,
+async fn run<H: Handler>(mut driver: Driver<H>, io: Io) {
+    let mut io = Loop {
+        io,
         read_done: false,
         write_failed: false,
         close_code: CloseCode::Normal,
     };
     let reason = poll_fn(|cx| step(&mut driver, &mut io, cx)).await;
-    drop(io);
+    io.io.finish();
     // Boxed so that its state, sized by the handler's futures, is not part of every idle
     // connection's task.
     Box::pin(driver.finish(reason)).await;
@@ -200,7 +284,7 @@ async fn run<H: Handler>(mut driver: Driver<H>, session: Session, stream: Aggreg
 
 fn step<H: Handler>(
     driver: &mut Driver<H>,
-    io: &mut Io,
+    io: &mut Loop,
     cx: &mut Context<'_>,
 ) -> Poll<DisconnectReason> {
     let conn = Arc::clone(&driver.conn);
@@ -222,14 +306,8 @@ fn step<H: Handler>(
         if let Some(reason) = conn.closing() {
             let flushed = conn.state().outbox.is_empty();
             if io.write_failed || !reason.flushes() || flushed {
-                if !io.write_failed
-                    && let Poll::Ready(Ok(())) = Pin::new(&mut io.session).poll_ready(cx)
-                {
-                    let close = CloseReason {
-                        code: io.close_code,
-                        description: None,
-                    };
-                    let _ = Pin::new(&mut io.session).start_send(Message::Close(Some(close)));
+                if !io.write_failed {
+                    io.io.start_close(io.close_code);
                 }
                 return Poll::Ready(reason);
             }
@@ -247,12 +325,12 @@ fn step<H: Handler>(
     }
 }
 
-/// Reads frames while the handler keeps up; true if any arrived.
-fn read<H: Handler>(driver: &Driver<H>, io: &mut Io, cx: &mut Context<'_>) -> bool {
+/// Reads messages while the handler keeps up; true if any arrived.
+fn read<H: Handler>(driver: &Driver<H>, io: &mut Loop, cx: &mut Context<'_>) -> bool {
     let conn = &driver.conn;
     let mut progressed = false;
     while !io.read_done && conn.closing().is_none() && conn.state().work.len() < WORK_QUEUE_LIMIT {
-        let message = match Pin::new(&mut io.stream).poll_next(cx) {
+        let message = match io.io.poll_message(cx) {
             Poll::Pending => break,
             Poll::Ready(message) => message,
         };
@@ -260,16 +338,15 @@ fn read<H: Handler>(driver: &Driver<H>, io: &mut Io, cx: &mut Context<'_>) -> bo
         let result = match message {
             Some(Ok(message)) => on_message(&driver.shared, conn, message),
             Some(Err(error)) => {
-                tracing::debug!(sid = %conn.sid, %error, "websocket read failed");
                 io.read_done = true;
                 match error {
                     // The peer went away without a close frame.
-                    ProtocolError::Io(_) => Err(DisconnectReason::TransportClose),
-                    ProtocolError::Overflow => {
+                    ReadError::Io => Err(DisconnectReason::TransportClose),
+                    ReadError::Overflow => {
                         io.close_code = CloseCode::Size;
                         Err(DisconnectReason::TransportError)
                     }
-                    _ => {
+                    ReadError::Protocol => {
                         io.close_code = CloseCode::Protocol;
                         Err(DisconnectReason::TransportError)
                     }
@@ -311,48 +388,33 @@ pub(crate) fn on_message<H: Handler>(
     }
 }
 
-/// Hands queued frames to the WebSocket writer while it has room; true if any were written.
-fn write<S: Send + Sync + 'static>(conn: &Conn<S>, io: &mut Io, cx: &mut Context<'_>) -> bool {
+/// Hands queued frames to the WebSocket writer while it has room and writes them; true if
+/// any were taken or the writer finished a batch.
+fn write<S: Send + Sync + 'static>(conn: &Conn<S>, io: &mut Loop, cx: &mut Context<'_>) -> bool {
     if io.write_failed {
         return false;
     }
-    let mut progressed = false;
-    let mut failed = false;
-    {
-        // Every queued frame goes to the session under one lock and one flush, so that the
-        // HTTP dispatcher writes them together.
+    let taken = {
+        // Every queued frame goes to the writer under one lock, so that they leave together.
         let mut state = conn.state();
-        while !state.outbox.is_empty() {
-            match Pin::new(&mut io.session).poll_ready(cx) {
-                Poll::Pending => break,
-                Poll::Ready(Err(_)) => {
-                    failed = true;
-                    break;
-                }
-                Poll::Ready(Ok(())) => {}
-            }
-            let Some(frame) = state.outbox.pop_front() else {
-                break;
-            };
-            let message = match frame {
-                Frame::Text(text) => Message::Text(text),
-                Frame::Binary(data) => Message::Binary(data),
-                Frame::WsPong(data) => Message::Pong(data),
-            };
-            progressed = true;
-            if Pin::new(&mut io.session).start_send(message).is_err() {
-                failed = true;
-                break;
-            }
-        }
+        let taken = io.io.take_frames(&mut state.outbox, cx);
         Conn::shrink_idle(&mut state);
+        taken
+    };
+    let flushed = match taken {
+        Ok(taken) => match io.io.poll_flush(cx) {
+            Poll::Ready(Ok(())) => Ok(taken),
+            Poll::Ready(Err(())) => Err(()),
+            Poll::Pending => Ok(taken),
+        },
+        Err(()) => Err(()),
+    };
+    match flushed {
+        Ok(progressed) => progressed,
+        Err(()) => {
+            io.write_failed = true;
+            conn.close(DisconnectReason::TransportClose);
+            false
+        }
     }
-    if failed {
-        io.write_failed = true;
-        conn.close(DisconnectReason::TransportClose);
-    }
-    if progressed {
-        let _ = Pin::new(&mut io.session).poll_flush(cx);
-    }
-    progressed
 }

@@ -8,7 +8,6 @@ use std::{net::SocketAddr, time::Duration};
 use actix_socketio::{
     Config, DisconnectReason, EngineHandler, EngineIo, EngineMessage, EngineSocket, RequestInfo,
 };
-use actix_web::{App, HttpServer};
 use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -84,16 +83,7 @@ async fn spawn_engine(config: Config) -> EngineApp {
     let routes = engine.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = HttpServer::new(move || {
-        let routes = routes.clone();
-        App::new().configure(move |cfg| routes.configure(cfg))
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    tokio::spawn(server);
+    crate::helpers::serve(listener, 1, move |cfg| routes.configure(cfg));
     EngineApp {
         addr,
         engine,

@@ -2,11 +2,15 @@
 
 use std::{net::SocketAddr, time::Duration};
 
+use actix_http::HttpService;
+use actix_server::Server;
+use actix_service::map_config;
+use actix_socketio::takeover;
 use actix_socketio::{
     AckSender, Config, ConnectError, DisconnectReason, EmitError, Event, Handler, RequestInfo,
     Socket, SocketIo,
 };
-use actix_web::{App, HttpServer};
+use actix_web::{App, HttpServer, dev::AppConfig, web::ServiceConfig};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::{
@@ -173,17 +177,49 @@ pub async fn spawn_app(config: Config) -> TestApp {
     let server_io = io.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = HttpServer::new(move || {
-        let io = server_io.clone();
-        App::new().configure(move |cfg| io.configure(cfg))
-    })
-    .workers(2)
-    .disable_signals()
-    .listen(listener)
-    .unwrap()
-    .run();
-    tokio::spawn(server);
+    serve(listener, 2, move |cfg| server_io.configure(cfg));
     TestApp { addr, io, records }
+}
+
+/// Serves the routes `configure` mounts on `listener` with `workers` workers: through
+/// `HttpServer` (WebSockets under actix-ws), or, in the `takeover` run of this suite, through
+/// actix-http with [`takeover::upgrade_service`], like `chat-server`.
+pub fn serve(
+    listener: std::net::TcpListener,
+    workers: usize,
+    configure: impl Fn(&mut ServiceConfig) + Clone + Send + 'static,
+) {
+    if !crate::TAKEOVER {
+        let server = HttpServer::new(move || {
+            let configure = configure.clone();
+            App::new().configure(configure)
+        })
+        .workers(workers)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        return;
+    }
+    let server = Server::build()
+        .workers(workers)
+        .disable_signals()
+        .listen("test", listener, move || {
+            let configure = configure.clone();
+            let app = move || {
+                let configure = configure.clone();
+                map_config(App::new().configure(configure), |_| AppConfig::default())
+            };
+            HttpService::build()
+                .tcp_nodelay(true)
+                .upgrade(takeover::upgrade_service(app.clone()))
+                .finish(app())
+                .tcp()
+        })
+        .unwrap()
+        .run();
+    tokio::spawn(server);
 }
 
 impl TestApp {
@@ -251,7 +287,7 @@ pub fn open_packet(text: &str) -> Value {
 }
 
 pub struct WsClient {
-    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
     pub keep_pings: bool,
 }
 

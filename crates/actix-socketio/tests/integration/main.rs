@@ -4,6 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// This run serves WebSockets under actix-ws (`HttpServer`); `tests/takeover.rs` runs the
+/// same tests with the takeover upgrade service.
+const TAKEOVER: bool = false;
+
 mod engine;
 mod engine_io;
 mod helpers;

@@ -307,14 +307,29 @@ impl ChatService {
                 (me.id.clone(), me.username.clone()),
             ],
         };
-        self.inner.shared.open_room(&room).await?;
-        for (who, other) in [(user, &partner.id), (&partner.id, user)] {
-            let patch = SessionPatch {
-                is_searching: Some(false),
-                chat: Some(Some(other.clone())),
+        // The room record and both sessions' flags are independent writes: one round trip
+        // for the three of them (they travel together to the store).
+        let in_chat_with = |other: &UserId| SessionPatch {
+            is_searching: Some(false),
+            chat: Some(Some(other.clone())),
+            ..SessionPatch::default()
+        };
+        let (opened, (), ()) = tokio::join!(
+            self.inner.shared.open_room(&room),
+            self.set_flags(user, in_chat_with(&partner.id)),
+            self.set_flags(&partner.id, in_chat_with(user)),
+        );
+        if let Err(error) = opened {
+            // No room: neither is in a chat after all.
+            let out_of_chat = || SessionPatch {
+                chat: Some(None),
                 ..SessionPatch::default()
             };
-            self.set_flags(who, patch).await;
+            tokio::join!(
+                self.set_flags(user, out_of_chat()),
+                self.set_flags(&partner.id, out_of_chat()),
+            );
+            return Err(error.into());
         }
         for view in [&mut me, &mut partner] {
             view.is_searching = false;
@@ -414,17 +429,18 @@ impl ChatService {
             );
         }
         self.forget_room(room);
-        for (member, _) in &room.members {
-            self.set_flags(
-                member,
-                SessionPatch {
-                    chat: Some(None),
-                    ..SessionPatch::default()
-                },
-            )
-            .await;
-        }
-        if let Err(error) = self.inner.sessions.delete_room_files(&room.room_id).await {
+        // Both members' flags and the room's files, in one round trip.
+        let out_of_chat = || SessionPatch {
+            chat: Some(None),
+            ..SessionPatch::default()
+        };
+        let [(first, _), (second, _)] = &room.members;
+        let ((), (), deleted) = tokio::join!(
+            self.set_flags(first, out_of_chat()),
+            self.set_flags(second, out_of_chat()),
+            self.inner.sessions.delete_room_files(&room.room_id),
+        );
+        if let Err(error) = deleted {
             tracing::warn!(%error, room_id = %room.room_id, "could not delete the files of a closed room");
         }
         self.changed();

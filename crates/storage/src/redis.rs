@@ -41,8 +41,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const KEY_TTL_GRACE: Duration = Duration::from_secs(60);
 /// How many expired sessions one sweep script removes at a time.
 const SWEEP_BATCH: usize = 500;
-/// How often an update re-reads a session that changed under it before giving up.
-const UPDATE_ATTEMPTS: usize = 8;
 
 pub use chat::USER_NODE_TTL;
 
@@ -202,21 +200,19 @@ impl RedisStore {
     }
 
     /// Writes `user` with its index entries if `condition` holds; returns whether it wrote.
-    async fn write_session(&self, user: &GuestUser, condition: Condition<'_>) -> StoreResult<bool> {
+    async fn write_session(&self, user: &GuestUser, condition: Condition) -> StoreResult<bool> {
         let now = Timestamp::now();
         let expires_at = user.last_seen.plus(self.config.session_ttl);
         let key_ttl = (expires_at.as_millis() - now.as_millis()).max(0) + millis(KEY_TTL_GRACE);
         let flag = |set: bool| Value::from(if set { "1" } else { "0" });
-        let (condition, expected) = match condition {
-            Condition::Always => ("0", ""),
-            Condition::Unchanged(expected) => ("1", expected),
-            Condition::Absent => ("2", ""),
+        let condition = match condition {
+            Condition::Always => "0",
+            Condition::Absent => "2",
         };
         let args = vec![
             Value::from(user.id.as_str()),
             Value::from(records::encode_session(user)?),
             Value::from(condition),
-            Value::from(expected),
             Value::from(expires_at.as_millis()),
             Value::from(key_ttl),
             flag(user.is_online),
@@ -260,11 +256,9 @@ impl RedisStore {
 
 /// When [`RedisStore::write_session`] may write.
 #[derive(Debug, Clone, Copy)]
-enum Condition<'a> {
+enum Condition {
     /// Unconditionally.
     Always,
-    /// Only if the stored JSON is still exactly this (optimistic update).
-    Unchanged(&'a str),
     /// Only if no session is stored under the id.
     Absent,
 }

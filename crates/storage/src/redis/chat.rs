@@ -21,10 +21,21 @@ pub const USER_NODE_TTL: Duration = Duration::from_secs(3600);
 
 /// Queues a searcher or pairs it with the oldest compatible one.
 ///
-/// KEYS: queue. ARGV: searcher JSON. Returns the partner's JSON, or nil when queued.
+/// The queue is a list of JSON searchers, oldest first, plus a hash user id → that user's list
+/// element, so replacing or cancelling a user's entry needs no scan. Pairing reads the list a
+/// page at a time and stops at the first compatible searcher that is not the one to avoid
+/// (the avoided one is only taken when nobody else fits): without filters that is the head.
+///
+/// KEYS: queue, entries. ARGV: searcher JSON, searcher id. Returns the partner's JSON, or nil
+/// when queued.
 static SEARCH: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
+local previous = redis.call('HGET', KEYS[2], ARGV[2])
+if previous then
+  redis.call('LREM', KEYS[1], 0, previous)
+  redis.call('HDEL', KEYS[2], ARGV[2])
+end
 local me = cjson.decode(ARGV[1])
 local function value(v) if v == nil or v == cjson.null then return nil end return v end
 local function accepts(filters, user)
@@ -40,42 +51,42 @@ end
 local function avoids(a, b)
   return value(a.avoid) == b.user.id or value(b.avoid) == a.user.id
 end
-local entries = redis.call('LRANGE', KEYS[1], 0, -1)
-local chosen, fallback = nil, nil
-for _, raw in ipairs(entries) do
-  local other = cjson.decode(raw)
-  if other.user.id == me.user.id then
-    redis.call('LREM', KEYS[1], 0, raw)
-  elseif chosen == nil and accepts(me.filters, other.user) and accepts(other.filters, me.user) then
-    if avoids(me, other) then
-      if fallback == nil then fallback = raw end
-    else
-      chosen = raw
+local function take(raw, id)
+  redis.call('LREM', KEYS[1], 1, raw)
+  redis.call('HDEL', KEYS[2], id)
+  return raw
+end
+local fallback, fallback_id = nil, nil
+local start, page_size = 0, 64
+while true do
+  local page = redis.call('LRANGE', KEYS[1], start, start + page_size - 1)
+  for _, raw in ipairs(page) do
+    local other = cjson.decode(raw)
+    if other.user.id ~= me.user.id and accepts(me.filters, other.user) and accepts(other.filters, me.user) then
+      if not avoids(me, other) then return take(raw, other.user.id) end
+      if fallback == nil then fallback, fallback_id = raw, other.user.id end
     end
   end
+  if #page < page_size then break end
+  start = start + page_size
 end
-chosen = chosen or fallback
-if chosen then
-  redis.call('LREM', KEYS[1], 1, chosen)
-  return chosen
-end
+if fallback then return take(fallback, fallback_id) end
 redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
 return false
 "#,
     )
 });
 
-/// Takes a user out of the queue. KEYS: queue. ARGV: user id. Returns how many entries went.
+/// Takes a user out of the queue. KEYS: queue, entries. ARGV: user id. Returns how many
+/// entries went.
 static CANCEL: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
-local removed = 0
-for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  if cjson.decode(raw).user.id == ARGV[1] then
-    removed = removed + redis.call('LREM', KEYS[1], 0, raw)
-  end
-end
-return removed
+local entry = redis.call('HGET', KEYS[2], ARGV[1])
+if not entry then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+return redis.call('LREM', KEYS[1], 0, entry)
 "#,
     )
 });
@@ -137,8 +148,11 @@ impl ChatStore for RedisStore {
         let partner: Option<String> = self
             .run(
                 &SEARCH,
-                vec![self.keys.queue()],
-                vec![Value::from(encode(searcher)?)],
+                vec![self.keys.queue(), self.keys.queue_entries()],
+                vec![
+                    Value::from(encode(searcher)?),
+                    Value::from(searcher.user.id.as_str()),
+                ],
             )
             .await?;
         partner.as_deref().map(decode).transpose()
@@ -148,7 +162,7 @@ impl ChatStore for RedisStore {
         let removed: i64 = self
             .run(
                 &CANCEL,
-                vec![self.keys.queue()],
+                vec![self.keys.queue(), self.keys.queue_entries()],
                 vec![Value::from(user.as_str())],
             )
             .await?;

@@ -108,6 +108,12 @@ impl Keys {
         format!("{}chat:queue", self.base)
     }
 
+    /// Hash: user id → that user's entry in the search queue (exactly the list element), so a
+    /// user's entry is found without scanning the queue.
+    pub(super) fn queue_entries(&self) -> String {
+        format!("{}chat:queue:entries", self.base)
+    }
+
     /// A room's record, as JSON.
     pub(super) fn room(&self, room: &RoomId) -> String {
         format!("{}chat:room:{room}", self.base)

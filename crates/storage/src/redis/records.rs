@@ -3,7 +3,7 @@
 use chat_domain::{FileId, FileType, GuestUser, RoomId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 
-use crate::{FileMeta, StorageError, StoreResult};
+use crate::{FileMeta, SessionPatch, StorageError, StoreResult};
 
 /// A session as stored.
 pub(super) fn encode_session(user: &GuestUser) -> StoreResult<String> {
@@ -15,6 +15,50 @@ pub(super) fn encode_session(user: &GuestUser) -> StoreResult<String> {
 /// A stored session.
 pub(super) fn decode_session(json: &str) -> StoreResult<GuestUser> {
     serde_json::from_str(json).map_err(|error| StorageError::Corrupt(format!("session: {error}")))
+}
+
+/// The fields a patch sets, as a JSON object in the stored session's field names (`null` clears
+/// an optional one): merged into the stored session by the patch script.
+pub(super) fn encode_patch(patch: &SessionPatch) -> StoreResult<String> {
+    fn json<T: Serialize>(value: &T) -> StoreResult<serde_json::Value> {
+        serde_json::to_value(value)
+            .map_err(|error| StorageError::Corrupt(format!("patch does not encode: {error}")))
+    }
+    let mut fields = serde_json::Map::new();
+    let mut set = |name: &str, value: serde_json::Value| {
+        fields.insert(name.to_owned(), value);
+    };
+    if let Some(now) = &patch.touch {
+        set("lastSeen", json(now)?);
+    }
+    if let Some(username) = &patch.username {
+        set("username", json(username)?);
+    }
+    if let Some(gender) = &patch.gender {
+        set("gender", json(gender)?);
+    }
+    if let Some(language) = &patch.language {
+        set("language", json(language)?);
+    }
+    if let Some(location) = &patch.location {
+        set("location", json(location)?);
+    }
+    if let Some(online) = patch.is_online {
+        set("isOnline", online.into());
+    }
+    if let Some(searching) = patch.is_searching {
+        set("isSearching", searching.into());
+    }
+    if let Some(chat) = &patch.chat {
+        set("inChat", chat.is_some().into());
+        set("connectedUser", json(chat)?);
+    }
+    if let Some(socket) = &patch.socket {
+        let (socket_id, connected_at) = socket.as_ref().map(|(id, at)| (id, at)).unzip();
+        set("socketId", json(&socket_id)?);
+        set("connectedAt", json(&connected_at)?);
+    }
+    Ok(serde_json::Value::Object(fields).to_string())
 }
 
 /// File metadata as stored.
@@ -65,4 +109,62 @@ struct FileRecord {
     size: u64,
     duration: Option<f64>,
     expires_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use chat_domain::{Profile, ProfileField, Username};
+
+    use super::*;
+
+    /// Merging the encoded patch into the stored JSON (what the patch script does) gives what
+    /// [`SessionPatch::apply`] gives.
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn an_encoded_patch_merges_like_apply() {
+        let start = Timestamp::now();
+        let mut user = GuestUser::new(Profile::default(), start);
+        user.gender = ProfileField::parse("gender", "x").ok();
+        user.connected_user = Some(UserId::generate());
+        user.in_chat = true;
+        user.socket_id = Some("old".into());
+        user.connected_at = Some(start);
+        let later = start.plus(std::time::Duration::from_secs(3));
+        let patches = [
+            SessionPatch {
+                touch: Some(later),
+                username: Username::parse("Renamed").ok(),
+                gender: Some(None),
+                language: Some(ProfileField::parse("language", "fr").ok()),
+                location: Some(ProfileField::parse("location", "Paris").ok()),
+                is_online: Some(true),
+                is_searching: Some(true),
+                chat: Some(None),
+                socket: Some(Some(("new".into(), later))),
+            },
+            SessionPatch {
+                chat: Some(Some(UserId::generate())),
+                socket: Some(None),
+                is_online: Some(false),
+                ..SessionPatch::default()
+            },
+            SessionPatch::default(),
+        ];
+        for patch in patches {
+            let mut merged = serde_json::to_value(&user).unwrap();
+            let fields: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&encode_patch(&patch).unwrap()).unwrap();
+            for (name, value) in fields {
+                let object = merged.as_object_mut().unwrap();
+                assert!(object.contains_key(&name), "{name} is a stored field");
+                object.insert(name, value);
+            }
+            let mut applied = user.clone();
+            patch.apply(&mut applied);
+            assert_eq!(
+                serde_json::from_value::<GuestUser>(merged).unwrap(),
+                applied
+            );
+        }
+    }
 }

@@ -9,21 +9,55 @@ use fred::types::scripts::Script;
 /// Writes a session and its index entries.
 ///
 /// KEYS: session, expiries, online, searching, in chat, activity.
-/// ARGV: id, JSON, condition (`0`: none; `1`: only if the stored JSON equals ARGV[4]; `2`: only
-/// if no session is stored), expected JSON, expiry ms, key TTL ms, online, searching, in chat
-/// (`1`/`0`), last seen ms. Returns 1 when written, 0 when the condition failed.
+/// ARGV: id, JSON, condition (`0`: none; `2`: only if no session is stored), expiry ms, key TTL
+/// ms, online, searching, in chat (`1`/`0`), last seen ms. Returns 1 when written, 0 when the
+/// condition failed.
 pub(super) static WRITE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
-if ARGV[3] == '1' and redis.call('GET', KEYS[1]) ~= ARGV[4] then return 0 end
 if ARGV[3] == '2' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[6])
-redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
-if ARGV[7] == '1' then redis.call('ZADD', KEYS[3], 0, ARGV[1]) else redis.call('ZREM', KEYS[3], ARGV[1]) end
-if ARGV[8] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) else redis.call('SREM', KEYS[4], ARGV[1]) end
-if ARGV[9] == '1' then redis.call('SADD', KEYS[5], ARGV[1]) else redis.call('SREM', KEYS[5], ARGV[1]) end
-redis.call('ZADD', KEYS[6], ARGV[10], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+if ARGV[6] == '1' then redis.call('ZADD', KEYS[3], 0, ARGV[1]) else redis.call('ZREM', KEYS[3], ARGV[1]) end
+if ARGV[7] == '1' then redis.call('SADD', KEYS[4], ARGV[1]) else redis.call('SREM', KEYS[4], ARGV[1]) end
+if ARGV[8] == '1' then redis.call('SADD', KEYS[5], ARGV[1]) else redis.call('SREM', KEYS[5], ARGV[1]) end
+redis.call('ZADD', KEYS[6], ARGV[9], ARGV[1])
 return 1
+"#,
+    )
+});
+
+/// Changes fields of a live session and its index entries in one step (no read round trip,
+/// no optimistic retry): the stored JSON is decoded, the patch's fields replace the stored
+/// ones, and the result is stored and returned. A session is live while its expiry (the score
+/// in the expiries set, `lastSeen` + TTL) is after ARGV[3].
+///
+/// KEYS: session, expiries, online, searching, in chat, activity.
+/// ARGV: id, patch (a JSON object of the session fields to set, in the stored names), now ms,
+/// touch ms (`''`: no touch; else the new `lastSeen`, which slides the expiry), session TTL ms,
+/// key TTL grace ms. Returns the new JSON, or nil when no live session is stored.
+pub(super) static PATCH_SESSION: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+local stored = redis.call('GET', KEYS[1])
+if not stored then return false end
+local now = tonumber(ARGV[3])
+local expires = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]))
+if expires == nil or expires <= now then return false end
+local user = cjson.decode(stored)
+for field, value in pairs(cjson.decode(ARGV[2])) do user[field] = value end
+if ARGV[4] ~= '' then
+  expires = tonumber(ARGV[4]) + tonumber(ARGV[5])
+  redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])
+end
+local json = cjson.encode(user)
+local key_ttl = math.max(expires - now, 0) + tonumber(ARGV[6])
+redis.call('SET', KEYS[1], json, 'PX', string.format('%d', key_ttl))
+redis.call('ZADD', KEYS[2], string.format('%d', expires), ARGV[1])
+if user.isOnline == true then redis.call('ZADD', KEYS[3], 0, ARGV[1]) else redis.call('ZREM', KEYS[3], ARGV[1]) end
+if user.isSearching == true then redis.call('SADD', KEYS[4], ARGV[1]) else redis.call('SREM', KEYS[4], ARGV[1]) end
+if user.inChat == true then redis.call('SADD', KEYS[5], ARGV[1]) else redis.call('SREM', KEYS[5], ARGV[1]) end
+return json
 "#,
     )
 });

@@ -8,8 +8,10 @@ use chat_domain::{FileId, GuestUser, RoomId, Stats, Timestamp, UserId};
 use fred::prelude::KeysInterface;
 use fred::types::Value;
 
-use super::scripts::{DELETE_ROOM_FILES, DELETE_SESSION, ONLINE_PAGE, RATE_HIT, STATS, SWEEP};
-use super::{Condition, RedisStore, SWEEP_BATCH, UPDATE_ATTEMPTS, millis, records};
+use super::scripts::{
+    DELETE_ROOM_FILES, DELETE_SESSION, ONLINE_PAGE, PATCH_SESSION, RATE_HIT, STATS, SWEEP,
+};
+use super::{KEY_TTL_GRACE, RedisStore, SWEEP_BATCH, millis, records};
 use crate::{
     FileMeta, Health, OnlinePage, RateDecision, SessionPatch, SessionStore, StorageError,
     StorageMode, StoreResult, StoredFile,
@@ -37,24 +39,22 @@ impl SessionStore for RedisStore {
     }
 
     async fn update(&self, id: &UserId, patch: SessionPatch) -> StoreResult<Option<GuestUser>> {
-        // Optimistic: read, patch here, write only if nobody wrote in between; else retry.
-        for _ in 0..UPDATE_ATTEMPTS {
-            let Some(json) = self.raw_session(id).await? else {
-                return Ok(None);
-            };
-            let mut user = records::decode_session(&json)?;
-            if !self.is_live(&user, Timestamp::now()) {
-                return Ok(None);
-            }
-            patch.apply(&mut user);
-            if self
-                .write_session(&user, Condition::Unchanged(&json))
-                .await?
-            {
-                return Ok(Some(user));
-            }
-        }
-        Err(StorageError::Contention(format!("session {id}")))
+        // One script reads, patches and writes the session with its indexes: one round trip.
+        let touch = patch
+            .touch
+            .map_or_else(String::new, |at| at.as_millis().to_string());
+        let args = vec![
+            Value::from(id.as_str()),
+            Value::from(records::encode_patch(&patch)?),
+            Value::from(Timestamp::now().as_millis()),
+            Value::from(touch),
+            Value::from(millis(self.config.session_ttl)),
+            Value::from(millis(KEY_TTL_GRACE)),
+        ];
+        let json: Option<String> = self
+            .run(&PATCH_SESSION, self.keys.session_and_indexes(id), args)
+            .await?;
+        json.as_deref().map(records::decode_session).transpose()
     }
 
     async fn delete(&self, id: &UserId) -> StoreResult<Option<GuestUser>> {

@@ -64,8 +64,9 @@ clippy:
 doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
-## Benchmarks (not run by CI): release build, memory then Redis mode (private redis-server on a
-## random port), every chat-loadgen scenario; writes docs/benchmarks.md. See bench/run.sh.
+## Benchmarks (not run by CI): release build, memory mode, Redis mode (private redis-server on a
+## random port), then three nodes on one private Redis; every chat-loadgen scenario (connect and
+## broadcast not on three nodes); writes docs/benchmarks.md. See bench/run.sh, bench/notes.md.
 bench:
 	bash bench/run.sh
 

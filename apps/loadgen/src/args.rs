@@ -20,6 +20,8 @@ SCENARIOS:
                  ramp:       --pairs P --ramp --start-rate R --step R --step-secs S
                              --max-rate R --p99-bound-ms MS
     match      N clients search at once, R rounds     --clients N --rounds R
+                 --cross-node-pairs: clients 2p, 2p+1 search with a filter only they
+                 match, so with several --url every pair is split across two nodes
     sessions   POST /api/guest as fast as possible    --concurrency C --duration SECS
     broadcast  time for one realtime:stats to reach every socket
                                                       --clients N --rounds R
@@ -28,8 +30,10 @@ SCENARIOS:
                                                       --messages M --warmup SECS
 
 COMMON OPTIONS:
-    --url URL           server base URL [http://127.0.0.1:8080]; only 127.0.0.0/8
-    --server-pid PID    sample the server's RSS and CPU from /proc/PID
+    --url URL[,URL...]  server base URL [http://127.0.0.1:8080]; only 127.0.0.0/8. Several
+                        (comma-separated or repeated): nodes of one service; client i uses
+                        node i mod N (relay pairs and churn partners sit on different nodes)
+    --server-pid PID[,PID...]   sample the servers' RSS and CPU from /proc/PID (summed)
     --sources K         spread client sockets over 127.0.0.1 .. 127.0.0.K [1]
     --procs M           worker processes sharing the load [1]
     --setup-concurrency C   guest creations / connects in flight per worker [64]
@@ -65,14 +69,20 @@ const SCENARIOS: &[(&str, &[&str])] = &[
             "message-bytes",
         ],
     ),
-    ("match", &["clients", "rounds"]),
+    ("match", &["clients", "rounds", "cross-node-pairs"]),
     ("sessions", &["concurrency", "duration"]),
     ("broadcast", &["clients", "rounds"]),
     ("churn", &["concurrency", "duration", "messages", "warmup"]),
 ];
 
 /// Options that take no value.
-const FLAGS: &[&str] = &["ramp"];
+const FLAGS: &[&str] = &["ramp", "cross-node-pairs"];
+
+/// Options that take a list: given several times, the values are joined with commas.
+const LISTS: &[&str] = &["url", "server-pid"];
+
+/// `--url` when none is given.
+const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
 /// A parsed command line of a scenario.
 #[derive(Debug, Clone)]
@@ -109,7 +119,15 @@ impl Args {
                 let Some(value) = raw.get(index + 1) else {
                     bail!("--{key} needs a value")
                 };
-                options.insert(key.to_owned(), value.clone());
+                match options.get_mut(key) {
+                    Some(list) if LISTS.contains(&key) => {
+                        list.push(',');
+                        list.push_str(value);
+                    }
+                    _ => {
+                        options.insert(key.to_owned(), value.clone());
+                    }
+                }
                 index += 1;
             }
             index += 1;
@@ -159,22 +177,34 @@ impl Args {
             .map(|(key, value)| (key.as_str(), value.as_str()))
     }
 
-    /// The server's address from `--url`; refuses anything outside 127.0.0.0/8.
-    pub fn server(&self) -> anyhow::Result<SocketAddr> {
-        let url = self.text("url").unwrap_or("http://127.0.0.1:8080");
-        let authority = url
-            .strip_prefix("http://")
-            .with_context(|| format!("--url must start with http://, not {url}"))?;
-        let authority = authority.trim_end_matches('/');
-        let address = authority
-            .to_socket_addrs()
-            .with_context(|| format!("cannot resolve {authority}"))?
-            .find(SocketAddr::is_ipv4)
-            .with_context(|| format!("{authority} has no IPv4 address"))?;
-        if !address.ip().is_loopback() {
-            bail!("refusing to load {address}: only loopback addresses (127.0.0.0/8) are allowed");
+    /// The servers' addresses from `--url` (one or more, comma-separated or repeated), in
+    /// order; refuses anything outside 127.0.0.0/8.
+    pub fn servers(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        let list = self.text("url").unwrap_or(DEFAULT_URL);
+        let servers = list
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(loopback_server)
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if servers.is_empty() {
+            bail!("--url names no server");
         }
-        Ok(address)
+        Ok(servers)
+    }
+
+    /// The server processes to sample, from `--server-pid` (one or more); empty when none.
+    pub fn server_pids(&self) -> anyhow::Result<Vec<u32>> {
+        self.text("server-pid")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|pid| !pid.is_empty())
+            .map(|pid| {
+                pid.parse()
+                    .with_context(|| format!("--server-pid must list process ids, not {pid}"))
+            })
+            .collect()
     }
 
     /// Worker processes.
@@ -191,6 +221,23 @@ impl Args {
         let last = u8::try_from(1 + index % sources).unwrap_or(1);
         Ok(Some(Ipv4Addr::new(127, 0, 0, last)))
     }
+}
+
+/// The address of one `http://HOST:PORT` URL; refuses anything outside 127.0.0.0/8.
+fn loopback_server(url: &str) -> anyhow::Result<SocketAddr> {
+    let authority = url
+        .strip_prefix("http://")
+        .with_context(|| format!("--url must start with http://, not {url}"))?;
+    let authority = authority.trim_end_matches('/');
+    let address = authority
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {authority}"))?
+        .find(SocketAddr::is_ipv4)
+        .with_context(|| format!("{authority} has no IPv4 address"))?;
+    if !address.ip().is_loopback() {
+        bail!("refusing to load {address}: only loopback addresses (127.0.0.0/8) are allowed");
+    }
+    Ok(address)
 }
 
 /// The share of `total` items that worker `index` of `count` takes: a contiguous range.
@@ -222,7 +269,7 @@ mod tests {
         .unwrap();
         assert_eq!(args.number("pairs", 0).unwrap(), 10);
         assert!(args.flag("ramp"));
-        assert_eq!(args.server().unwrap().port(), 9);
+        assert_eq!(args.servers().unwrap()[0].port(), 9);
     }
 
     #[test]
@@ -230,7 +277,44 @@ mod tests {
         assert!(Args::parse(&strings(&["connect", "--pairs", "3"])).is_err());
         assert!(Args::parse(&strings(&["nothing"])).is_err());
         let args = Args::parse(&strings(&["connect", "--url", "http://10.0.0.1:80"])).unwrap();
-        assert!(args.server().is_err());
+        assert!(args.servers().is_err());
+        // One remote node in a list is refused too.
+        let args = Args::parse(&strings(&[
+            "connect",
+            "--url",
+            "http://127.0.0.1:1,http://10.0.0.1:80",
+        ]))
+        .unwrap();
+        assert!(args.servers().is_err());
+    }
+
+    #[test]
+    fn takes_several_servers_listed_or_repeated() {
+        let args = Args::parse(&strings(&[
+            "match",
+            "--url",
+            "http://127.0.0.1:1,http://127.0.0.2:2/",
+            "--url",
+            "http://127.0.0.3:3",
+            "--server-pid",
+            "10,11",
+            "--server-pid",
+            "12",
+        ]))
+        .unwrap();
+        let ports: Vec<u16> = args
+            .servers()
+            .unwrap()
+            .iter()
+            .map(SocketAddr::port)
+            .collect();
+        assert_eq!(ports, [1, 2, 3]);
+        assert_eq!(args.server_pids().unwrap(), [10, 11, 12]);
+        let single = Args::parse(&strings(&["match"])).unwrap();
+        assert_eq!(single.servers().unwrap().len(), 1);
+        assert!(single.server_pids().unwrap().is_empty());
+        let bad = Args::parse(&strings(&["match", "--server-pid", "1,x"])).unwrap();
+        assert!(bad.server_pids().is_err());
     }
 
     #[test]

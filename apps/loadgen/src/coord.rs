@@ -19,21 +19,31 @@ const SETUP_LIMIT: Duration = Duration::from_secs(900);
 
 /// Runs the scenario of `args` and returns its report.
 pub async fn run(args: &Args) -> anyhow::Result<Report> {
-    let server = args.server()?;
-    let pid = args
-        .text("server-pid")
-        .map(str::parse::<u32>)
-        .transpose()
-        .context("--server-pid")?;
+    let servers = args.servers()?;
+    // Scenario-wide questions (`GET /api/stats`, the broadcast trigger) go to the first node:
+    // nodes on one Redis answer for the whole service.
+    let server = *servers.first().context("no server")?;
+    let server_pids = args.server_pids()?;
+    let pids = server_pids.as_slice();
     let mut report = Report::new(args);
+    if servers.len() > 1 {
+        report.metric("server nodes", servers.len(), "");
+    }
+    if server_pids.len() > 1 {
+        report.metric(
+            "server processes sampled (server RSS, CPU, open files: their sums)",
+            server_pids.len(),
+            "",
+        );
+    }
     let mut workers = Workers::spawn(args)?;
     let result = match args.scenario.as_str() {
-        "connect" => connect(args, server, pid, &mut workers, &mut report).await,
-        "broadcast" => broadcast(args, server, pid, &mut workers, &mut report).await,
-        "relay" => relay(args, pid, &mut workers, &mut report).await,
-        "match" => matching(args, &mut workers, &mut report).await,
-        "sessions" => sessions(args, pid, &mut workers, &mut report).await,
-        "churn" => churn(args, server, pid, &mut workers, &mut report).await,
+        "connect" => connect(args, server, pids, &mut workers, &mut report).await,
+        "broadcast" => broadcast(args, server, pids, &mut workers, &mut report).await,
+        "relay" => relay(args, pids, &mut workers, &mut report).await,
+        "match" => matching(args, servers.len(), &mut workers, &mut report).await,
+        "sessions" => sessions(args, pids, &mut workers, &mut report).await,
+        "churn" => churn(args, server, pids, &mut workers, &mut report).await,
         other => Err(anyhow::anyhow!("unknown scenario {other}")),
     };
     workers.finish().await;
@@ -95,18 +105,18 @@ async fn settle(secs: f64) {
 async fn connect(
     args: &Args,
     server: SocketAddr,
-    pid: Option<u32>,
+    pids: &[u32],
     workers: &mut Workers,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let baseline = maybe_sample(pid);
+    let baseline = maybe_sample(pids);
     let guests = workers.stage("guests", SETUP_LIMIT).await?;
     settle(2.0).await;
-    let after_guests = maybe_sample(pid);
+    let after_guests = maybe_sample(pids);
     workers.send("continue").await?;
     let connected = workers.stage("connected", SETUP_LIMIT).await?;
     settle(3.0).await;
-    let after_sockets = maybe_sample(pid);
+    let after_sockets = maybe_sample(pids);
     let server_stats = stats(server).await.ok();
     let hold = args.decimal("hold", 10.0)?;
     workers
@@ -115,7 +125,7 @@ async fn connect(
     let held = workers
         .stage("round", Duration::from_secs_f64(hold + 60.0))
         .await?;
-    let after_hold = maybe_sample(pid);
+    let after_hold = maybe_sample(pids);
 
     let clients = args.number("clients", 100)?;
     let alive = sum(&connected, "alive");
@@ -178,7 +188,7 @@ async fn connect(
 async fn broadcast(
     args: &Args,
     server: SocketAddr,
-    pid: Option<u32>,
+    pids: &[u32],
     workers: &mut Workers,
     report: &mut Report,
 ) -> anyhow::Result<()> {
@@ -204,11 +214,11 @@ async fn broadcast(
         let at = start_soon(300);
         workers.send(&format!("go {at} 0")).await?;
         tokio::time::sleep(Duration::from_micros(at.saturating_sub(now_us()))).await;
-        let server_before = maybe_sample(pid);
+        let server_before = maybe_sample(pids);
         // A new session changes totalUsers: one realtime:stats follows.
         create_guest(&mut trigger, &json!({})).await?;
         let results = workers.stage("round", Duration::from_secs(60)).await?;
-        let server_after = maybe_sample(pid);
+        let server_after = maybe_sample(pids);
         let cpu_after = loadgen_cpu(&results);
         let loadgen_ms = (cpu_after - cpu_before) * 1000.0;
         cpu_before = cpu_after;
@@ -268,7 +278,7 @@ async fn broadcast(
 
 async fn relay(
     args: &Args,
-    pid: Option<u32>,
+    pids: &[u32],
     workers: &mut Workers,
     report: &mut Report,
 ) -> anyhow::Result<()> {
@@ -305,7 +315,7 @@ async fn relay(
     let mut lowest: Option<(f64, f64)> = None;
     let mut cpu_before = loadgen_cpu(&paired);
     for rate in rates {
-        let before = maybe_sample(pid);
+        let before = maybe_sample(pids);
         let at = start_soon(200);
         workers.send(&format!("go {at} {rate}")).await?;
         let results = workers
@@ -318,7 +328,7 @@ async fn relay(
             .max()
             .unwrap_or(at);
         let elapsed = (last_delivered.saturating_sub(at)) as f64 / 1e6;
-        let after = maybe_sample(pid);
+        let after = maybe_sample(pids);
         let delivered = sum(&results, "delivered");
         let achieved = delivered as f64 / elapsed.max(seconds);
         let receipt = merge_from(&results, "receipt")?;
@@ -413,7 +423,12 @@ async fn relay(
     Ok(())
 }
 
-async fn matching(args: &Args, workers: &mut Workers, report: &mut Report) -> anyhow::Result<()> {
+async fn matching(
+    args: &Args,
+    nodes: usize,
+    workers: &mut Workers,
+    report: &mut Report,
+) -> anyhow::Result<()> {
     let connected = workers.stage("connected", SETUP_LIMIT).await?;
     report.metric(
         "setup failures",
@@ -424,12 +439,16 @@ async fn matching(args: &Args, workers: &mut Workers, report: &mut Report) -> an
     let rounds = args.number("rounds", 3)?.max(1);
     let mut all = Latency::new();
     let mut rates = Vec::new();
+    let (mut cross_node, mut same_node, mut found_total) = (0, 0, 0);
     for round in 1..=rounds {
         let at = start_soon(200);
         workers.send(&format!("go {at} 0")).await?;
         let results = workers.stage("round", Duration::from_secs(120)).await?;
         let clients = sum(&results, "clients");
         let found = sum(&results, "found");
+        found_total += found;
+        cross_node += sum(&results, "crossNode");
+        same_node += sum(&results, "sameNode");
         let first = results
             .iter()
             .filter_map(|result| result["firstSendUs"].as_u64())
@@ -482,25 +501,43 @@ async fn matching(args: &Args, workers: &mut Workers, report: &mut Report) -> an
             .unwrap_or(Value::Null),
         "pairs/s",
     );
+    if nodes > 1 {
+        // Counted per client: each pair twice, once from either side.
+        report.metric(
+            "match:found with the partner on another node",
+            cross_node,
+            "",
+        );
+        report.metric(
+            "match:found with the partner on the same node",
+            same_node,
+            "",
+        );
+        report.metric(
+            "match:found with the partner in another worker (node unknown)",
+            found_total.saturating_sub(cross_node + same_node),
+            "",
+        );
+    }
     report.latency("match:search → match:found", &all);
     Ok(())
 }
 
 async fn sessions(
     args: &Args,
-    pid: Option<u32>,
+    pids: &[u32],
     workers: &mut Workers,
     report: &mut Report,
 ) -> anyhow::Result<()> {
     workers.stage("ready", SETUP_LIMIT).await?;
     let seconds = args.decimal("duration", 5.0)?;
-    let before = maybe_sample(pid);
+    let before = maybe_sample(pids);
     let at = start_soon(200);
     workers.send(&format!("go {at} 0")).await?;
     let results = workers
         .stage("round", Duration::from_secs_f64(seconds + 60.0))
         .await?;
-    let after = maybe_sample(pid);
+    let after = maybe_sample(pids);
     let created = sum(&results, "created");
     report.metric(
         "concurrent connections",
@@ -535,13 +572,13 @@ async fn sessions(
 async fn churn(
     args: &Args,
     server: SocketAddr,
-    pid: Option<u32>,
+    pids: &[u32],
     workers: &mut Workers,
     report: &mut Report,
 ) -> anyhow::Result<()> {
     workers.stage("ready", SETUP_LIMIT).await?;
     settle(1.0).await;
-    let fresh = maybe_sample(pid);
+    let fresh = maybe_sample(pids);
     let warmup = args.decimal("warmup", 0.0)?;
     if warmup > 0.0 {
         // A first, uncounted round: allocator pools and maps reach their working size.
@@ -554,7 +591,7 @@ async fn churn(
         settle(3.0).await;
     }
     let stats_before = stats(server).await?;
-    let before = maybe_sample(pid);
+    let before = maybe_sample(pids);
     let seconds = args.decimal("duration", 5.0)?;
     let started = Instant::now();
     workers
@@ -566,7 +603,7 @@ async fn churn(
     let elapsed = started.elapsed().as_secs_f64();
     // Disconnects and deletions settle, the stats broadcaster catches up.
     settle(3.0).await;
-    let after = maybe_sample(pid);
+    let after = maybe_sample(pids);
     let stats_after = stats(server).await?;
     let iterations = sum(&results, "iterations");
     report.metric(

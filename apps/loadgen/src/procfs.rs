@@ -52,9 +52,20 @@ pub fn sample(pid: u32) -> anyhow::Result<Sample> {
     })
 }
 
-/// Samples when a pid is given.
-pub fn maybe_sample(pid: Option<u32>) -> Option<Sample> {
-    pid.and_then(|pid| sample(pid).ok())
+/// The sum over `pids` (RSS, CPU time and open files of several nodes added up); `None`
+/// when no pid is given or one of them cannot be read.
+pub fn maybe_sample(pids: &[u32]) -> Option<Sample> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().try_fold(Sample::default(), |total, pid| {
+        let one = sample(*pid).ok()?;
+        Some(Sample {
+            rss_kib: total.rss_kib + one.rss_kib,
+            cpu_secs: total.cpu_secs + one.cpu_secs,
+            fds: total.fds + one.fds,
+        })
+    })
 }
 
 #[cfg(test)]
@@ -67,5 +78,16 @@ mod tests {
         let reading = sample(std::process::id()).unwrap();
         assert!(reading.rss_kib > 0);
         assert!(reading.fds > 0);
+    }
+
+    #[test]
+    fn sums_several_processes() {
+        let own = std::process::id();
+        assert!(maybe_sample(&[]).is_none());
+        let twice = maybe_sample(&[own, own]).unwrap();
+        assert!(twice.rss_kib > 0);
+        assert!(twice.fds >= 2);
+        // A process that does not exist spoils the sum rather than leaving it short.
+        assert!(maybe_sample(&[own, u32::MAX]).is_none());
     }
 }

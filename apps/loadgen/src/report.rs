@@ -251,6 +251,42 @@ fn judge(
     }
 }
 
+/// What a relay ramp measured when not even its first rate stayed within the bound.
+fn no_rate_within_bound(report: &Value) -> Option<String> {
+    if figure(report, "best rate within p99 bound") != Some(0.0) {
+        return None;
+    }
+    let rate = figure(report, "first rate")?;
+    let p99 = figure(report, "p99 send → delivered at the first rate")?;
+    Some(format!(
+        "none: p99 {} ms already at {} msg/s",
+        number(&json!(p99)),
+        number(&json!(rate))
+    ))
+}
+
+/// A figure shown beside the targets without a goal of its own.
+fn informational(what: &str, measured: Option<f64>, unit: &str) -> Target {
+    Target {
+        what: what.to_owned(),
+        goal: "none (informational)".to_owned(),
+        measured: measured.map_or_else(
+            || "not measured".to_owned(),
+            |value| format!("{} {unit}", number(&json!(value))),
+        ),
+        verdict: "—".to_owned(),
+    }
+}
+
+/// "three nodes" (or "N nodes") from a report's `server nodes` figure.
+fn nodes_text(report: &Value) -> String {
+    match figure(report, "server nodes") {
+        Some(3.0) => "three nodes".to_owned(),
+        Some(nodes) => format!("{} nodes", number(&json!(nodes))),
+        None => "one node".to_owned(),
+    }
+}
+
 fn targets(reports: &[Value]) -> Vec<Target> {
     let find = |scenario: &str, label: &str| {
         reports
@@ -290,17 +326,8 @@ fn targets(reports: &[Value]) -> Vec<Target> {
                 goal,
                 true,
             );
-            if figure(report, "best rate within p99 bound") == Some(0.0)
-                && let (Some(rate), Some(p99)) = (
-                    figure(report, "first rate"),
-                    figure(report, "p99 send → delivered at the first rate"),
-                )
-            {
-                target.measured = format!(
-                    "none: p99 {} ms already at {} msg/s",
-                    number(&json!(p99)),
-                    number(&json!(rate))
-                );
+            if let Some(measured) = no_rate_within_bound(report) {
+                target.measured = measured;
             }
             out.push(target);
             let at_goal = step_value(report, "target_rate", goal, "receipt_p99_ms");
@@ -324,6 +351,54 @@ fn targets(reports: &[Value]) -> Vec<Target> {
             "pairs/s",
             10_000.0,
             true,
+        ));
+    }
+    // Several chat-server processes on one Redis (bench/run.sh mode `cluster`).
+    if let Some(report) = find("match", "cluster") {
+        out.push(judge(
+            &format!(
+                "matching across {} on one Redis (cluster)",
+                nodes_text(report)
+            ),
+            "≥ 2,000 pairs/s",
+            figure(report, "best pairs/s"),
+            "pairs/s",
+            2_000.0,
+            true,
+        ));
+    }
+    if let Some(report) = find("match", "cluster-cross") {
+        out.push(informational(
+            &format!(
+                "matching, every pair split across two of {} on one Redis (cluster-cross)",
+                nodes_text(report)
+            ),
+            figure(report, "best pairs/s"),
+            "pairs/s",
+        ));
+    }
+    if let Some(report) = find("relay", "cluster") {
+        let mut target = informational(
+            &format!(
+                "relayed messages/s with full receipts, p99 send → delivered < 10 ms, pairs split across {} (cluster)",
+                nodes_text(report)
+            ),
+            figure(report, "best rate within p99 bound"),
+            "msg/s",
+        );
+        if let Some(measured) = no_rate_within_bound(report) {
+            target.measured = measured;
+        }
+        out.push(target);
+    }
+    if let Some(report) = find("sessions", "cluster") {
+        out.push(informational(
+            &format!(
+                "POST /api/guest spread over {} (cluster)",
+                nodes_text(report)
+            ),
+            figure(report, "sessions/s"),
+            "/s",
         ));
     }
     for (label, bound) in [("memory", 20_000.0), ("redis", 8_000.0)] {
@@ -356,7 +431,7 @@ fn targets(reports: &[Value]) -> Vec<Target> {
             true,
         ));
     }
-    for label in ["memory", "redis"] {
+    for label in ["memory", "redis", "cluster"] {
         if let Some(report) = find("churn", label) {
             out.push(judge(
                 &format!("churn: RSS end vs start ({label})"),
@@ -537,5 +612,73 @@ mod tests {
             judge("x", "g", None, "", 1.0, true).measured,
             "not measured"
         );
+    }
+
+    fn result(scenario: &str, metrics: &[(&str, f64)]) -> Value {
+        json!({
+            "scenario": scenario,
+            "label": "cluster",
+            "metrics": metrics
+                .iter()
+                .map(|(name, value)| json!({"name": name, "value": value, "unit": ""}))
+                .collect::<Vec<_>>(),
+        })
+    }
+
+    #[test]
+    fn three_node_rows_join_the_targets() {
+        let reports = [
+            result("match", &[("server nodes", 3.0), ("best pairs/s", 2_500.0)]),
+            result(
+                "relay",
+                &[
+                    ("server nodes", 3.0),
+                    ("best rate within p99 bound", 0.0),
+                    ("first rate", 1_000.0),
+                    ("p99 send → delivered at the first rate", 12.5),
+                ],
+            ),
+            result(
+                "sessions",
+                &[("server nodes", 3.0), ("sessions/s", 4_321.0)],
+            ),
+            json!({
+                "scenario": "match",
+                "label": "cluster-cross",
+                "metrics": [
+                    {"name": "server nodes", "value": 3, "unit": ""},
+                    {"name": "best pairs/s", "value": 1_500.5, "unit": "pairs/s"},
+                ],
+            }),
+        ];
+        let rows = targets(&reports);
+        let matching = rows
+            .iter()
+            .find(|row| {
+                row.what
+                    .starts_with("matching across three nodes on one Redis")
+            })
+            .unwrap();
+        assert_eq!(matching.goal, "≥ 2,000 pairs/s");
+        assert!(matching.verdict.starts_with("met"), "{}", matching.verdict);
+        let relay = rows
+            .iter()
+            .find(|row| row.what.contains("pairs split across three nodes"))
+            .unwrap();
+        assert_eq!(relay.measured, "none: p99 12.5 ms already at 1000 msg/s");
+        assert_eq!(relay.goal, "none (informational)");
+        let sessions = rows
+            .iter()
+            .find(|row| row.what.contains("spread over three nodes"))
+            .unwrap();
+        assert_eq!(sessions.measured, "4321 /s");
+        let split = rows
+            .iter()
+            .find(|row| {
+                row.what
+                    .contains("every pair split across two of three nodes")
+            })
+            .unwrap();
+        assert_eq!(split.measured, "1500 pairs/s");
     }
 }

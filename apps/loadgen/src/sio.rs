@@ -124,6 +124,8 @@ pub fn last_string_field<'a>(json: &'a str, key: &str) -> Option<&'a str> {
 pub struct Socket {
     ws: WebSocketStream<TcpStream>,
     next_ack: u64,
+    server: SocketAddr,
+    client: u64,
 }
 
 impl Socket {
@@ -156,7 +158,12 @@ impl Socket {
         let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config))
             .await
             .context("WebSocket handshake")?;
-        let mut socket = Self { ws, next_ack: 1 };
+        let mut socket = Self {
+            ws,
+            next_ack: 1,
+            server,
+            client: 0,
+        };
         // Engine.IO open packet.
         match socket.ws.next().await {
             Some(Ok(Message::Text(text))) if text.starts_with('0') => {}
@@ -181,6 +188,21 @@ impl Socket {
                 _ => {}
             }
         }
+    }
+
+    /// The server (node) this socket is connected to.
+    pub fn server(&self) -> SocketAddr {
+        self.server
+    }
+
+    /// The global client index this socket serves (set by whoever opened it).
+    pub fn client(&self) -> u64 {
+        self.client
+    }
+
+    /// Records the global client index this socket serves.
+    pub fn set_client(&mut self, client: u64) {
+        self.client = client;
     }
 
     /// The next Socket.IO packet; answers Engine.IO pings on the way. `None` once closed.

@@ -32,7 +32,7 @@ pub fn main(index: u64, count: u64, raw: &[String]) -> anyhow::Result<()> {
     let local = tokio::task::LocalSet::new();
     let result = local.block_on(&runtime, async move {
         let env = Env {
-            server: args.server()?,
+            servers: args.servers()?,
             concurrency: usize::try_from(args.number("setup-concurrency", 64)?.max(1))
                 .unwrap_or(64),
             args,
@@ -61,10 +61,37 @@ pub fn main(index: u64, count: u64, raw: &[String]) -> anyhow::Result<()> {
 /// What every part of a worker needs.
 struct Env {
     args: Args,
-    server: SocketAddr,
+    /// The nodes of the service (one unless several `--url`s were given).
+    servers: Vec<SocketAddr>,
     index: u64,
     count: u64,
     concurrency: usize,
+}
+
+impl Env {
+    /// The node of global client (or connection) number `index`: round-robin, so that
+    /// neighbours (a relay pair `2p`, `2p + 1`; churn loops `2k`, `2k + 1`) are on different
+    /// nodes whenever there are several.
+    fn node(&self, index: u64) -> usize {
+        let nodes = self.servers.len().max(1);
+        usize::try_from(index % nodes as u64).unwrap_or(0)
+    }
+
+    /// The server address of global client number `index`.
+    fn server(&self, index: u64) -> SocketAddr {
+        self.servers
+            .get(self.node(index))
+            .or_else(|| self.servers.first())
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    }
+}
+
+/// A created guest: its global client index, token and user id.
+struct Guest {
+    index: u64,
+    token: String,
+    user: String,
 }
 
 /// Failures counted with the first message kept.
@@ -92,29 +119,36 @@ fn bump(cell: &Cell<u64>) {
     cell.set(cell.get() + 1);
 }
 
-/// Creates one guest per global client index (profile from `profile`), a few in flight.
+/// Creates one guest per global client index (profile from `profile`), a few in flight,
+/// each on the node its socket will use.
 async fn create_guests(
     env: &Env,
     indexes: Vec<u64>,
     profile: impl Fn(u64) -> Value,
     failures: &Failures,
-) -> anyhow::Result<(Vec<(u64, String)>, Latency)> {
-    let pool: RefCell<Vec<HttpConn>> = RefCell::new(Vec::new());
+) -> anyhow::Result<(Vec<Guest>, Latency)> {
+    // Idle keep-alive connections, one pool per node.
+    let pool: RefCell<Vec<Vec<HttpConn>>> =
+        RefCell::new(env.servers.iter().map(|_| Vec::new()).collect());
     let latency = RefCell::new(Latency::new());
     let (pool, latency_ref, profile) = (&pool, &latency, &profile);
-    let results: Vec<Option<(u64, String)>> = stream::iter(indexes)
+    let results: Vec<Option<Guest>> = stream::iter(indexes)
         .map(|index| async move {
             let source = env.args.source(index).ok().flatten();
+            let node = env.node(index);
             let mut conn = pool
                 .borrow_mut()
-                .pop()
-                .unwrap_or_else(|| HttpConn::new(env.server, source));
+                .get_mut(node)
+                .and_then(Vec::pop)
+                .unwrap_or_else(|| HttpConn::new(env.server(index), source));
             let started = Instant::now();
             let result = create_guest(&mut conn, &profile(index)).await;
             latency_ref.borrow_mut().record(started.elapsed());
-            pool.borrow_mut().push(conn);
+            if let Some(idle) = pool.borrow_mut().get_mut(node) {
+                idle.push(conn);
+            }
             match result {
-                Ok((token, _)) => Some((index, token)),
+                Ok((token, user)) => Some(Guest { index, token, user }),
                 Err(error) => {
                     failures.note(&error);
                     None
@@ -130,28 +164,32 @@ async fn create_guests(
     ))
 }
 
-/// Opens an authenticated socket per `(index, token)`; `each` receives every socket as soon
-/// as it is up (so it can be served while the others connect).
+/// Opens an authenticated socket per guest, on the guest's node; `each` receives every
+/// socket with its client index as soon as it is up (so it can be served while the others
+/// connect).
 async fn open_sockets(
     env: &Env,
-    tokens: Vec<(u64, String)>,
+    guests: Vec<Guest>,
     failures: &Failures,
     mut each: impl FnMut(u64, Socket),
 ) -> Latency {
     let latency = RefCell::new(Latency::new());
     let latency_ref = &latency;
-    let mut opened = stream::iter(tokens)
-        .map(|(index, token)| async move {
+    let mut opened = stream::iter(guests)
+        .map(|Guest { index, token, .. }| async move {
             let source = env.args.source(index).ok().flatten();
             let started = Instant::now();
-            let result = Socket::connect(env.server, source, &token).await;
+            let result = Socket::connect(env.server(index), source, &token).await;
             latency_ref.borrow_mut().record(started.elapsed());
             (index, result)
         })
         .buffer_unordered(env.concurrency);
     while let Some((index, result)) = opened.next().await {
         match result {
-            Ok(socket) => each(index, socket),
+            Ok(mut socket) => {
+                socket.set_client(index);
+                each(index, socket);
+            }
             Err(error) => failures.note(&error),
         }
     }
@@ -610,6 +648,10 @@ async fn relay_socket(
 #[derive(Default)]
 struct MatchStats {
     found: Cell<u64>,
+    /// `match:found`s whose partner is on another node / on the same node (counted when the
+    /// partner is a client of this worker; with several workers some partners are unknown).
+    cross_node: Cell<u64>,
+    same_node: Cell<u64>,
     initiators: Cell<u64>,
     closed: Cell<u64>,
     latency: RefCell<Latency>,
@@ -622,10 +664,27 @@ async fn match_scenario(env: &Env, control: &mut Control) -> anyhow::Result<()> 
     let total = env.args.number("clients", 100)?;
     let indexes: Vec<u64> = share(total, env.index, env.count).collect();
     let failures = Failures::default();
-    let (tokens, guest_latency) = create_guests(env, indexes, |_| json!({}), &failures).await?;
+    // --cross-node-pairs: clients 2p and 2p + 1 (on two nodes) search with a filter only they
+    // match, so every pair crosses nodes; else everyone searches without filters.
+    let cross_node_pairs = env.args.flag("cross-node-pairs");
+    let profile = |index: u64| {
+        if cross_node_pairs {
+            json!({"language": format!("match-{}", index / 2)})
+        } else {
+            json!({})
+        }
+    };
+    let (guests, guest_latency) = create_guests(env, indexes, profile, &failures).await?;
+    // Which node each of this worker's users is on, to tell cross-node pairs.
+    let nodes: Rc<HashMap<String, SocketAddr>> = Rc::new(
+        guests
+            .iter()
+            .map(|guest| (guest.user.clone(), env.server(guest.index)))
+            .collect(),
+    );
     let mut sockets = Vec::new();
     let connect_latency =
-        open_sockets(env, tokens, &failures, |_, socket| sockets.push(socket)).await;
+        open_sockets(env, guests, &failures, |_, socket| sockets.push(socket)).await;
     let mut parked = park(sockets);
     let mut order = control
         .stage("connected", &json!({"guestLatency": guest_latency.to_json(), "connectLatency": connect_latency.to_json(), "errors": failures.json()}))
@@ -639,10 +698,18 @@ async fn match_scenario(env: &Env, control: &mut Control) -> anyhow::Result<()> 
         let tasks: Vec<_> = sockets
             .into_iter()
             .map(|socket| {
+                let search = if cross_node_pairs {
+                    json!({"filters": {"language": format!("match-{}", socket.client() / 2)}})
+                        .to_string()
+                } else {
+                    "{}".to_owned()
+                };
                 spawn_local(match_socket(
                     socket,
+                    search,
                     start,
                     stats.clone(),
+                    nodes.clone(),
                     leave_receiver.clone(),
                 ))
             })
@@ -663,6 +730,8 @@ async fn match_scenario(env: &Env, control: &mut Control) -> anyhow::Result<()> 
         let data = json!({
             "clients": expected,
             "found": stats.found.get(),
+            "crossNode": stats.cross_node.get(),
+            "sameNode": stats.same_node.get(),
             "initiators": stats.initiators.get(),
             "closed": stats.closed.get(),
             "latency": stats.latency.borrow().to_json(),
@@ -676,12 +745,15 @@ async fn match_scenario(env: &Env, control: &mut Control) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Searches at `start`, waits for `match:found`; then (on `leave`) the initiator leaves and
+/// Sends `match:search` with `search` at `start`, waits for `match:found` (and notes whether
+/// the partner is on another node); then (on `leave`) the initiator leaves and
 /// both wait for `room:closed`.
 async fn match_socket(
     mut socket: Socket,
+    search: String,
     start: Instant,
     stats: Rc<MatchStats>,
+    nodes: Rc<HashMap<String, SocketAddr>>,
     mut leave: watch::Receiver<bool>,
 ) -> Option<Socket> {
     let result = async {
@@ -691,7 +763,7 @@ async fn match_socket(
         if stats.first_send_us.get() == 0 || sent_us < stats.first_send_us.get() {
             stats.first_send_us.set(sent_us);
         }
-        socket.emit("match:search", "{}", false).await?;
+        socket.emit("match:search", &search, false).await?;
         let found = socket
             .wait_event("match:found", Duration::from_secs(30))
             .await?;
@@ -700,6 +772,15 @@ async fn match_socket(
             .last_found_us
             .set(stats.last_found_us.get().max(now_us()));
         bump(&stats.found);
+        let partner = found
+            .split_once("\"partner\":")
+            .and_then(|(_, rest)| string_field(rest, "id"))
+            .and_then(|id| nodes.get(id));
+        match partner {
+            Some(node) if *node == socket.server() => bump(&stats.same_node),
+            Some(_) => bump(&stats.cross_node),
+            None => {}
+        }
         let initiator = found.contains("\"initiator\":true");
         let mut closed = false;
         // Serve the socket until told to leave; the partner may leave first.
@@ -754,7 +835,8 @@ async fn sessions_scenario(env: &Env, control: &mut Control) -> anyhow::Result<(
             .map(|index| {
                 let (created, latency, failures) =
                     (created.clone(), latency.clone(), failures.clone());
-                let mut conn = HttpConn::new(env.server, env.args.source(index).ok().flatten());
+                let mut conn =
+                    HttpConn::new(env.server(index), env.args.source(index).ok().flatten());
                 spawn_local(async move {
                     sleep_until(start).await;
                     let body = json!({});
@@ -813,7 +895,7 @@ async fn churn_scenario(env: &Env, control: &mut Control) -> anyhow::Result<()> 
                 // Loops 2k and 2k+1 meet through a filter only they use.
                 let tag = format!("churn-{}", index / 2);
                 let (server, source, stats) = (
-                    env.server,
+                    env.server(index),
                     env.args.source(index).ok().flatten(),
                     stats.clone(),
                 );

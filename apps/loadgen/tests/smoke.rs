@@ -3,94 +3,19 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
+mod common;
 
-use chat_http_gateway::settings::Secret;
-use chat_http_gateway::{Application, Settings};
-use serde_json::Value;
-
-async fn spawn_server() -> SocketAddr {
-    let mut settings = Settings::default();
-    settings.server.port = 0;
-    settings.server.workers = 1;
-    settings.auth.jwt_secret = Some(Secret::new("loadgen-smoke-secret-loadgen-smoke-secret"));
-    settings.rate.sessions_per_minute = 100_000_000;
-    settings.rate.events_per_sec = 100_000;
-    // Every simulated client comes from loopback: no handshake limit per address.
-    settings.rate.handshakes_per_10s = 0;
-    let application = Application::build(settings)
-        .await
-        .expect("application builds");
-    let address = application.address();
-    tokio::spawn(application.run_until_stopped(std::future::pending()));
-    address
-}
-
-fn scratch(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "chat-loadgen-smoke-{}-{name}.json",
-        std::process::id()
-    ))
-}
-
-/// Runs one scenario through the binary and returns its JSON results.
-async fn run(address: SocketAddr, arguments: &[&str]) -> Value {
-    let out = scratch(arguments[0]);
-    let url = format!("http://{address}");
-    let pid = std::process::id().to_string();
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_chat-loadgen"))
-        .args(arguments)
-        .args([
-            "--url",
-            &url,
-            "--server-pid",
-            &pid,
-            "--label",
-            "smoke",
-            "--json",
-        ])
-        .arg(&out)
-        .output()
-        .await
-        .expect("chat-loadgen runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "{arguments:?} failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(
-        stdout.contains(&format!("== {} smoke ==", arguments[0])),
-        "no table printed: {stdout}"
-    );
-    let text = std::fs::read_to_string(&out).expect("results written");
-    let _ = std::fs::remove_file(&out);
-    serde_json::from_str(&text).expect("results are JSON")
-}
-
-fn metric(report: &Value, name: &str) -> Value {
-    report["metrics"]
-        .as_array()
-        .and_then(|metrics| metrics.iter().find(|metric| metric["name"] == name))
-        .map(|metric| metric["value"].clone())
-        .unwrap_or_else(|| panic!("no metric {name:?} in {report:#}"))
-}
-
-fn latency_count(report: &Value, name: &str) -> u64 {
-    report["latencies"]
-        .as_array()
-        .and_then(|latencies| latencies.iter().find(|latency| latency["name"] == name))
-        .and_then(|latency| latency["count"].as_u64())
-        .unwrap_or_else(|| panic!("no latency {name:?} in {report:#}"))
-}
+use common::{
+    assert_churn_clean, assert_relay_complete, assert_sessions_created, bench_settings,
+    latency_count, metric, report_page, run, spawn_server,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_runs_once_at_a_tiny_size() {
-    let address = spawn_server().await;
+    let address = [spawn_server(bench_settings()).await];
 
     let connect = run(
-        address,
+        &address,
         &[
             "connect",
             "--clients",
@@ -109,24 +34,14 @@ async fn every_scenario_runs_once_at_a_tiny_size() {
     assert!(metric(&connect, "RSS per socket incl. session").is_number());
 
     let relay = run(
-        address,
+        &address,
         &["relay", "--pairs", "3", "--rate", "60", "--duration", "1"],
     )
     .await;
-    assert_eq!(metric(&relay, "pairs"), 3, "{relay:#}");
-    let sent = metric(&relay, "messages sent (shown run)")
-        .as_u64()
-        .unwrap();
-    assert!(sent > 0);
-    assert_eq!(
-        metric(&relay, "message:delivered received (shown run)"),
-        sent,
-        "{relay:#}"
-    );
-    assert_eq!(latency_count(&relay, "send → message:delivered"), sent);
+    assert_relay_complete(&relay, 3);
 
     let ramp = run(
-        address,
+        &address,
         &[
             "relay",
             "--pairs",
@@ -152,7 +67,7 @@ async fn every_scenario_runs_once_at_a_tiny_size() {
     );
 
     let matching = run(
-        address,
+        &address,
         &["match", "--clients", "10", "--rounds", "2", "--procs", "2"],
     )
     .await;
@@ -160,17 +75,13 @@ async fn every_scenario_runs_once_at_a_tiny_size() {
     assert_eq!(latency_count(&matching, "match:search → match:found"), 20);
 
     let sessions = run(
-        address,
+        &address,
         &["sessions", "--concurrency", "2", "--duration", "0.5"],
     )
     .await;
-    assert!(
-        metric(&sessions, "sessions created").as_u64().unwrap() > 0,
-        "{sessions:#}"
-    );
-    assert_eq!(metric(&sessions, "failures"), 0);
+    assert_sessions_created(&sessions);
 
-    let broadcast = run(address, &["broadcast", "--clients", "8", "--rounds", "1"]).await;
+    let broadcast = run(&address, &["broadcast", "--clients", "8", "--rounds", "1"]).await;
     assert_eq!(
         metric(&broadcast, "rounds reaching every socket"),
         1,
@@ -178,7 +89,7 @@ async fn every_scenario_runs_once_at_a_tiny_size() {
     );
 
     let churn = run(
-        address,
+        &address,
         &[
             "churn",
             "--concurrency",
@@ -190,30 +101,9 @@ async fn every_scenario_runs_once_at_a_tiny_size() {
         ],
     )
     .await;
-    assert!(
-        metric(&churn, "iterations (client lives)")
-            .as_u64()
-            .unwrap()
-            > 0,
-        "{churn:#}"
-    );
-    assert_eq!(metric(&churn, "failures"), 0, "{churn:#}");
-    assert_eq!(metric(&churn, "left behind"), 0, "{churn:#}");
+    assert_churn_clean(&churn);
 
     // The page generator reads these results.
-    let page = std::env::temp_dir().join(format!("chat-loadgen-smoke-{}.md", std::process::id()));
-    let result_file = scratch("report-input");
-    std::fs::write(&result_file, churn.to_string()).unwrap();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_chat-loadgen"))
-        .arg("report")
-        .arg("--out")
-        .arg(&page)
-        .arg(&result_file)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let text = std::fs::read_to_string(&page).unwrap();
+    let text = report_page(&[&churn]);
     assert!(text.contains("### churn (smoke)"), "{text}");
-    let _ = std::fs::remove_file(page);
-    let _ = std::fs::remove_file(result_file);
 }

@@ -258,8 +258,11 @@ impl SessionStore for FailoverStore {
         serve_write!(
             self.shared,
             |store| store.update(id, patch.clone()),
+            // Only a copy this node holds is refreshed: an update that finishes after a
+            // concurrent delete (a disconnect racing `DELETE /api/guest/me`) must not leave a
+            // copy behind until its expiry. Copies are made on create and on read.
             |updated| if let Some(user) = &updated {
-                memory.put_session(user.clone())
+                memory.refresh_session(user.clone())
             },
             |dirty, _| {
                 dirty.sessions.insert(id.clone());

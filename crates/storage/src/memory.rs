@@ -58,7 +58,15 @@ impl MemoryStore {
         lock(&self.sessions).put(user, self.config.session_ttl);
     }
 
-    /// Removes a session without reporting it; the failover store drops stale mirrors with it.
+    /// Replaces the copy of a session this store already holds (the failover store mirrors
+    /// Redis writes through this); a session it does not hold is left out, so a write that
+    /// finishes after the session's delete cannot bring its copy back.
+    pub fn refresh_session(&self, user: GuestUser) {
+        lock(&self.sessions).refresh(user, self.config.session_ttl);
+    }
+
+    /// Removes a session without reporting it; the failover store drops deleted sessions'
+    /// mirrors with it.
     pub fn forget_session(&self, id: &UserId) {
         lock(&self.sessions).remove(id, self.config.session_ttl);
     }
@@ -265,6 +273,25 @@ mod tests {
         assert_eq!(denied.retry_after, window);
         tokio::time::advance(window).await;
         assert!(store.hit_rate_limit("ip", 1, window).await.unwrap().allowed);
+    }
+
+    #[tokio::test]
+    async fn a_mirror_that_raced_the_delete_does_not_bring_the_session_back() {
+        let store = MemoryStore::new(StoreConfig::default());
+        let user = GuestUser::new(chat_domain::Profile::default(), Timestamp::now());
+        let other = GuestUser::new(chat_domain::Profile::default(), Timestamp::now());
+        store.put_session(user.clone());
+        store.put_session(other.clone());
+        store.forget_session(&user.id);
+        // A write that started before the delete finishes after it.
+        store.refresh_session(user.clone());
+        assert_eq!(store.get(&user.id).await.unwrap(), None);
+        assert_eq!(store.stats(Timestamp::now()).await.unwrap().total_users, 1);
+        // A session still held takes the new copy.
+        let mut touched = other.clone();
+        touched.last_seen = Timestamp::now().plus(Duration::from_secs(1));
+        store.refresh_session(touched.clone());
+        assert_eq!(store.get(&other.id).await.unwrap(), Some(touched));
     }
 
     #[tokio::test]

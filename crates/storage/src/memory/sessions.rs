@@ -38,6 +38,14 @@ impl Sessions {
         self.users.insert(user.id.clone(), user);
     }
 
+    /// Replaces a session that is here already; does nothing for one that is not, so that a
+    /// copy cannot come back after [`Sessions::remove`].
+    pub(super) fn refresh(&mut self, user: GuestUser, ttl: Duration) {
+        if self.users.contains_key(&user.id) {
+            self.put(user, ttl);
+        }
+    }
+
     /// Removes a session and its index entries.
     pub(super) fn remove(&mut self, id: &UserId, ttl: Duration) -> Option<GuestUser> {
         let user = self.users.remove(id)?;

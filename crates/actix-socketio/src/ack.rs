@@ -10,15 +10,29 @@ use std::{
 };
 
 use serde_json::Value;
-use tokio::sync::oneshot;
+use tokio::{sync::oneshot, time::Instant};
 
-use crate::registry::lock;
+use crate::{error::AckError, registry::lock};
+
+/// What to call with a client's answer (see [`Socket::emit_with_ack_callback`](crate::Socket::emit_with_ack_callback)).
+pub(crate) type AckCallback = Box<dyn FnOnce(Result<Vec<Value>, AckError>) + Send>;
+
+/// Who waits for one acknowledgement.
+enum Waiter {
+    /// A future (`emit_with_ack`), which also keeps its own timeout.
+    Future(oneshot::Sender<Vec<Value>>),
+    /// A callback, run by whoever resolves, expires or clears it.
+    Callback {
+        deadline: Instant,
+        call: AckCallback,
+    },
+}
 
 /// Pending acknowledgements of one socket. The map allocates only once an ack is requested.
 #[derive(Default)]
 pub(crate) struct PendingAcks {
     next_id: AtomicI64,
-    waiting: Mutex<HashMap<i64, oneshot::Sender<Vec<Value>>>>,
+    waiting: Mutex<HashMap<i64, Waiter>>,
 }
 
 impl PendingAcks {
@@ -26,16 +40,52 @@ impl PendingAcks {
     pub(crate) fn register(&self) -> (i64, oneshot::Receiver<Vec<Value>>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = oneshot::channel();
-        lock(&self.waiting).insert(id, sender);
+        lock(&self.waiting).insert(id, Waiter::Future(sender));
         (id, receiver)
+    }
+
+    /// Reserves an ack id answered by calling `call`, with `Err(Timeout)` once `deadline`
+    /// has passed.
+    pub(crate) fn register_callback(&self, deadline: Instant, call: AckCallback) -> i64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.waiting).insert(id, Waiter::Callback { deadline, call });
+        id
     }
 
     /// Delivers the client's answer to `id`; unknown or late ids are ignored.
     pub(crate) fn resolve(&self, id: i64, args: Vec<Value>) {
-        let sender = lock(&self.waiting).remove(&id);
-        if let Some(sender) = sender {
+        let waiter = lock(&self.waiting).remove(&id);
+        match waiter {
             // The waiter may have given up already; nothing to do then.
-            let _ = sender.send(args);
+            Some(Waiter::Future(sender)) => drop(sender.send(args)),
+            Some(Waiter::Callback { deadline, call }) if Instant::now() <= deadline => {
+                call(Ok(args));
+            }
+            Some(Waiter::Callback { call, .. }) => call(Err(AckError::Timeout)),
+            None => {}
+        }
+    }
+
+    /// Answers every callback whose deadline passed with `Err(Timeout)`.
+    pub(crate) fn expire(&self, now: Instant) {
+        let expired: Vec<AckCallback> = {
+            let mut waiting = lock(&self.waiting);
+            let ids: Vec<i64> = waiting
+                .iter()
+                .filter(|(_, waiter)| {
+                    matches!(waiter, Waiter::Callback { deadline, .. } if *deadline < now)
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| match waiting.remove(&id) {
+                    Some(Waiter::Callback { call, .. }) => Some(call),
+                    _ => None,
+                })
+                .collect()
+        };
+        for call in expired {
+            call(Err(AckError::Timeout));
         }
     }
 
@@ -47,10 +97,15 @@ impl PendingAcks {
         }
     }
 
-    /// Drops every pending sender: their waiters see the socket as disconnected.
+    /// Drops every pending sender and answers every callback: their waiters see the socket
+    /// as disconnected.
     pub(crate) fn clear(&self) {
         let waiting = std::mem::take(&mut *lock(&self.waiting));
-        drop(waiting);
+        for waiter in waiting.into_values() {
+            if let Waiter::Callback { call, .. } = waiter {
+                call(Err(AckError::Disconnected));
+            }
+        }
     }
 
     #[cfg(test)]
@@ -87,6 +142,56 @@ mod tests {
         assert_eq!(first_rx.await.ok(), Some(vec![json!(1)]));
         acks.clear();
         assert!(second_rx.await.is_err());
+        assert_eq!(acks.len(), 0);
+    }
+
+    fn recorder() -> (
+        AckCallback,
+        std::sync::mpsc::Receiver<Result<Vec<Value>, AckError>>,
+    ) {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let call: AckCallback = Box::new(move |answer| drop(sender.send(answer)));
+        (call, receiver)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn callbacks_are_answered_once_by_resolve_expiry_or_clear() {
+        let acks = PendingAcks::default();
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        let (call, answered) = recorder();
+        let id = acks.register_callback(deadline, call);
+        acks.expire(Instant::now());
+        assert!(
+            answered.try_recv().is_err(),
+            "not expired before its deadline"
+        );
+        acks.resolve(id, vec![json!("ok")]);
+        assert_eq!(answered.try_recv().unwrap().unwrap(), vec![json!("ok")]);
+        acks.resolve(id, vec![json!("again")]);
+        assert!(answered.try_recv().is_err(), "answered once");
+
+        let (call, expired) = recorder();
+        acks.register_callback(deadline, call);
+        tokio::time::advance(std::time::Duration::from_secs(11)).await;
+        acks.expire(Instant::now());
+        assert!(matches!(
+            expired.try_recv().unwrap(),
+            Err(AckError::Timeout)
+        ));
+
+        let (call, late) = recorder();
+        let id = acks.register_callback(Instant::now(), call);
+        tokio::time::advance(std::time::Duration::from_secs(1)).await;
+        acks.resolve(id, vec![]);
+        assert!(matches!(late.try_recv().unwrap(), Err(AckError::Timeout)));
+
+        let (call, cleared) = recorder();
+        acks.register_callback(deadline, call);
+        acks.clear();
+        assert!(matches!(
+            cleared.try_recv().unwrap(),
+            Err(AckError::Disconnected)
+        ));
         assert_eq!(acks.len(), 0);
     }
 

@@ -172,7 +172,11 @@ impl<H: Handler> Driver<H> {
                 // From when the ping was due, so a late timer does not extend the deadline.
                 let deadline = state.next_ping + config.ping_timeout;
                 state.pong_deadline = Some(deadline);
+                let sockets = state.sockets.clone();
                 drop(state);
+                for socket in sockets {
+                    socket.expire_acks(now);
+                }
                 self.conn.driver_waker.wake();
                 self.conn.poll_waker.wake();
                 deadline

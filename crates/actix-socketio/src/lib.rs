@@ -14,6 +14,7 @@
 //! - [`packet`]: [`EncodedPacket`], a packet encoded once and sent to many sockets.
 //! - [`error`]: [`EmitError`] and [`AckError`].
 //! - [`server`]: [`SocketIo`], the entry point: mounts the routes, finds sockets, broadcasts.
+//! - [`takeover`]: the upgrade service that serves accepted WebSockets on the TCP stream itself.
 //! - [`engine`]: [`EngineIo`], a plain Engine.IO server (no Socket.IO layer) over the same
 //!   transports, with its [`EngineHandler`] and [`EngineSocket`].
 //! - `ack`, `conn`, `driver`, `ingest`, `registry`, `request` and `transport` (private):
@@ -30,9 +31,12 @@
 //! - Outgoing packets are encoded once and queued on a bounded per-connection queue without
 //!   waiting: a client that stops reading is disconnected instead of growing memory.
 //!
-//! Deployment note: enable `TCP_NODELAY` on the accepted sockets at the `HttpServer` level
+//! Deployment notes: enable `TCP_NODELAY` on the accepted sockets at the `HttpServer` level
 //! (small Socket.IO frames otherwise wait for Nagle's algorithm); this crate does not own the
-//! listener.
+//! listener. Mounted on a plain `HttpServer`, WebSockets run through actix-ws under actix-http's
+//! HTTP/1 dispatcher (about 24 KiB of buffers per socket); built with actix-http and
+//! [`takeover::upgrade_service`], they run on the TCP stream itself with no buffer held while
+//! idle and one `write()` per batch of frames.
 //!
 //! # Example
 //!

@@ -181,6 +181,39 @@ impl<S: Send + Sync + 'static> Socket<S> {
         })
     }
 
+    /// Like [`Socket::emit_with_ack`], but the answer goes to `on_ack` instead of a future:
+    /// no task, channel or timer per emit. `on_ack` runs exactly once, from the connection's
+    /// own task: with the client's answer, with [`AckError::Disconnected`] when the socket
+    /// goes, or with [`AckError::Timeout`] for an answer later than `timeout` (a missing
+    /// answer is noticed at the connection's next heartbeat after `timeout`). It must not
+    /// block. If the emit itself fails, `on_ack` is dropped uncalled and the error returned.
+    pub fn emit_with_ack_callback<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        timeout: Duration,
+        on_ack: impl FnOnce(Result<Vec<Value>, AckError>) + Send + 'static,
+    ) -> Result<(), EmitError> {
+        self.ensure_connected()?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let id = self
+            .inner
+            .acks
+            .register_callback(deadline, Box::new(on_ack));
+        let sent = event_packet(self.inner.nsp.clone(), event, data, Some(id))
+            .map_err(EmitError::from)
+            .and_then(|packet| self.emit_encoded(&packet));
+        if sent.is_err() {
+            self.inner.acks.remove(id);
+        }
+        sent
+    }
+
+    /// Answers the callbacks of acks past their deadline (called at each heartbeat).
+    pub(crate) fn expire_acks(&self, now: tokio::time::Instant) {
+        self.inner.acks.expire(now);
+    }
+
     /// Disconnects the socket from the server side: sends DISCONNECT, then closes the
     /// connection if no other namespace is open on it. [`Handler::disconnected`](crate::Handler::disconnected)
     /// follows with [`DisconnectReason::ServerDisconnect`]. Does nothing if already disconnected.

@@ -259,7 +259,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let address = format!("{}:{}", settings.server.host, settings.server.port);
         let gateway = Gateway::build(settings).await?;
-        let listener = TcpListener::bind(&address).map_err(|source| StartError::Bind {
+        let listener = bind(&address).await.map_err(|source| StartError::Bind {
             address: address.clone(),
             source,
         })?;
@@ -359,6 +359,26 @@ impl Application {
         handle.stop(true).await;
         server_task.await.map_err(std::io::Error::other)?
     }
+}
+
+/// Connections the kernel queues for `accept` (std's `bind` asks for 128): a burst of
+/// connects beyond the queue has its SYNs dropped and retried after 1, 3, 7 s by the clients.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds `address` (host:port, first resolved address) with [`LISTEN_BACKLOG`].
+async fn bind(address: &str) -> std::io::Result<TcpListener> {
+    let resolved = tokio::net::lookup_host(address)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))?;
+    let socket = if resolved.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(resolved)?;
+    socket.listen(LISTEN_BACKLOG)?.into_std()
 }
 
 fn socket_io_config(settings: &Settings) -> actix_socketio::Config {

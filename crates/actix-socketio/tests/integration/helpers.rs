@@ -114,6 +114,16 @@ impl Handler for TestHandler {
                     Err(error) => socket.emit("ack-error", &error.to_string()).unwrap(),
                 }
             }
+            "ask-callback" => {
+                let timeout = Duration::from_millis(first.as_u64().unwrap_or(2000));
+                let asker = socket.clone();
+                socket
+                    .emit_with_ack_callback("question", "q", timeout, move |answer| match answer {
+                        Ok(args) => asker.emit("answered", &args).unwrap(),
+                        Err(error) => asker.emit("ack-error", &error.to_string()).unwrap(),
+                    })
+                    .unwrap();
+            }
             "slow" => {
                 tokio::time::sleep(Duration::from_millis(first.as_u64().unwrap_or(50))).await;
                 socket.emit("slow-done", &[(); 0]).unwrap();

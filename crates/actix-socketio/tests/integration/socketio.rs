@@ -1,7 +1,9 @@
 //! Socket.IO: connect and auth, namespaces, events and acks both ways, disconnects, ordering,
 //! broadcast and shutdown.
 
-use actix_socketio::{DisconnectReason, EncodedPacket};
+use std::time::Duration;
+
+use actix_socketio::{Config, DisconnectReason, EncodedPacket};
 use serde_json::json;
 
 use crate::helpers::{Record, spawn_app, test_config};
@@ -133,6 +135,37 @@ async fn server_ack_answered_and_timing_out() {
     assert_eq!(client.recv().await, r#"42["echo-back","after"]"#);
     app.wait_for(|record| matches!(record, Record::Event { name, .. } if name == "echo"))
         .await;
+}
+
+#[tokio::test]
+async fn callback_acks_are_answered_and_time_out() {
+    let config = Config {
+        ping_interval: Duration::from_millis(300),
+        ping_timeout: Duration::from_millis(2000),
+        ..test_config()
+    };
+    let app = spawn_app(config).await;
+    let mut client = app.ws_socket().await;
+    client.send(r#"42["ask-callback"]"#).await;
+    assert_eq!(client.recv().await, r#"420["question","q"]"#);
+    client.send(r#"430["yes",2]"#).await;
+    assert_eq!(client.recv().await, r#"42["answered",["yes",2]]"#);
+
+    // No answer: the callback hears of the timeout at a heartbeat after the deadline.
+    client.send(r#"42["ask-callback",50]"#).await;
+    assert_eq!(client.recv().await, r#"421["question","q"]"#);
+    assert_eq!(
+        client.recv().await,
+        r#"42["ack-error","the acknowledgement timed out"]"#
+    );
+    // An answer after the deadline but before the heartbeat is a timeout too.
+    client.send(r#"42["ask-callback",0]"#).await;
+    assert_eq!(client.recv().await, r#"422["question","q"]"#);
+    client.send(r#"432["late"]"#).await;
+    assert_eq!(
+        client.recv().await,
+        r#"42["ack-error","the acknowledgement timed out"]"#
+    );
 }
 
 #[tokio::test]

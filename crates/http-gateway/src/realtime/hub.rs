@@ -383,16 +383,15 @@ impl Delivery for SocketDelivery {
             return;
         };
         Metrics::bump(&self.metrics.messages_relayed);
-        // The recipient's ack of chat:message is its delivery receipt.
-        let Ok(ack) = socket.emit_with_ack(name, &payload, RECEIPT_ACK_TIMEOUT) else {
-            return;
-        };
         let Some(chat) = self.chat.get().cloned() else {
+            let _ = socket.emit(name, &payload);
             return;
         };
+        // The recipient's ack of chat:message is its delivery receipt, confirmed from the
+        // recipient's connection task as the ack arrives (no task or timer per message).
         let (recipient, id, metrics) = (to.clone(), message.id.clone(), self.metrics.clone());
-        tokio::spawn(async move {
-            if ack.await.is_ok() && chat.confirm_delivery(&recipient, &id) {
+        let _ = socket.emit_with_ack_callback(name, &payload, RECEIPT_ACK_TIMEOUT, move |ack| {
+            if ack.is_ok() && chat.confirm_delivery(&recipient, &id) {
                 Metrics::bump(&metrics.receipts_relayed);
             }
         });

@@ -68,22 +68,15 @@ impl PendingAcks {
 
     /// Answers every callback whose deadline passed with `Err(Timeout)`.
     pub(crate) fn expire(&self, now: Instant) {
-        let expired: Vec<AckCallback> = {
-            let mut waiting = lock(&self.waiting);
-            let ids: Vec<i64> = waiting
-                .iter()
-                .filter(|(_, waiter)| {
-                    matches!(waiter, Waiter::Callback { deadline, .. } if *deadline < now)
-                })
-                .map(|(id, _)| *id)
-                .collect();
-            ids.into_iter()
-                .filter_map(|id| match waiting.remove(&id) {
-                    Some(Waiter::Callback { call, .. }) => Some(call),
-                    _ => None,
-                })
-                .collect()
-        };
+        let expired: Vec<AckCallback> = lock(&self.waiting)
+            .extract_if(
+                |_, waiter| matches!(waiter, Waiter::Callback { deadline, .. } if *deadline < now),
+            )
+            .filter_map(|(_, waiter)| match waiter {
+                Waiter::Callback { call, .. } => Some(call),
+                Waiter::Future(_) => None,
+            })
+            .collect();
         for call in expired {
             call(Err(AckError::Timeout));
         }

@@ -160,13 +160,7 @@ impl<S: Send + Sync + 'static> Socket<S> {
     {
         self.ensure_connected()?;
         let (id, receiver) = self.inner.acks.register();
-        let sent = event_packet(self.inner.nsp.clone(), event, data, Some(id))
-            .map_err(EmitError::from)
-            .and_then(|packet| self.emit_encoded(&packet));
-        if let Err(error) = sent {
-            self.inner.acks.remove(id);
-            return Err(error);
-        }
+        self.emit_acked(event, data, id)?;
         let socket = self.clone();
         Ok(async move {
             let _guard = AckGuard {
@@ -200,6 +194,16 @@ impl<S: Send + Sync + 'static> Socket<S> {
             .inner
             .acks
             .register_callback(deadline, Box::new(on_ack));
+        self.emit_acked(event, data, id)
+    }
+
+    /// Emits `[event, data]` with the registered ack `id`; on failure the id is dropped again.
+    fn emit_acked<T: Serialize + ?Sized>(
+        &self,
+        event: &str,
+        data: &T,
+        id: i64,
+    ) -> Result<(), EmitError> {
         let sent = event_packet(self.inner.nsp.clone(), event, data, Some(id))
             .map_err(EmitError::from)
             .and_then(|packet| self.emit_encoded(&packet));

@@ -271,13 +271,16 @@ impl WsIo for RawWs {
             if self.read_done {
                 return Poll::Ready(None);
             }
-            if self.read_buf.is_empty() {
-                // An idle connection keeps no read buffer (a decoded frame's bytes live on
-                // in the frame until it is handled).
-                self.read_buf = BytesMut::new();
-            }
             match self.io.poll_read_ready(cx) {
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if self.read_buf.is_empty() {
+                        // An idle connection keeps no read buffer (a decoded frame's bytes
+                        // live on in the frame until it is handled); a busy one keeps its
+                        // room between reads.
+                        self.read_buf = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
                 Poll::Ready(Err(_)) => return Poll::Ready(Some(Err(ReadError::Io))),
                 Poll::Ready(Ok(())) => {}
             }

@@ -9,6 +9,8 @@
 //!   round trips and the online list in O(page); no `KEYS`, no scan of every session.
 //! - [`failover`]: [`FailoverStore`], Redis while it answers, this node's memory (a mirror kept
 //!   on every write) while it does not, and the memory written back when Redis returns.
+//! - [`cluster`]: [`Cluster`], the bus between nodes and the user → node directory, with the
+//!   in-process driver [`InProcessNetwork`] (several nodes in one process).
 //! - [`error`]: [`StorageError`], what any store call can fail with.
 //!
 //! Sessions expire [`StoreConfig::session_ttl`] after their last activity (sliding): an
@@ -55,12 +57,14 @@ use chat_domain::{
 
 pub mod bus;
 pub mod chat;
+pub mod cluster;
 pub mod error;
 pub mod failover;
 pub mod memory;
 pub mod redis;
 
 pub use chat::{ChatStore, RoomRecord};
+pub use cluster::{BusHealth, Cluster, InProcessCluster, InProcessNetwork, Inbox};
 pub use error::StorageError;
 pub use failover::FailoverStore;
 pub use memory::MemoryStore;

@@ -1,5 +1,6 @@
 //! [`ChatStore`]: what the chat shares between nodes: the search queue, who is in which room,
-//! which node holds a user's socket, and the bus between nodes.
+//! and (until every caller uses [`crate::Cluster`]) which node holds a user's socket and the
+//! bus between nodes.
 //!
 //! Per-message state (receipts, call timers, who is away) stays on the nodes; only these
 //! rarely-changing facts are shared, so relaying a message costs no storage round trip.
@@ -60,14 +61,22 @@ pub trait ChatStore: Send + Sync + 'static {
     async fn close_room(&self, room: &RoomRecord) -> StoreResult<bool>;
 
     /// Records that `user`'s socket lives on `node`.
+    ///
+    /// Moved to [`Cluster`](crate::Cluster); kept until every caller has switched.
     async fn set_user_node(&self, user: &UserId, node: &str) -> StoreResult<()>;
 
     /// Forgets that `user`'s socket lives on `node` (not if another node took over).
+    ///
+    /// Moved to [`Cluster`](crate::Cluster); kept until every caller has switched.
     async fn clear_user_node(&self, user: &UserId, node: &str) -> StoreResult<()>;
 
     /// The node holding `user`'s socket.
+    ///
+    /// Moved to [`Cluster`](crate::Cluster); kept until every caller has switched.
     async fn user_node(&self, user: &UserId) -> StoreResult<Option<String>>;
 
     /// Sends `payload` to `node`'s bus channel. A no-op on a single node.
+    ///
+    /// Moved to [`Cluster`](crate::Cluster); kept until every caller has switched.
     async fn publish(&self, node: &str, payload: String) -> StoreResult<()>;
 }

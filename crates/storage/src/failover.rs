@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_domain::{FileId, GuestUser, RoomId, Stats, Timestamp, UserId};
-use tokio::sync::{Notify, RwLock, watch};
+use tokio::sync::{Notify, RwLock};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::{
     FileMeta, Health, MemoryStore, OnlinePage, RateDecision, RedisStore, SessionPatch,
@@ -33,8 +35,9 @@ const CONNECT_WAIT: Duration = Duration::from_secs(2);
 /// A store that serves from Redis and falls back to this node's memory during outages.
 pub struct FailoverStore {
     shared: Arc<Shared>,
-    /// Dropping it stops the background tasks.
-    _stop: watch::Sender<()>,
+    /// Cancelled on [`FailoverStore::shutdown`] and on drop; stops the background tasks.
+    stop: CancellationToken,
+    tasks: TaskTracker,
 }
 
 impl std::fmt::Debug for FailoverStore {
@@ -86,7 +89,7 @@ impl FailoverStore {
     }
 
     /// Wraps existing stores; `redis_up` says which mode to start in. Spawns the task that
-    /// probes Redis and writes memory back after an outage (stopped when the store is dropped).
+    /// probes Redis and writes memory back after an outage (stopped by [`FailoverStore::shutdown`] or when the store is dropped).
     pub fn from_parts(redis: RedisStore, memory: MemoryStore, redis_up: bool) -> Self {
         let shared = Arc::new(Shared {
             redis,
@@ -97,12 +100,23 @@ impl FailoverStore {
             fell_back: Notify::new(),
             epoch: Mutex::default(),
         });
-        let (stop, stopped) = watch::channel(());
-        recovery::spawn(&shared, stopped);
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        recovery::spawn(&shared, &stop, &tasks);
+        tasks.close();
         Self {
             shared,
-            _stop: stop,
+            stop,
+            tasks,
         }
+    }
+
+    /// Stops the background tasks (probing Redis, writing memory back; a write-back under way
+    /// finishes first), closes the Redis connections and waits for all of it. Call it last:
+    /// afterwards Redis calls fail and the store no longer switches modes.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        self.tasks.wait().await;
     }
 
     /// The memory side (this node's copy of its sessions).

@@ -15,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chat_domain::{FileId, GuestUser, RoomId, Stats, Timestamp, UserId};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::{
     FileMeta, Health, OnlinePage, RateDecision, SessionPatch, SessionStore, StorageMode,
@@ -88,15 +89,24 @@ impl MemoryStore {
         lock(&self.rate_windows).sweep(tokio::time::Instant::now());
     }
 
-    /// Spawns a task that calls [`MemoryStore::drop_expired_files`] every `every`, and ends by
-    /// itself once the store has been dropped. Must be called within a Tokio runtime.
-    pub fn spawn_cleanup(self: &Arc<Self>, every: Duration) -> JoinHandle<()> {
+    /// Spawns a task that calls [`MemoryStore::drop_expired_files`] every `every` until `stop`
+    /// is cancelled (or the store has been dropped); await the handle to know it ended. Must
+    /// be called within a Tokio runtime.
+    pub fn spawn_cleanup(
+        self: &Arc<Self>,
+        every: Duration,
+        stop: CancellationToken,
+    ) -> JoinHandle<()> {
         let store: Weak<Self> = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                ticker.tick().await;
+                tokio::select! {
+                    biased;
+                    () = stop.cancelled() => return,
+                    _ = ticker.tick() => {}
+                }
                 let Some(store) = store.upgrade() else {
                     return;
                 };
@@ -295,7 +305,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn cleanup_drops_expired_files_and_ends_with_the_store() {
+    async fn cleanup_drops_expired_files_and_ends_when_stopped() {
         let store = Arc::new(MemoryStore::new(StoreConfig::default()));
         let meta = FileMeta {
             file_id: FileId::generate(),
@@ -317,7 +327,8 @@ mod tests {
             .unwrap();
         // Seen from the epoch, the expired file is still stored until the cleanup drops it.
         assert_eq!(store.live_files(Timestamp::from_millis(0)).len(), 1);
-        let cleanup = store.spawn_cleanup(Duration::from_millis(10));
+        let stop = CancellationToken::new();
+        let cleanup = store.spawn_cleanup(Duration::from_millis(10), stop.clone());
         tokio::time::timeout(Duration::from_secs(5), async {
             while !store.live_files(Timestamp::from_millis(0)).is_empty() {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -325,6 +336,13 @@ mod tests {
         })
         .await
         .expect("the cleanup drops the file");
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), cleanup)
+            .await
+            .expect("the task ends")
+            .unwrap();
+        // Without a stop, the task ends with the store.
+        let cleanup = store.spawn_cleanup(Duration::from_millis(10), CancellationToken::new());
         drop(store);
         tokio::time::timeout(Duration::from_secs(5), cleanup)
             .await

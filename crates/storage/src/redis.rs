@@ -1,5 +1,5 @@
 //! [`RedisStore`]: sessions, indexes, rate limits and files in Redis, through a small `fred`
-//! pool.
+//! pool; [`RedisCluster`]: the bus between nodes and the user → node directory.
 //!
 //! Data model (names in `keys.rs`, every key under the configured prefix):
 //! - a session is a JSON string whose key TTL outlives its logical expiry by [`KEY_TTL_GRACE`];
@@ -14,6 +14,7 @@
 //! backoff, and commands time out after [`COMMAND_TIMEOUT`], so a dead Redis gives errors fast.
 
 mod chat;
+mod cluster;
 mod keys;
 mod records;
 mod scripts;
@@ -43,6 +44,7 @@ pub const KEY_TTL_GRACE: Duration = Duration::from_secs(60);
 const SWEEP_BATCH: usize = 500;
 
 pub use chat::USER_NODE_TTL;
+pub use cluster::RedisCluster;
 
 /// A store backed by Redis (standalone, Sentinel or Cluster, as the URL says).
 #[derive(Clone)]

@@ -12,7 +12,7 @@ use crate::failover::FailoverStore;
 impl FailoverStore {
     /// Runs `call` on Redis in Redis mode; `None` in memory mode or on an outage (the caller
     /// then serves from memory).
-    async fn on_redis<T>(
+    pub(crate) async fn on_redis<T>(
         &self,
         call: impl AsyncFnOnce(&crate::RedisStore) -> StoreResult<T>,
     ) -> StoreResult<Option<T>> {

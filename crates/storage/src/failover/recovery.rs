@@ -23,8 +23,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chat_domain::Timestamp;
+use tokio::sync::Notify;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::{Dirty, Shared};
 use crate::{SessionStore, StoreResult};
@@ -34,17 +36,17 @@ const FIRST_PROBE: Duration = Duration::from_millis(100);
 /// The longest pause between two probes.
 const LONGEST_PROBE: Duration = Duration::from_secs(5);
 
-/// Starts the supervisor and one listener per pool connection; all end when `stopped`'s
-/// sender is dropped.
-pub(super) fn spawn(shared: &Arc<Shared>, stopped: watch::Receiver<()>) {
+/// Starts the supervisor and one listener per pool connection on `tasks`; all end when `stop`
+/// is cancelled.
+pub(super) fn spawn(shared: &Arc<Shared>, stop: &CancellationToken, tasks: &TaskTracker) {
     let reconnected = Arc::new(Notify::new());
     for mut receiver in shared.redis.reconnections() {
         let reconnected = Arc::clone(&reconnected);
-        let mut stopped = stopped.clone();
-        tokio::spawn(async move {
+        let stop = stop.clone();
+        tasks.spawn(async move {
             loop {
                 tokio::select! {
-                    _ = stopped.changed() => return,
+                    () = stop.cancelled() => return,
                     event = receiver.recv() => match event {
                         Ok(_) | Err(RecvError::Lagged(_)) => reconnected.notify_one(),
                         Err(RecvError::Closed) => return,
@@ -53,19 +55,15 @@ pub(super) fn spawn(shared: &Arc<Shared>, stopped: watch::Receiver<()>) {
             }
         });
     }
-    tokio::spawn(supervise(Arc::clone(shared), stopped, reconnected));
+    tasks.spawn(supervise(Arc::clone(shared), stop.clone(), reconnected));
 }
 
-async fn supervise(
-    shared: Arc<Shared>,
-    mut stopped: watch::Receiver<()>,
-    reconnected: Arc<Notify>,
-) {
+async fn supervise(shared: Arc<Shared>, stop: CancellationToken, reconnected: Arc<Notify>) {
     let mut delay = FIRST_PROBE;
     loop {
         if shared.redis_mode() {
             tokio::select! {
-                _ = stopped.changed() => break,
+                () = stop.cancelled() => break,
                 () = shared.fell_back.notified() => delay = FIRST_PROBE,
                 () = reconnected.notified() => {
                     if let Err(error) = restore_if_lost(&shared).await {
@@ -76,7 +74,7 @@ async fn supervise(
             continue;
         }
         tokio::select! {
-            _ = stopped.changed() => break,
+            () = stop.cancelled() => break,
             () = tokio::time::sleep(delay) => {}
         }
         match recover(&shared).await {

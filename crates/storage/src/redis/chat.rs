@@ -136,6 +136,49 @@ fn decode<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
 }
 
 impl RedisStore {
+    /// Records that `user`'s socket lives on `node` (for [`USER_NODE_TTL`]).
+    pub(crate) async fn set_node_of(&self, user: &UserId, node: &str) -> StoreResult<()> {
+        let ttl = i64::try_from(USER_NODE_TTL.as_secs()).unwrap_or(i64::MAX);
+        let _: Option<String> = self
+            .pool
+            .set(
+                self.keys.user_node(user),
+                node,
+                Some(Expiration::EX(ttl)),
+                None,
+                false,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets `user`'s node if it is still `node`.
+    pub(crate) async fn clear_node_of(&self, user: &UserId, node: &str) -> StoreResult<()> {
+        let _: i64 = self
+            .run(
+                &CLEAR_NODE,
+                vec![self.keys.user_node(user)],
+                vec![Value::from(node)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The node holding `user`'s socket.
+    pub(crate) async fn node_of(&self, user: &UserId) -> StoreResult<Option<String>> {
+        Ok(self.pool.get(self.keys.user_node(user)).await?)
+    }
+
+    /// Publishes `payload` on `node`'s channel.
+    pub(crate) async fn publish_to(&self, node: &str, payload: String) -> StoreResult<()> {
+        let _: i64 = self
+            .pool
+            .next()
+            .publish(self.keys.node_channel(node), payload)
+            .await?;
+        Ok(())
+    }
+
     async fn room_by_key(&self, key: String) -> StoreResult<Option<RoomRecord>> {
         let raw: Option<String> = self.pool.get(key).await?;
         raw.as_deref().map(decode).transpose()
@@ -211,41 +254,18 @@ impl ChatStore for RedisStore {
     }
 
     async fn set_user_node(&self, user: &UserId, node: &str) -> StoreResult<()> {
-        let ttl = i64::try_from(USER_NODE_TTL.as_secs()).unwrap_or(i64::MAX);
-        let _: Option<String> = self
-            .pool
-            .set(
-                self.keys.user_node(user),
-                node,
-                Some(Expiration::EX(ttl)),
-                None,
-                false,
-            )
-            .await?;
-        Ok(())
+        self.set_node_of(user, node).await
     }
 
     async fn clear_user_node(&self, user: &UserId, node: &str) -> StoreResult<()> {
-        let _: i64 = self
-            .run(
-                &CLEAR_NODE,
-                vec![self.keys.user_node(user)],
-                vec![Value::from(node)],
-            )
-            .await?;
-        Ok(())
+        self.clear_node_of(user, node).await
     }
 
     async fn user_node(&self, user: &UserId) -> StoreResult<Option<String>> {
-        Ok(self.pool.get(self.keys.user_node(user)).await?)
+        self.node_of(user).await
     }
 
     async fn publish(&self, node: &str, payload: String) -> StoreResult<()> {
-        let _: i64 = self
-            .pool
-            .next()
-            .publish(self.keys.node_channel(node), payload)
-            .await?;
-        Ok(())
+        self.publish_to(node, payload).await
     }
 }

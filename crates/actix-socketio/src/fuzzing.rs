@@ -8,23 +8,58 @@ use actix_web::{http::Method, web::Bytes};
 use actix_ws::AggregatedMessage;
 use engineioxide_core::{Sid, Str};
 use futures_util::FutureExt;
+use serde_json::Value;
 
 use crate::{
     config::Config,
-    conn::{Conn, Work},
-    engine::NoSocketIo,
-    handler::DisconnectReason,
-    request::StoredRequest,
-    server::Shared,
-    socket::{Socket, Transport},
-    transport::{polling::ingest_payload, route, websocket::on_message},
+    engine::{
+        conn::{Conn, Transport},
+        reason::DisconnectReason,
+        request::{RequestInfo, StoredRequest},
+        server::{Engine, Protocol},
+        transport::{http::route, polling::ingest_payload, websocket::on_message},
+    },
+    socketio::{
+        event::Event,
+        handler::{ConnectError, Handler},
+        layer::{SocketEngine, SocketLayer},
+        socket::{Socket, SocketConn, Work},
+    },
 };
+
+/// The fixture's application: no namespace exists, so every CONNECT is refused while it is
+/// decoded, and no handler call is ever made.
+struct Refuse;
+
+impl Handler for Refuse {
+    type State = ();
+
+    fn accepts_namespace(&self, _nsp: &str) -> bool {
+        false
+    }
+
+    async fn connect(
+        &self,
+        _socket_id: &str,
+        _nsp: &str,
+        _auth: Option<Value>,
+        _request: &RequestInfo,
+    ) -> Result<(), ConnectError> {
+        Err(ConnectError("Invalid namespace".to_owned()))
+    }
+
+    async fn connected(&self, _socket: &Socket<()>) {}
+
+    async fn event(&self, _socket: &Socket<()>, _event: Event) {}
+
+    async fn disconnected(&self, _socket: &Socket<()>, _reason: DisconnectReason) {}
+}
 
 /// A connection as the transports see it: one socket connected to `/` (so its events and acks
 /// are dispatched), on a server that refuses further CONNECTs.
 struct Fixture {
-    shared: Shared<NoSocketIo>,
-    conn: Arc<Conn<()>>,
+    shared: SocketEngine<Refuse>,
+    conn: Arc<SocketConn<()>>,
 }
 
 impl Fixture {
@@ -34,17 +69,18 @@ impl Fixture {
             outbound_queue: 16,
             ..Config::default()
         };
-        let shared = Shared::new(config, NoSocketIo, None);
+        let layer = SocketLayer::new(&config, Refuse);
+        let shared = Engine::new(config, layer);
         let conn = Arc::new(Conn::new(
             StoredRequest::empty(),
             Transport::Polling,
-            Arc::clone(&shared.sockets),
+            shared.protocol.conn_data(),
             shared.config.outbound_queue,
             shared.config.ping_interval,
         ));
         let socket = Socket::new(Sid::new(), Str::from("/"), (), Arc::downgrade(&conn));
-        conn.state().sockets.push(socket.clone());
-        shared.sockets.insert(socket.sid(), socket);
+        conn.state().layer.push(socket.clone());
+        shared.protocol.sockets.insert(socket.sid(), socket);
         Self { shared, conn }
     }
 

@@ -5,22 +5,41 @@
 //! registry and the socket API. The existing `socket.io-client` 4.x works against it unchanged,
 //! over WebSocket, HTTP long-polling and the upgrade from the second to the first.
 //!
+//! # Layers
+//!
+//! Engine.IO is the lower layer and Socket.IO sits on top of it; modules import only
+//! downward (a unit test, `layers.rs`, checks every `crate::` path against this table):
+//!
+//! | layer | modules | may import |
+//! | --- | --- | --- |
+//! | base | [`config`], [`error`], `registry` | nothing of the crate |
+//! | engine | [`engine`] (`reason`, `request`, `frame`, `conn`, `server`, `driver`, `transport`, `plain`), [`takeover`] | base, and the engine modules before it |
+//! | socketio | `socketio` (`packet`, `ack`, `event`, `socket`, `handler`, `dispatch`, `layer`, `server`), public as [`packet`], [`event`], [`socket`], [`handler`], [`server`] | base, engine, and the socketio modules before it |
+//! | entry points | `fuzzing`, the crate root | anything |
+//!
+//! The engine runs connections, their transports and heartbeats for a *protocol* on top: a
+//! crate-private trait with a handshake check, a synchronous hook per message packet, the
+//! calls queued per connection, and the end of a connection. Two protocols exist, side by
+//! side: the Socket.IO layer ([`SocketIo`]), and the adapter that hands message packets to an
+//! [`EngineHandler`] as they are ([`EngineIo`], the plain Engine.IO server). The engine is
+//! generic over its protocol, so no hook is a dynamic call.
+//!
 //! Modules:
 //! - [`config`]: [`Config`], timings, limits, path and CORS.
+//! - [`error`]: [`EmitError`] and [`AckError`].
+//! - `registry` (private): the sharded registries of sessions and sockets.
+//! - [`engine`]: [`EngineIo`], a plain Engine.IO server, with its [`EngineHandler`] and
+//!   [`EngineSocket`]; privately, the per connection state and its task, the compact copy of
+//!   the handshake request, and the HTTP long-polling and WebSocket transports.
+//! - [`takeover`]: the upgrade service that serves accepted WebSockets on the TCP stream itself.
 //! - [`handler`]: the [`Handler`] trait an application implements, [`RequestInfo`],
 //!   [`ConnectError`] and [`DisconnectReason`].
 //! - [`event`]: [`Event`], one client event, and [`AckSender`], its acknowledgement.
 //! - [`socket`]: [`Socket`], one Socket.IO connection to one namespace, and [`Transport`].
 //! - [`packet`]: [`EncodedPacket`], a packet encoded once and sent to many sockets.
-//! - [`error`]: [`EmitError`] and [`AckError`].
 //! - [`server`]: [`SocketIo`], the entry point: mounts the routes, finds sockets, broadcasts.
-//! - [`takeover`]: the upgrade service that serves accepted WebSockets on the TCP stream itself.
-//! - [`engine`]: [`EngineIo`], a plain Engine.IO server (no Socket.IO layer) over the same
-//!   transports, with its [`EngineHandler`] and [`EngineSocket`].
-//! - `ack`, `conn`, `driver`, `ingest`, `registry`, `request` and `transport` (private):
-//!   pending acks, the per Engine.IO connection state and its task, incoming packet dispatch,
-//!   the sharded registries, the compact copy of the handshake request, and the HTTP
-//!   long-polling and WebSocket transports.
+//! - `socketio` (private, its public modules are re-exported above): also pending acks,
+//!   incoming packet dispatch, and the layer as the engine's protocol.
 //!
 //! Invariants:
 //! - One task per Engine.IO connection drives heartbeats, the handler calls (one at a time, in
@@ -88,30 +107,25 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
-mod ack;
 pub mod config;
-mod conn;
-mod driver;
 pub mod engine;
 pub mod error;
-pub mod event;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod handler;
-mod ingest;
-pub mod packet;
 mod registry;
-mod request;
-pub mod server;
-pub mod socket;
+mod socketio;
 pub mod takeover;
-mod transport;
+
+#[cfg(test)]
+mod layers;
 
 pub use config::Config;
 pub use engine::{EngineHandler, EngineIo, EngineMessage, EngineSocket};
 pub use error::{AckError, EmitError};
-pub use event::{AckSender, Event};
-pub use handler::{ConnectError, DisconnectReason, Handler, RequestInfo};
-pub use packet::EncodedPacket;
-pub use server::SocketIo;
-pub use socket::{Socket, Transport};
+pub use socketio::{
+    event::{self, AckSender, Event},
+    handler::{self, ConnectError, DisconnectReason, Handler, RequestInfo},
+    packet::{self, EncodedPacket},
+    server::{self, SocketIo},
+    socket::{self, Socket, Transport},
+};

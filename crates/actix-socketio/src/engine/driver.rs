@@ -1,30 +1,25 @@
 //! The per-connection task logic shared by both transports: handler calls one at a time,
-//! heartbeats, the connect timeout, and the final cleanup that reports every socket gone.
+//! heartbeats, the protocol's establish timeout (the Socket.IO connect timeout), and the final
+//! cleanup that hands the connection's end to the protocol.
 
 use std::{
     collections::VecDeque,
     future::{Future, poll_fn},
-    panic::AssertUnwindSafe,
     pin::Pin,
-    sync::{Arc, Weak},
+    sync::Arc,
     task::{Context, Poll},
 };
 
-use engineioxide_core::{Sid, Str};
-use futures_util::FutureExt;
-use serde_json::Value;
 use tokio::{
     sync::oneshot,
     time::{Instant, Sleep, sleep_until},
 };
 
-use crate::{
-    conn::{Conn, Outbound, Work, WorkFuture},
-    engine::EngineSocket,
-    handler::{ConnectError, DisconnectReason, Handler},
-    packet::{Frame, connect_error_packet, connect_packet},
-    server::Shared,
-    socket::Socket,
+use crate::engine::{
+    conn::{Conn, ConnData, WorkFuture},
+    frame::Frame,
+    reason::DisconnectReason,
+    server::{Engine, Protocol},
 };
 
 /// How the polling task's loop ended.
@@ -34,32 +29,33 @@ pub(crate) enum PollingOutcome {
 }
 
 /// Handler calls and timers of one connection; owned by whichever task drives it.
-pub(crate) struct Driver<H: Handler> {
-    pub(crate) shared: Arc<Shared<H>>,
-    pub(crate) conn: Arc<Conn<H::State>>,
+pub(crate) struct Driver<P: Protocol> {
+    pub(crate) shared: Arc<Engine<P>>,
+    pub(crate) conn: Arc<Conn<P::Data>>,
     current: Option<WorkFuture>,
     timer: Pin<Box<Sleep>>,
-    connect_deadline: Option<Instant>,
+    /// Until when the protocol may take to be established on the connection.
+    establish_deadline: Option<Instant>,
     close_grace: Option<Instant>,
 }
 
-impl<H: Handler> Driver<H> {
+impl<P: Protocol> Driver<P> {
     /// A driver for `conn`, resuming `current` if a call was in flight before an upgrade.
     pub(crate) fn new(
-        shared: Arc<Shared<H>>,
-        conn: Arc<Conn<H::State>>,
+        shared: Arc<Engine<P>>,
+        conn: Arc<Conn<P::Data>>,
         current: Option<WorkFuture>,
     ) -> Self {
         let now = Instant::now();
-        // A plain Engine.IO connection has no CONNECT to wait for.
-        let connect_deadline = (shared.engine.is_none() && conn.state().sockets.is_empty())
-            .then(|| now + shared.config.connect_timeout);
+        let establish_deadline = P::establish_timeout(&shared.config)
+            .filter(|_| !P::Data::established(&conn.state().layer))
+            .map(|timeout| now + timeout);
         Self {
             shared,
             conn,
             current,
             timer: Box::pin(sleep_until(now)),
-            connect_deadline,
+            establish_deadline,
             close_grace: None,
         }
     }
@@ -91,37 +87,11 @@ impl<H: Handler> Driver<H> {
         }
     }
 
-    fn start(&self, work: Work<H::State>) -> WorkFuture {
-        let shared = Arc::clone(&self.shared);
-        let conn = Arc::clone(&self.conn);
-        match work {
-            Work::Event { socket, event } => Box::pin(guarded(conn, async move {
-                shared.handler.event(&socket, event).await;
-            })),
-            Work::Disconnected { socket, reason } => Box::pin(guarded(conn, async move {
-                shared.handler.disconnected(&socket, reason).await;
-            })),
-            Work::Connect { nsp, auth } => {
-                Box::pin(guarded(Arc::clone(&conn), connect(shared, conn, nsp, auth)))
-            }
-            Work::Opened => match &shared.engine {
-                Some(engine) => Box::pin(guarded(
-                    Arc::clone(&conn),
-                    engine.opened(engine_socket(&conn), conn.request.info()),
-                )),
-                None => Box::pin(std::future::ready(())),
-            },
-            Work::Message(message) => match &shared.engine {
-                Some(engine) => Box::pin(guarded(
-                    Arc::clone(&conn),
-                    engine.message(engine_socket(&conn), message),
-                )),
-                None => Box::pin(std::future::ready(())),
-            },
-        }
+    fn start(&self, work: <P::Data as ConnData>::Work) -> WorkFuture {
+        P::start(&self.shared, &self.conn, work)
     }
 
-    /// Sends pings, closes on a missing pong or CONNECT, and arms the timer for the next
+    /// Sends pings, closes on a missing pong or establishment, and arms the timer for the next
     /// deadline. Returns true once a flushing close has waited long enough for a poll.
     pub(crate) fn poll_timers(&mut self, cx: &mut Context<'_>) -> bool {
         loop {
@@ -147,16 +117,16 @@ impl<H: Handler> Driver<H> {
             let grace = *self.close_grace.get_or_insert(now + config.ping_timeout);
             return (now < grace).then_some(grace);
         }
-        if self.connect_deadline.is_some() && !state.sockets.is_empty() {
-            self.connect_deadline = None;
+        if self.establish_deadline.is_some() && P::Data::established(&state.layer) {
+            self.establish_deadline = None;
         }
-        if let Some(deadline) = self.connect_deadline
+        if let Some(deadline) = self.establish_deadline
             && now >= deadline
             && state.work.is_empty()
             && self.current.is_none()
         {
             drop(state);
-            tracing::debug!(sid = %self.conn.sid, "no CONNECT within the connect timeout");
+            tracing::debug!(sid = %self.conn.sid, "not established within the connect timeout");
             self.conn.close(DisconnectReason::TransportClose);
             return self.next_deadline(now);
         }
@@ -172,20 +142,17 @@ impl<H: Handler> Driver<H> {
                 // From when the ping was due, so a late timer does not extend the deadline.
                 let deadline = state.next_ping + config.ping_timeout;
                 state.pong_deadline = Some(deadline);
-                let sockets = state.sockets.clone();
                 drop(state);
-                for socket in sockets {
-                    socket.expire_acks(now);
-                }
+                P::heartbeat(&self.conn, now);
                 self.conn.driver_waker.wake();
                 self.conn.poll_waker.wake();
                 deadline
             }
             None => state.next_ping,
         };
-        // A passed connect deadline with a CONNECT still queued waits for that call instead.
-        let connect = self.connect_deadline.filter(|deadline| *deadline > now);
-        Some(connect.map_or(heartbeat, |connect| connect.min(heartbeat)))
+        // A passed establish deadline with a call still queued (a CONNECT) waits for it instead.
+        let establish = self.establish_deadline.filter(|deadline| *deadline > now);
+        Some(establish.map_or(heartbeat, |establish| establish.min(heartbeat)))
     }
 
     /// The polling task's loop: returns when the connection closes or a WebSocket takes over.
@@ -217,8 +184,8 @@ impl<H: Handler> Driver<H> {
         self.current.take()
     }
 
-    /// Ends the connection: unregisters it, finishes the queued calls, then reports every
-    /// socket gone to the handler.
+    /// Ends the connection: unregisters it, finishes the queued calls, then lets the protocol
+    /// report it gone ([`Protocol::closed`]).
     pub(crate) async fn finish(mut self, reason: DisconnectReason) {
         self.conn.close(reason);
         let reason = self.conn.closing().unwrap_or(reason);
@@ -229,25 +196,11 @@ impl<H: Handler> Driver<H> {
             current.await;
         }
         while let Some(work) = conn.pop_work() {
-            if !matches!(work, Work::Connect { .. }) {
+            if P::runs_after_close(&work) {
                 self.start(work).await;
             }
         }
-        if let Some(engine) = &shared.engine {
-            guarded(
-                Arc::clone(&conn),
-                engine.closed(engine_socket(&conn), reason),
-            )
-            .await;
-        }
-        let sockets = std::mem::take(&mut conn.state().sockets);
-        for socket in sockets {
-            if socket.mark_disconnected() {
-                conn.registry.remove(&socket.sid());
-                let call = shared.handler.disconnected(&socket, reason);
-                guarded(Arc::clone(&conn), call).await;
-            }
-        }
+        P::closed(&shared, &conn, reason).await;
         {
             let mut state = conn.state();
             state.outbox = VecDeque::new();
@@ -260,7 +213,7 @@ impl<H: Handler> Driver<H> {
 }
 
 /// Runs a polling connection's task until it closes or hands over to a WebSocket.
-pub(crate) async fn run_polling<H: Handler>(mut driver: Driver<H>) {
+pub(crate) async fn run_polling<P: Protocol>(mut driver: Driver<P>) {
     match poll_fn(|cx| driver.poll_polling(cx)).await {
         PollingOutcome::Closed(reason) => Box::pin(driver.finish(reason)).await,
         PollingOutcome::Handover(sender) => {
@@ -272,61 +225,6 @@ pub(crate) async fn run_polling<H: Handler>(mut driver: Driver<H>) {
                 )
                 .await;
             }
-        }
-    }
-}
-
-/// The [`EngineSocket`] handle of a plain Engine.IO connection.
-fn engine_socket<S: Send + Sync + 'static>(conn: &Arc<Conn<S>>) -> EngineSocket {
-    let outbound: Weak<dyn Outbound> = Arc::downgrade(conn) as Weak<dyn Outbound>;
-    EngineSocket::new(conn.sid, outbound)
-}
-
-/// Runs a handler call; a panic in it is logged and closes the connection instead of killing
-/// the connection's task with its sockets still registered.
-async fn guarded<S: Send + Sync + 'static>(conn: Arc<Conn<S>>, call: impl Future<Output = ()>) {
-    if AssertUnwindSafe(call).catch_unwind().await.is_err() {
-        tracing::error!(sid = %conn.sid, "a handler call panicked, closing the connection");
-        conn.close(DisconnectReason::TransportError);
-    }
-}
-
-/// A Socket.IO CONNECT: asks the handler, then registers the socket and answers.
-async fn connect<H: Handler>(
-    shared: Arc<Shared<H>>,
-    conn: Arc<Conn<H::State>>,
-    nsp: Str,
-    auth: Option<Value>,
-) {
-    if let Some(previous) = conn.socket_for(&nsp) {
-        // A second CONNECT to an open namespace replaces the socket, as a reconnect would.
-        if previous.mark_disconnected() {
-            conn.registry.remove(&previous.sid());
-            conn.remove_socket(&previous);
-            shared
-                .handler
-                .disconnected(&previous, DisconnectReason::ClientDisconnect)
-                .await;
-        }
-    }
-    let id = Sid::new();
-    let request = conn.request.info();
-    match shared
-        .handler
-        .connect(id.as_str(), &nsp, auth, &request)
-        .await
-    {
-        Ok(state) => {
-            let socket = Socket::new(id, nsp.clone(), state, Arc::downgrade(&conn));
-            conn.state().sockets.push(socket.clone());
-            conn.registry.insert(id, socket.clone());
-            conn.push_control(connect_packet(nsp, id).frames());
-            tracing::debug!(sid = %conn.sid, socket = %id, nsp = %socket.namespace(), "socket connected");
-            conn.yield_to_transport().await;
-            shared.handler.connected(&socket).await;
-        }
-        Err(ConnectError(message)) => {
-            conn.push_control(connect_error_packet(nsp, &message).frames());
         }
     }
 }

@@ -1,32 +1,51 @@
 //! The state of one Engine.IO connection, shared by its task, its HTTP requests and every
-//! [`Socket`] on it: the outbound frame queue, the queue of handler calls, the sockets per
-//! namespace, and the transport and heartbeat flags. All behind one short-held mutex.
+//! handle on it: the outbound frame queue, the queue of handler calls, the transport and
+//! heartbeat flags, and what the layer on top keeps per connection ([`ConnData`]: the
+//! Socket.IO sockets and parser, or nothing for a plain Engine.IO server). All behind one
+//! short-held mutex.
 
 use std::{
     collections::VecDeque,
     future::Future,
+    panic::AssertUnwindSafe,
     pin::Pin,
-    sync::{Arc, Mutex, MutexGuard, OnceLock},
+    sync::{Arc, Mutex, MutexGuard},
     task::{Context, Poll},
     time::Duration,
 };
 
-use engineioxide_core::{Sid, Str};
-use futures_util::task::AtomicWaker;
-use serde_json::Value;
-use socketioxide_core::parser::ParserState;
+use engineioxide_core::Sid;
+use futures_util::{FutureExt, task::AtomicWaker};
 use tokio::{sync::oneshot, time::Instant};
 
 use crate::{
-    engine::EngineMessage,
+    engine::{frame::Frame, reason::DisconnectReason, request::StoredRequest},
     error::EmitError,
-    event::Event,
-    handler::DisconnectReason,
-    packet::{EncodedPacket, Frame},
-    registry::{Registry, lock},
-    request::StoredRequest,
-    socket::{Socket, Transport},
+    registry::lock,
 };
+
+/// The Engine.IO transport a socket currently uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket, directly or after an upgrade from polling.
+    WebSocket,
+}
+
+/// What the layer on top of Engine.IO keeps in each connection.
+/// The thread-safety bounds are on [`Protocol::Data`](crate::engine::server::Protocol::Data),
+/// so that the public handles holding a connection ([`Socket`](crate::Socket)) need none.
+pub(crate) trait ConnData: Sized {
+    /// One handler call waiting its turn in the connection's queue.
+    type Work;
+    /// State kept under the connection's lock, beside the queues (the Socket.IO sockets).
+    type Locked: Default;
+
+    /// Whether the layer is established on this connection (a Socket.IO socket connected),
+    /// which ends the wait of [`Protocol::establish_timeout`](crate::engine::server::Protocol::establish_timeout).
+    fn established(locked: &Self::Locked) -> bool;
+}
 
 /// A handler call in flight, type-erased so it can move from the polling task to the
 /// WebSocket task on upgrade.
@@ -39,41 +58,12 @@ pub(crate) const WORK_QUEUE_LIMIT: usize = 64;
 /// Keep at most this much spare outbox capacity (in frames) on an idle connection.
 const IDLE_OUTBOX_CAPACITY: usize = 4;
 
-/// One handler call waiting its turn.
-pub(crate) enum Work<S> {
-    Connect {
-        nsp: Str,
-        auth: Option<Value>,
-    },
-    Event {
-        socket: Socket<S>,
-        event: Event,
-    },
-    Disconnected {
-        socket: Socket<S>,
-        reason: DisconnectReason,
-    },
-    /// Engine.IO only: the connection is open ([`EngineHandler::opened`](crate::EngineHandler::opened)).
-    Opened,
-    /// Engine.IO only: a message packet from the client.
-    Message(EngineMessage),
-}
-
-/// What type-erased handles ([`AckSender`](crate::AckSender),
-/// [`EngineSocket`](crate::EngineSocket)) need from a connection.
-pub(crate) trait Outbound: Send + Sync {
-    fn push_packet(&self, packet: &EncodedPacket) -> Result<(), EmitError>;
-    /// Queues one application frame, within the bound.
-    fn push_frame(&self, frame: Frame) -> Result<(), EmitError>;
-    fn close_conn(&self, reason: DisconnectReason);
-    fn current_transport(&self) -> Transport;
-}
-
 /// Mutable state of a connection; see [`Conn::state`].
-pub(crate) struct ConnState<S> {
+pub(crate) struct ConnState<D: ConnData> {
     pub(crate) outbox: VecDeque<Frame>,
-    pub(crate) work: VecDeque<Work<S>>,
-    pub(crate) sockets: Vec<Socket<S>>,
+    pub(crate) work: VecDeque<D::Work>,
+    /// The layer's own state ([`ConnData::Locked`]).
+    pub(crate) layer: D::Locked,
     pub(crate) transport: Transport,
     /// A WebSocket for this session was accepted and is being probed; others are refused.
     pub(crate) upgrade_pending: bool,
@@ -95,14 +85,12 @@ pub(crate) struct ConnState<S> {
 }
 
 /// One Engine.IO connection.
-pub(crate) struct Conn<S> {
+pub(crate) struct Conn<D: ConnData> {
     pub(crate) sid: Sid,
     pub(crate) request: StoredRequest,
-    /// Partial binary packets of the Socket.IO parser, allocated on the first binary packet.
-    parser: OnceLock<Box<ParserState>>,
-    /// The server-wide socket registry, so sockets can unregister themselves.
-    pub(crate) registry: Arc<Registry<Socket<S>>>,
-    state: Mutex<ConnState<S>>,
+    /// What the layer on top keeps outside the lock.
+    pub(crate) data: D,
+    state: Mutex<ConnState<D>>,
     /// Wakes the connection's task: new work, new frames (WebSocket), close, handover, pong.
     pub(crate) driver_waker: AtomicWaker,
     /// Wakes the pending long-polling GET.
@@ -112,23 +100,22 @@ pub(crate) struct Conn<S> {
     outbound_queue: usize,
 }
 
-impl<S: Send + Sync + 'static> Conn<S> {
+impl<D: ConnData> Conn<D> {
     pub(crate) fn new(
         request: StoredRequest,
         transport: Transport,
-        registry: Arc<Registry<Socket<S>>>,
+        data: D,
         outbound_queue: usize,
         ping_interval: Duration,
     ) -> Self {
         Self {
             sid: Sid::new(),
             request,
-            parser: OnceLock::new(),
-            registry,
+            data,
             state: Mutex::new(ConnState {
                 outbox: VecDeque::new(),
                 work: VecDeque::new(),
-                sockets: Vec::new(),
+                layer: D::Locked::default(),
                 transport,
                 upgrade_pending: false,
                 upgrading: false,
@@ -149,7 +136,7 @@ impl<S: Send + Sync + 'static> Conn<S> {
     }
 
     /// Locks the state. Callers never hold the guard across an `.await`.
-    pub(crate) fn state(&self) -> MutexGuard<'_, ConnState<S>> {
+    pub(crate) fn state(&self) -> MutexGuard<'_, ConnState<D>> {
         lock(&self.state)
     }
 
@@ -158,14 +145,9 @@ impl<S: Send + Sync + 'static> Conn<S> {
         self.poll_waker.wake();
     }
 
-    /// Queues the frames of an application packet, closing the connection if the bounded queue
-    /// would overflow.
-    pub(crate) fn push_bounded(&self, packet: &EncodedPacket) -> Result<(), EmitError> {
-        self.push_frames_bounded(packet.frames(), packet.frame_count())
-    }
-
-    /// Queues `count` frames as one unit within the bound (see [`Conn::push_bounded`]).
-    fn push_frames_bounded(
+    /// Queues `count` frames of an application packet as one unit, closing the connection if
+    /// the bounded queue would overflow.
+    pub(crate) fn push_frames_bounded(
         &self,
         frames: impl Iterator<Item = Frame>,
         count: usize,
@@ -189,7 +171,7 @@ impl<S: Send + Sync + 'static> Conn<S> {
         Ok(())
     }
 
-    /// Queues protocol frames (CONNECT answers, DISCONNECT, pings) past the bound, unless the
+    /// Queues protocol frames (pings, CONNECT answers, DISCONNECT) past the bound, unless the
     /// connection is closing without flushing.
     pub(crate) fn push_control(&self, frames: impl IntoIterator<Item = Frame>) {
         {
@@ -203,7 +185,7 @@ impl<S: Send + Sync + 'static> Conn<S> {
     }
 
     /// Takes up to `max_bytes` of queued frames (at least one), for a polling response.
-    pub(crate) fn drain_frames(state: &mut ConnState<S>, max_bytes: usize) -> Vec<Frame> {
+    pub(crate) fn drain_frames(state: &mut ConnState<D>, max_bytes: usize) -> Vec<Frame> {
         let mut frames = Vec::new();
         let mut size = 0;
         while let Some(frame) = state.outbox.front() {
@@ -225,7 +207,7 @@ impl<S: Send + Sync + 'static> Conn<S> {
     }
 
     /// Releases the outbox buffer of a connection that went idle after a burst.
-    pub(crate) fn shrink_idle(state: &mut ConnState<S>) {
+    pub(crate) fn shrink_idle(state: &mut ConnState<D>) {
         if state.outbox.is_empty() && state.outbox.capacity() > IDLE_OUTBOX_CAPACITY {
             state.outbox = VecDeque::new();
         }
@@ -236,12 +218,12 @@ impl<S: Send + Sync + 'static> Conn<S> {
         self.state().outbox.len() >= self.outbound_queue.div_ceil(2)
     }
 
-    pub(crate) fn push_work(&self, work: Work<S>) {
+    pub(crate) fn push_work(&self, work: D::Work) {
         self.state().work.push_back(work);
         self.driver_waker.wake();
     }
 
-    pub(crate) fn pop_work(&self) -> Option<Work<S>> {
+    pub(crate) fn pop_work(&self) -> Option<D::Work> {
         let work = {
             let mut state = self.state();
             let work = state.work.pop_front();
@@ -313,40 +295,15 @@ impl<S: Send + Sync + 'static> Conn<S> {
         overdue
     }
 
-    pub(crate) fn socket_for(&self, nsp: &str) -> Option<Socket<S>> {
-        self.state()
-            .sockets
-            .iter()
-            .find(|socket| socket.namespace() == nsp)
-            .cloned()
-    }
-
-    /// Removes `socket` from this connection; returns how many sockets remain.
-    pub(crate) fn remove_socket(&self, socket: &Socket<S>) -> usize {
-        let mut state = self.state();
-        state.sockets.retain(|other| !other.same_as(socket));
-        state.sockets.len()
-    }
-
     pub(crate) fn transport(&self) -> Transport {
         self.state().transport
-    }
-
-    /// The parser state for binary packets, if one was ever needed.
-    pub(crate) fn existing_parser(&self) -> Option<&ParserState> {
-        self.parser.get().map(|state| &**state)
-    }
-
-    /// The parser state for binary packets, created on first use.
-    pub(crate) fn parser(&self) -> &ParserState {
-        self.parser.get_or_init(Box::default)
     }
 
     /// Pauses a handler call until the frames queued so far were handed to the transport and
     /// the connection's task yielded once, so they leave in their own write. Used after the
     /// CONNECT answer: clients that read one message per event loop turn (such as the
     /// protocol test suite) then see it apart from what `connected` emits.
-    pub(crate) fn yield_to_transport(&self) -> YieldToTransport<'_, S> {
+    pub(crate) fn yield_to_transport(&self) -> YieldToTransport<'_, D> {
         YieldToTransport {
             conn: self,
             yielded: false,
@@ -355,12 +312,12 @@ impl<S: Send + Sync + 'static> Conn<S> {
 }
 
 /// See [`Conn::yield_to_transport`].
-pub(crate) struct YieldToTransport<'a, S> {
-    conn: &'a Conn<S>,
+pub(crate) struct YieldToTransport<'a, D: ConnData> {
+    conn: &'a Conn<D>,
     yielded: bool,
 }
 
-impl<S: Send + Sync + 'static> Future for YieldToTransport<'_, S> {
+impl<D: ConnData> Future for YieldToTransport<'_, D> {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
@@ -374,20 +331,11 @@ impl<S: Send + Sync + 'static> Future for YieldToTransport<'_, S> {
     }
 }
 
-impl<S: Send + Sync + 'static> Outbound for Conn<S> {
-    fn push_packet(&self, packet: &EncodedPacket) -> Result<(), EmitError> {
-        self.push_bounded(packet)
-    }
-
-    fn push_frame(&self, frame: Frame) -> Result<(), EmitError> {
-        self.push_frames_bounded(std::iter::once(frame), 1)
-    }
-
-    fn close_conn(&self, reason: DisconnectReason) {
-        self.close(reason);
-    }
-
-    fn current_transport(&self) -> Transport {
-        self.transport()
+/// Runs a handler call; a panic in it is logged and closes the connection instead of killing
+/// the connection's task with its sockets still registered.
+pub(crate) async fn guarded<D: ConnData>(conn: Arc<Conn<D>>, call: impl Future<Output = ()>) {
+    if AssertUnwindSafe(call).catch_unwind().await.is_err() {
+        tracing::error!(sid = %conn.sid, "a handler call panicked, closing the connection");
+        conn.close(DisconnectReason::TransportError);
     }
 }

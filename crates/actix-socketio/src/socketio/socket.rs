@@ -1,10 +1,12 @@
-//! [`Socket`]: one client's connection to one namespace, with its state and emit API.
+//! [`Socket`]: one client's connection to one namespace, with its state and emit API; and
+//! what the Socket.IO layer keeps in each Engine.IO connection (its sockets, the parser state
+//! of binary packets, the queued handler calls).
 
 use std::{
     fmt,
     future::Future,
     sync::{
-        Arc, Weak,
+        Arc, OnceLock, Weak,
         atomic::{AtomicBool, Ordering},
     },
     time::Duration,
@@ -14,22 +16,106 @@ use bytes::Bytes;
 use engineioxide_core::{Sid, Str};
 use serde::Serialize;
 use serde_json::Value;
+use socketioxide_core::parser::ParserState;
 
+pub use crate::engine::conn::Transport;
 use crate::{
-    ack::{AckGuard, PendingAcks},
-    conn::{Conn, Work},
+    engine::{
+        conn::{Conn, ConnData},
+        reason::DisconnectReason,
+    },
     error::{AckError, EmitError},
-    handler::DisconnectReason,
-    packet::{EncodedPacket, disconnect_packet, event_packet},
+    registry::Registry,
+    socketio::{
+        ack::{AckGuard, PendingAcks},
+        event::{Event, PacketSink},
+        packet::{EncodedPacket, disconnect_packet, event_packet},
+    },
 };
 
-/// The Engine.IO transport a socket currently uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    /// HTTP long-polling.
-    Polling,
-    /// WebSocket, directly or after an upgrade from polling.
-    WebSocket,
+/// An Engine.IO connection carrying Socket.IO sockets.
+pub(crate) type SocketConn<S> = Conn<Sockets<S>>;
+
+/// What the Socket.IO layer keeps in each connection, outside its lock.
+pub(crate) struct Sockets<S> {
+    /// Partial binary packets of the Socket.IO parser, allocated on the first binary packet.
+    parser: OnceLock<Box<ParserState>>,
+    /// The server-wide socket registry, so sockets can unregister themselves.
+    pub(crate) registry: Arc<Registry<Socket<S>>>,
+}
+
+impl<S> Sockets<S> {
+    pub(crate) fn new(registry: Arc<Registry<Socket<S>>>) -> Self {
+        Self {
+            parser: OnceLock::new(),
+            registry,
+        }
+    }
+}
+
+/// One handler call waiting its turn.
+pub(crate) enum Work<S> {
+    Connect {
+        nsp: Str,
+        auth: Option<Value>,
+    },
+    Event {
+        socket: Socket<S>,
+        event: Event,
+    },
+    Disconnected {
+        socket: Socket<S>,
+        reason: DisconnectReason,
+    },
+}
+
+impl<S> ConnData for Sockets<S> {
+    type Work = Work<S>;
+    /// The connection's sockets, one per namespace.
+    type Locked = Vec<Socket<S>>;
+
+    fn established(sockets: &Vec<Socket<S>>) -> bool {
+        !sockets.is_empty()
+    }
+}
+
+impl<S: Send + Sync + 'static> SocketConn<S> {
+    /// Queues the frames of a packet, closing the connection if the bounded queue would
+    /// overflow.
+    pub(crate) fn push_packet(&self, packet: &EncodedPacket) -> Result<(), EmitError> {
+        self.push_frames_bounded(packet.frames(), packet.frame_count())
+    }
+
+    pub(crate) fn socket_for(&self, nsp: &str) -> Option<Socket<S>> {
+        self.state()
+            .layer
+            .iter()
+            .find(|socket| socket.namespace() == nsp)
+            .cloned()
+    }
+
+    /// Removes `socket` from this connection; returns how many sockets remain.
+    pub(crate) fn remove_socket(&self, socket: &Socket<S>) -> usize {
+        let mut state = self.state();
+        state.layer.retain(|other| !other.same_as(socket));
+        state.layer.len()
+    }
+
+    /// The parser state for binary packets, if one was ever needed.
+    pub(crate) fn existing_parser(&self) -> Option<&ParserState> {
+        self.data.parser.get().map(|state| &**state)
+    }
+
+    /// The parser state for binary packets, created on first use.
+    pub(crate) fn parser(&self) -> &ParserState {
+        self.data.parser.get_or_init(Box::default)
+    }
+}
+
+impl<S: Send + Sync + 'static> PacketSink for SocketConn<S> {
+    fn push_encoded(&self, packet: &EncodedPacket) -> Result<(), EmitError> {
+        self.push_packet(packet)
+    }
 }
 
 /// A connected socket: cheap to clone, safe to keep after it disconnected (emits then fail with
@@ -42,7 +128,7 @@ struct SocketInner<S> {
     id: Sid,
     nsp: Str,
     state: S,
-    conn: Weak<Conn<S>>,
+    conn: Weak<SocketConn<S>>,
     connected: AtomicBool,
     acks: PendingAcks,
 }
@@ -66,7 +152,7 @@ impl<S> fmt::Debug for Socket<S> {
 }
 
 impl<S: Send + Sync + 'static> Socket<S> {
-    pub(crate) fn new(id: Sid, nsp: Str, state: S, conn: Weak<Conn<S>>) -> Self {
+    pub(crate) fn new(id: Sid, nsp: Str, state: S, conn: Weak<SocketConn<S>>) -> Self {
         Self {
             inner: Arc::new(SocketInner {
                 id,
@@ -144,7 +230,7 @@ impl<S: Send + Sync + 'static> Socket<S> {
     pub fn emit_encoded(&self, packet: &EncodedPacket) -> Result<(), EmitError> {
         self.ensure_connected()?;
         let conn = self.inner.conn.upgrade().ok_or(EmitError::Disconnected)?;
-        conn.push_bounded(packet)
+        conn.push_packet(packet)
     }
 
     /// Emits `[event, data]` asking for an acknowledgement. The returned future resolves to the
@@ -228,7 +314,7 @@ impl<S: Send + Sync + 'static> Socket<S> {
         let Some(conn) = self.inner.conn.upgrade() else {
             return;
         };
-        conn.registry.remove(&self.inner.id);
+        conn.data.registry.remove(&self.inner.id);
         conn.push_control(disconnect_packet(self.inner.nsp.clone()).frames());
         let remaining = conn.remove_socket(self);
         conn.push_work(Work::Disconnected {

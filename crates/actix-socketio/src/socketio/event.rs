@@ -9,10 +9,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
-    conn::Outbound,
     error::EmitError,
-    packet::{ArgsTuple, ack_packet},
+    socketio::packet::{ArgsTuple, EncodedPacket, ack_packet},
 };
+
+/// Where an [`AckSender`] queues its answer: the connection of the socket, whatever the type
+/// of its state.
+pub(crate) trait PacketSink: Send + Sync {
+    /// Queues a packet within the connection's bound.
+    fn push_encoded(&self, packet: &EncodedPacket) -> Result<(), EmitError>;
+}
 
 /// A client event.
 #[derive(Debug)]
@@ -30,7 +36,7 @@ pub struct Event {
 
 /// Answers one client acknowledgement. Consumed by sending; dropping it sends nothing.
 pub struct AckSender {
-    conn: Weak<dyn Outbound>,
+    conn: Weak<dyn PacketSink>,
     nsp: Str,
     id: i64,
 }
@@ -45,7 +51,7 @@ impl std::fmt::Debug for AckSender {
 }
 
 impl AckSender {
-    pub(crate) fn new(conn: Weak<dyn Outbound>, nsp: Str, id: i64) -> Self {
+    pub(crate) fn new(conn: Weak<dyn PacketSink>, nsp: Str, id: i64) -> Self {
         Self { conn, nsp, id }
     }
 
@@ -72,8 +78,8 @@ impl AckSender {
         self.push(&packet)
     }
 
-    fn push(&self, packet: &crate::EncodedPacket) -> Result<(), EmitError> {
+    fn push(&self, packet: &EncodedPacket) -> Result<(), EmitError> {
         let conn = self.conn.upgrade().ok_or(EmitError::Disconnected)?;
-        conn.push_packet(packet)
+        conn.push_encoded(packet)
     }
 }

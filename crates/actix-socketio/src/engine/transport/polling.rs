@@ -9,41 +9,36 @@ use engineioxide_core::{Packet as EnginePacket, ProtocolVersion, Sid, payload};
 use futures_util::StreamExt;
 use http_body_util::Full;
 
-use super::{
-    http::{Cors, EngineError},
-    new_conn,
-};
-use crate::{
-    conn::{Conn, WORK_QUEUE_LIMIT},
+use super::http::{Cors, EngineError};
+use crate::engine::{
+    conn::{Conn, ConnData, Transport, WORK_QUEUE_LIMIT},
     driver::{Driver, run_polling},
-    handler::{DisconnectReason, Handler},
-    ingest::ingest,
-    packet::{Frame, open_frame},
-    server::Shared,
-    socket::Transport,
+    frame::{Frame, open_frame},
+    reason::DisconnectReason,
+    server::{Engine, Protocol},
 };
 
 const SEPARATOR: char = '\x1e';
 
 /// `GET ?EIO=4&transport=polling`: opens a session and answers its OPEN packet.
-pub(super) fn handshake<H: Handler>(
-    shared: &Arc<Shared<H>>,
+pub(super) fn handshake<P: Protocol>(
+    shared: &Arc<Engine<P>>,
     request: &HttpRequest,
     cors: &Cors,
 ) -> HttpResponse {
-    let conn = new_conn(shared, request, Transport::Polling);
+    let conn = shared.open_conn(request, Transport::Polling);
     let open = open_frame(conn.sid, &shared.config, true);
     actix_web::rt::spawn(run_polling(Driver::new(Arc::clone(shared), conn, None)));
     payload_response(cors, vec![open])
 }
 
 /// Resets a flag of the connection when the request ends, however it ends.
-struct ActiveGuard<'a, S: Send + Sync + 'static> {
-    conn: &'a Conn<S>,
+struct ActiveGuard<'a, D: ConnData> {
+    conn: &'a Conn<D>,
     get: bool,
 }
 
-impl<S: Send + Sync + 'static> Drop for ActiveGuard<'_, S> {
+impl<D: ConnData> Drop for ActiveGuard<'_, D> {
     fn drop(&mut self) {
         let mut state = self.conn.state();
         if self.get {
@@ -55,7 +50,7 @@ impl<S: Send + Sync + 'static> Drop for ActiveGuard<'_, S> {
 }
 
 /// `GET ?sid=`: waits for packets and answers them joined by `\x1e`.
-pub(super) async fn poll<H: Handler>(shared: &Shared<H>, sid: Sid, cors: &Cors) -> HttpResponse {
+pub(super) async fn poll<P: Protocol>(shared: &Engine<P>, sid: Sid, cors: &Cors) -> HttpResponse {
     let Some(conn) = shared.sessions.get(&sid) else {
         return cors.error(EngineError::UnknownSid);
     };
@@ -112,7 +107,7 @@ pub(super) async fn poll<H: Handler>(shared: &Shared<H>, sid: Sid, cors: &Cors) 
 }
 
 /// A closing connection that still has to hand its last packets to one more GET.
-fn can_deliver_close<S: Send + Sync + 'static>(conn: &Conn<S>) -> bool {
+fn can_deliver_close<D: ConnData>(conn: &Conn<D>) -> bool {
     let state = conn.state();
     state
         .closing
@@ -120,8 +115,8 @@ fn can_deliver_close<S: Send + Sync + 'static>(conn: &Conn<S>) -> bool {
 }
 
 /// `POST ?sid=`: decodes the body's packets and ingests them.
-pub(super) async fn post<H: Handler>(
-    shared: &Shared<H>,
+pub(super) async fn post<P: Protocol>(
+    shared: &Engine<P>,
     sid: Sid,
     body: web::Payload,
     cors: &Cors,
@@ -189,9 +184,9 @@ pub(super) async fn post<H: Handler>(
 
 /// Decodes a POST body's packets and ingests them in order, up to the first that ends the
 /// connection (a close packet, or anything invalid).
-pub(crate) async fn ingest_payload<H: Handler>(
-    shared: &Shared<H>,
-    conn: &Arc<Conn<H::State>>,
+pub(crate) async fn ingest_payload<P: Protocol>(
+    shared: &Engine<P>,
+    conn: &Arc<Conn<P::Data>>,
     body: Bytes,
 ) -> Result<(), DisconnectReason> {
     let max = u64::try_from(shared.config.max_payload).unwrap_or(u64::MAX);
@@ -206,7 +201,7 @@ pub(crate) async fn ingest_payload<H: Handler>(
             tracing::debug!(sid = %conn.sid, %error, "invalid Engine.IO payload");
             DisconnectReason::ParseError
         })?;
-        ingest(shared, conn, packet)?;
+        shared.ingest(conn, packet)?;
     }
     Ok(())
 }

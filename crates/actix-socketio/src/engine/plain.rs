@@ -1,31 +1,33 @@
-//! A plain Engine.IO v4 server, without the Socket.IO layer: [`EngineIo`], its
-//! [`EngineHandler`] and the [`EngineSocket`] handle of one connection.
+//! A plain Engine.IO v4 server: [`EngineIo`], its [`EngineHandler`] and the [`EngineSocket`]
+//! handle of one connection.
 //!
-//! It shares every transport of [`SocketIo`](crate::SocketIo) (long-polling, WebSocket, the
-//! upgrade, heartbeats, limits and the bounded outbound queue); only the message packets go to
-//! the handler as they are instead of being decoded as Socket.IO packets, and there is no
-//! connect timeout (there is no CONNECT to wait for).
+//! It is the engine itself with the application's handler on top: every transport
+//! (long-polling, WebSocket, the upgrade, heartbeats, limits and the bounded outbound queue)
+//! is the one [`SocketIo`](crate::SocketIo) is built on. Message packets go to the handler as
+//! they are, and there is no connect timeout (there is no CONNECT to wait for).
 
 use std::{
     fmt,
     future::Future,
     sync::{Arc, Weak},
+    time::Duration,
 };
 
-use actix_web::web;
+use actix_web::{HttpRequest, web};
 use bytes::Bytes;
-use engineioxide_core::Sid;
-use serde_json::Value;
+use tokio::time::Instant;
 
 use crate::{
     config::Config,
-    conn::{Outbound, WorkFuture},
+    engine::{
+        conn::{Conn, ConnData, Transport, WorkFuture, guarded},
+        frame::Frame,
+        reason::DisconnectReason,
+        request::RequestInfo,
+        server::{Engine, Incoming, Protocol},
+        transport,
+    },
     error::EmitError,
-    event::Event,
-    handler::{ConnectError, DisconnectReason, Handler, RequestInfo},
-    packet::Frame,
-    server::Shared,
-    socket::{Socket, Transport},
 };
 
 /// One Engine.IO message packet: text (`4…`) or binary (a WebSocket binary frame, or `b<base64>`
@@ -73,8 +75,8 @@ pub trait EngineHandler: Send + Sync + 'static {
 /// [`EmitError::Disconnected`]).
 #[derive(Clone)]
 pub struct EngineSocket {
-    sid: Sid,
-    conn: Weak<dyn Outbound>,
+    sid: engineioxide_core::Sid,
+    conn: Weak<Conn<PlainConn>>,
 }
 
 impl fmt::Debug for EngineSocket {
@@ -86,8 +88,11 @@ impl fmt::Debug for EngineSocket {
 }
 
 impl EngineSocket {
-    pub(crate) fn new(sid: Sid, conn: Weak<dyn Outbound>) -> Self {
-        Self { sid, conn }
+    fn new(conn: &Arc<Conn<PlainConn>>) -> Self {
+        Self {
+            sid: conn.sid,
+            conn: Arc::downgrade(conn),
+        }
     }
 
     /// The Engine.IO session id.
@@ -121,7 +126,7 @@ impl EngineSocket {
     /// [`DisconnectReason::ServerDisconnect`].
     pub fn close(&self) {
         if let Some(conn) = self.conn.upgrade() {
-            conn.close_conn(DisconnectReason::ServerDisconnect);
+            conn.close(DisconnectReason::ServerDisconnect);
         }
     }
 
@@ -129,70 +134,109 @@ impl EngineSocket {
     pub fn transport(&self) -> Transport {
         self.conn
             .upgrade()
-            .map_or(Transport::WebSocket, |conn| conn.current_transport())
+            .map_or(Transport::WebSocket, |conn| conn.transport())
     }
 
     fn push(&self, frame: Frame) -> Result<(), EmitError> {
         self.conn
             .upgrade()
             .ok_or(EmitError::Disconnected)?
-            .push_frame(frame)
+            .push_frames_bounded(std::iter::once(frame), 1)
     }
 }
 
-/// The handler's calls as boxed futures, so the transports stay generic over the Socket.IO
-/// [`Handler`] only.
-pub(crate) trait ErasedEngine: Send + Sync {
-    fn opened(&self, socket: EngineSocket, request: RequestInfo) -> WorkFuture;
-    fn message(&self, socket: EngineSocket, message: EngineMessage) -> WorkFuture;
-    fn closed(&self, socket: EngineSocket, reason: DisconnectReason) -> WorkFuture;
+/// A plain connection keeps nothing beside the engine's own state.
+pub(crate) struct PlainConn;
+
+/// One call to the [`EngineHandler`] waiting its turn.
+pub(crate) enum PlainWork {
+    /// [`EngineHandler::opened`].
+    Opened,
+    /// [`EngineHandler::message`].
+    Message(EngineMessage),
 }
 
-struct Erased<E>(Arc<E>);
+impl ConnData for PlainConn {
+    type Work = PlainWork;
+    type Locked = ();
 
-impl<E: EngineHandler> ErasedEngine for Erased<E> {
-    fn opened(&self, socket: EngineSocket, request: RequestInfo) -> WorkFuture {
-        let handler = Arc::clone(&self.0);
-        Box::pin(async move { handler.opened(&socket, &request).await })
-    }
-
-    fn message(&self, socket: EngineSocket, message: EngineMessage) -> WorkFuture {
-        let handler = Arc::clone(&self.0);
-        Box::pin(async move { handler.message(&socket, message).await })
-    }
-
-    fn closed(&self, socket: EngineSocket, reason: DisconnectReason) -> WorkFuture {
-        let handler = Arc::clone(&self.0);
-        Box::pin(async move { handler.closed(&socket, reason).await })
+    fn established(_locked: &()) -> bool {
+        true
     }
 }
 
-/// The Socket.IO handler slot of an Engine.IO server: never called, since message packets go
-/// to the [`EngineHandler`] and no CONNECT is ever decoded.
-pub(crate) struct NoSocketIo;
+/// The engine's protocol for an [`EngineHandler`]: message packets are queued for it as they
+/// are.
+pub(crate) struct Plain<E>(E);
 
-impl Handler for NoSocketIo {
-    type State = ();
+impl<E: EngineHandler> Protocol for Plain<E> {
+    type Data = PlainConn;
 
-    fn accepts_namespace(&self, _nsp: &str) -> bool {
-        false
+    fn allow_handshake(&self, _request: &HttpRequest) -> bool {
+        true
     }
 
-    async fn connect(
+    fn conn_data(&self) -> PlainConn {
+        PlainConn
+    }
+
+    fn establish_timeout(_config: &Config) -> Option<Duration> {
+        None
+    }
+
+    fn opened(&self, conn: &Arc<Conn<PlainConn>>) {
+        conn.push_work(PlainWork::Opened);
+    }
+
+    fn message(
         &self,
-        _socket_id: &str,
-        _nsp: &str,
-        _auth: Option<Value>,
-        _request: &RequestInfo,
-    ) -> Result<(), ConnectError> {
-        Err(ConnectError("Invalid namespace".to_owned()))
+        conn: &Arc<Conn<PlainConn>>,
+        message: Incoming,
+    ) -> Result<(), DisconnectReason> {
+        let message = match message {
+            Incoming::Text(data) => EngineMessage::Text(data.into()),
+            Incoming::Binary(data) => EngineMessage::Binary(data),
+        };
+        conn.push_work(PlainWork::Message(message));
+        Ok(())
     }
 
-    async fn connected(&self, _socket: &Socket<()>) {}
+    fn start(
+        engine: &Arc<Engine<Self>>,
+        conn: &Arc<Conn<PlainConn>>,
+        work: PlainWork,
+    ) -> WorkFuture {
+        let engine = Arc::clone(engine);
+        let socket = EngineSocket::new(conn);
+        match work {
+            PlainWork::Opened => {
+                let request = conn.request.info();
+                Box::pin(guarded(Arc::clone(conn), async move {
+                    engine.protocol.0.opened(&socket, &request).await;
+                }))
+            }
+            PlainWork::Message(message) => Box::pin(guarded(Arc::clone(conn), async move {
+                engine.protocol.0.message(&socket, message).await;
+            })),
+        }
+    }
 
-    async fn event(&self, _socket: &Socket<()>, _event: Event) {}
+    fn runs_after_close(_work: &PlainWork) -> bool {
+        true
+    }
 
-    async fn disconnected(&self, _socket: &Socket<()>, _reason: DisconnectReason) {}
+    fn heartbeat(_conn: &Conn<PlainConn>, _now: Instant) {}
+
+    fn shutdown(_conn: &Conn<PlainConn>) {}
+
+    async fn closed(
+        engine: &Arc<Engine<Self>>,
+        conn: &Arc<Conn<PlainConn>>,
+        reason: DisconnectReason,
+    ) {
+        let socket = EngineSocket::new(conn);
+        guarded(Arc::clone(conn), engine.protocol.0.closed(&socket, reason)).await;
+    }
 }
 
 /// A plain Engine.IO server: cheap to clone, every clone is the same server.
@@ -221,15 +265,13 @@ impl Handler for NoSocketIo {
 /// }
 /// ```
 pub struct EngineIo<E: EngineHandler> {
-    shared: Arc<Shared<NoSocketIo>>,
-    handler: Arc<E>,
+    engine: Arc<Engine<Plain<E>>>,
 }
 
 impl<E: EngineHandler> Clone for EngineIo<E> {
     fn clone(&self) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
-            handler: Arc::clone(&self.handler),
+            engine: Arc::clone(&self.engine),
         }
     }
 }
@@ -238,38 +280,35 @@ impl<E: EngineHandler> EngineIo<E> {
     /// A server with `config` (its `connect_timeout` does not apply), calling `handler` for
     /// every connection.
     pub fn new(config: Config, handler: E) -> Self {
-        let handler = Arc::new(handler);
-        let engine: Arc<dyn ErasedEngine> = Arc::new(Erased(Arc::clone(&handler)));
         Self {
-            shared: Arc::new(Shared::new(config, NoSocketIo, Some(engine))),
-            handler,
+            engine: Arc::new(Engine::new(config, Plain(handler))),
         }
     }
 
     /// The application's handler.
     pub fn handler(&self) -> &E {
-        &self.handler
+        &self.engine.protocol.0
     }
 
     /// The configuration the server runs with.
     pub fn config(&self) -> &Config {
-        &self.shared.config
+        &self.engine.config
     }
 
     /// Mounts the endpoint (GET, POST, OPTIONS) at the configured path, with and without its
     /// trailing slash.
     pub fn configure(&self, cfg: &mut web::ServiceConfig) {
-        Shared::mount(&self.shared, cfg);
+        transport::mount(&self.engine, cfg);
     }
 
     /// How many connections are open.
     pub fn connection_count(&self) -> usize {
-        self.shared.sessions.len()
+        self.engine.sessions.len()
     }
 
     /// Graceful shutdown: every connection closes after its queued messages; resolves once all
     /// are gone, or after the ping timeout. Await it before stopping the `HttpServer`.
     pub fn close_all(&self) -> impl Future<Output = ()> + Send + 'static {
-        Shared::close_all(&self.shared)
+        Engine::close_all(&self.engine)
     }
 }

@@ -1,69 +1,50 @@
-//! Incoming packets: Engine.IO control packets and Socket.IO packets decoded by the common
-//! parser, dispatched to the connection's sockets. Synchronous: anything that calls the
-//! handler is queued as [`Work`] for the connection's task.
+//! Incoming Socket.IO packets: Engine.IO message packets decoded by the common parser and
+//! dispatched to the connection's sockets. Synchronous: anything that calls the handler is
+//! queued as [`Work`] for the connection's task.
 
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use engineioxide_core::Packet as EnginePacket;
 use serde_json::Value;
 use socketioxide_core::{
     Value as SioValue,
     packet::{Packet, PacketData},
-    parser::{Parse, ParseError, ParserState},
+    parser::{Parse, ParseConfig, ParseError, ParserState},
 };
 use socketioxide_parser_common::CommonParser;
 
 use crate::{
-    conn::{Conn, Outbound, Work},
-    engine::EngineMessage,
-    event::{AckSender, Event},
-    handler::{DisconnectReason, Handler},
-    packet::connect_error_packet,
-    server::Shared,
+    engine::{reason::DisconnectReason, server::Incoming},
+    socketio::{
+        event::{AckSender, Event, PacketSink},
+        handler::Handler,
+        packet::connect_error_packet,
+        socket::{SocketConn, Work},
+    },
 };
 
-/// Handles one Engine.IO packet from the client; `Err` means the connection must close.
-pub(crate) fn ingest<H: Handler>(
-    shared: &Shared<H>,
-    conn: &Arc<Conn<H::State>>,
-    packet: EnginePacket,
+/// Handles one Engine.IO message packet from the client; `Err` means the connection must
+/// close.
+pub(crate) fn message<H: Handler>(
+    handler: &H,
+    parse_config: &ParseConfig,
+    conn: &Arc<SocketConn<H::State>>,
+    message: Incoming,
 ) -> Result<(), DisconnectReason> {
-    let decoded = match packet {
-        EnginePacket::Close => return Err(DisconnectReason::TransportClose),
-        EnginePacket::Pong => {
-            conn.pong(shared.config.ping_interval);
-            return Ok(());
-        }
-        EnginePacket::Message(data) if shared.engine.is_some() => {
-            conn.push_work(Work::Message(EngineMessage::Text(data.into())));
-            return Ok(());
-        }
-        EnginePacket::Binary(data) | EnginePacket::BinaryV3(data) if shared.engine.is_some() => {
-            conn.push_work(Work::Message(EngineMessage::Binary(data)));
-            return Ok(());
-        }
-        EnginePacket::Message(data) => {
+    let decoded = match message {
+        Incoming::Text(data) => {
             let binary_header = matches!(data.as_bytes().first(), Some(b'5' | b'6'));
             match conn.existing_parser() {
-                Some(state) => CommonParser.decode_str(&shared.parse_config, state, data),
-                None if binary_header => {
-                    CommonParser.decode_str(&shared.parse_config, conn.parser(), data)
-                }
+                Some(state) => CommonParser.decode_str(parse_config, state, data),
+                None if binary_header => CommonParser.decode_str(parse_config, conn.parser(), data),
                 // Plain packets leave no parser state behind: a throwaway one will do.
-                None => {
-                    CommonParser.decode_str(&shared.parse_config, &ParserState::default(), data)
-                }
+                None => CommonParser.decode_str(parse_config, &ParserState::default(), data),
             }
         }
-        EnginePacket::Binary(data) | EnginePacket::BinaryV3(data) => {
-            CommonParser.decode_bin(&shared.parse_config, conn.parser(), data)
-        }
-        // Pings, probes, upgrades and noops mean nothing on an established transport.
-        _ => return Ok(()),
+        Incoming::Binary(data) => CommonParser.decode_bin(parse_config, conn.parser(), data),
     };
     match decoded {
-        Ok(packet) => dispatch(shared, conn, packet),
+        Ok(packet) => dispatch(handler, conn, packet),
         Err(ParseError::NeedsMoreBinaryData) => Ok(()),
         Err(error) => {
             tracing::debug!(sid = %conn.sid, %error, "invalid Socket.IO packet");
@@ -73,14 +54,14 @@ pub(crate) fn ingest<H: Handler>(
 }
 
 fn dispatch<H: Handler>(
-    shared: &Shared<H>,
-    conn: &Arc<Conn<H::State>>,
+    handler: &H,
+    conn: &Arc<SocketConn<H::State>>,
     packet: Packet,
 ) -> Result<(), DisconnectReason> {
     let Packet { inner, ns } = packet;
     match inner {
         PacketData::Connect(payload) => {
-            if !shared.handler.accepts_namespace(&ns) {
+            if !handler.accepts_namespace(&ns) {
                 conn.push_control(connect_error_packet(ns, "Invalid namespace").frames());
                 return Ok(());
             }
@@ -91,7 +72,7 @@ fn dispatch<H: Handler>(
             if let Some(socket) = conn.socket_for(&ns)
                 && socket.mark_disconnected()
             {
-                conn.registry.remove(&socket.sid());
+                conn.data.registry.remove(&socket.sid());
                 conn.remove_socket(&socket);
                 conn.push_work(Work::Disconnected {
                     socket,
@@ -106,7 +87,8 @@ fn dispatch<H: Handler>(
             // server does.
             if let Some(socket) = conn.socket_for(&ns) {
                 let ack = ack.map(|id| {
-                    let outbound: Weak<dyn Outbound> = Arc::downgrade(conn) as Weak<dyn Outbound>;
+                    let outbound: Weak<dyn PacketSink> =
+                        Arc::downgrade(conn) as Weak<dyn PacketSink>;
                     AckSender::new(outbound, ns.clone(), id)
                 });
                 conn.push_work(Work::Event {

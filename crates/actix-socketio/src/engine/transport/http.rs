@@ -1,14 +1,16 @@
-//! HTTP details of the endpoint: the query, the reference server's JSON errors, and CORS.
+//! HTTP details of the endpoint: the query and its checks, the reference server's JSON
+//! errors, and CORS.
 
 use actix_web::{
     HttpRequest, HttpResponse, HttpResponseBuilder,
     http::{
-        StatusCode,
+        Method, StatusCode,
         header::{self, HeaderValue},
     },
 };
+use engineioxide_core::Sid;
 
-use crate::config::Config;
+use crate::{config::Config, engine::conn::Transport};
 
 /// The Engine.IO query parameters.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -34,6 +36,32 @@ impl<'a> Query<'a> {
     }
 }
 
+/// What a request's query and method ask for, checked like the reference server: the
+/// transport and the session (`None` for a handshake), or the error to answer.
+pub(crate) fn route(query: &str, method: &Method) -> Result<(Transport, Option<Sid>), EngineError> {
+    let query = Query::parse(query);
+    let transport = match query.transport {
+        Some("polling") => Transport::Polling,
+        Some("websocket") => Transport::WebSocket,
+        _ => return Err(EngineError::UnknownTransport),
+    };
+    if query.eio != Some("4") {
+        return Err(EngineError::UnsupportedProtocolVersion);
+    }
+    let sid = match query.sid.map(str::parse::<Sid>) {
+        None => None,
+        Some(Ok(sid)) => Some(sid),
+        Some(Err(_)) => return Err(EngineError::UnknownSid),
+    };
+    match (transport, sid) {
+        (_, None) if method != Method::GET => Err(EngineError::BadHandshakeMethod),
+        (Transport::Polling, Some(_)) if method != Method::GET && method != Method::POST => {
+            Err(EngineError::BadRequest)
+        }
+        route => Ok(route),
+    }
+}
+
 /// The reference server's error codes, answered as HTTP 400 with `{"code","message"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EngineError {
@@ -42,7 +70,7 @@ pub(crate) enum EngineError {
     BadHandshakeMethod,
     BadRequest,
     UnsupportedProtocolVersion,
-    /// The handler refused the handshake ([`Handler::allow_handshake`](crate::Handler::allow_handshake)).
+    /// The protocol refused the handshake ([`Handler::allow_handshake`](crate::Handler::allow_handshake)).
     TooManyHandshakes,
 }
 

@@ -22,7 +22,7 @@ use bytestring::ByteString;
 use futures_util::{Sink, Stream};
 use tokio::io::AsyncWrite;
 
-use crate::{packet::Frame, takeover::Upgraded};
+use crate::{engine::frame::Frame, takeover::Upgraded};
 
 /// Why reading a WebSocket stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
-//! The handshake request of a connection, kept in one compact allocation: every connection
-//! holds it for its lifetime, so a full `HeaderMap` (several KiB, and sharing the HTTP read
-//! buffer it was parsed from) would dominate the memory of an idle connection.
+//! The HTTP request that opened a connection: [`RequestInfo`] as handlers see it, and the
+//! compact copy a connection keeps. Every connection holds it for its lifetime, so a full
+//! `HeaderMap` (several KiB, and sharing the HTTP read buffer it was parsed from) would
+//! dominate the memory of an idle connection: it is kept in one allocation instead.
 
 use std::net::SocketAddr;
 
@@ -9,7 +10,19 @@ use actix_web::{
     http::header::{self, HeaderMap, HeaderName, HeaderValue},
 };
 
-use crate::handler::RequestInfo;
+/// The HTTP request that opened an Engine.IO connection (the polling handshake or the direct
+/// WebSocket request). A compact copy is kept for the connection's lifetime and rebuilt for
+/// each namespace CONNECT; the WebSocket handshake's own headers (`Sec-WebSocket-*`,
+/// `Upgrade`, `Connection`) are left out.
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    /// The TCP peer, if known. Behind a proxy this is the proxy.
+    pub peer_addr: Option<SocketAddr>,
+    /// The request headers.
+    pub headers: HeaderMap,
+    /// The raw query string, without the leading `?`.
+    pub query: String,
+}
 
 /// Headers of the WebSocket handshake itself, useless to an application, not kept.
 const SKIPPED: [HeaderName; 5] = [
@@ -23,6 +36,7 @@ const SKIPPED: [HeaderName; 5] = [
 /// Separates names and values; header values cannot contain NUL.
 const SEPARATOR: u8 = 0;
 
+/// The compact copy of the request a connection keeps.
 pub(crate) struct StoredRequest {
     peer_addr: Option<SocketAddr>,
     /// `name\0value\0` for each kept header, in order.
@@ -58,7 +72,7 @@ impl StoredRequest {
         }
     }
 
-    /// The request as the handler sees it, rebuilt for each CONNECT.
+    /// The request as the handler sees it, rebuilt for each call that is given it.
     pub(crate) fn info(&self) -> RequestInfo {
         let mut parts = self.headers.split(|byte| *byte == SEPARATOR);
         let mut headers = HeaderMap::new();

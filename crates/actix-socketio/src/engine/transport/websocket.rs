@@ -15,17 +15,16 @@ use tokio::sync::oneshot;
 
 use super::{
     http::{Cors, EngineError},
-    new_conn,
     ws_io::{ActixWs, RawWs, ReadError, WsIo, send_now},
 };
 use crate::{
-    conn::{Conn, WORK_QUEUE_LIMIT},
-    driver::Driver,
-    handler::{DisconnectReason, Handler},
-    ingest::ingest,
-    packet::{Frame, open_frame},
-    server::Shared,
-    socket::Transport,
+    engine::{
+        conn::{Conn, ConnData, Transport, WORK_QUEUE_LIMIT},
+        driver::Driver,
+        frame::{Frame, open_frame},
+        reason::DisconnectReason,
+        server::{Engine, Protocol},
+    },
     takeover::{Offered, Slot, Upgraded},
 };
 
@@ -82,8 +81,8 @@ fn accept(
 }
 
 /// `?EIO=4&transport=websocket` without a sid: a new session on a WebSocket.
-pub(super) fn open<H: Handler>(
-    shared: Arc<Shared<H>>,
+pub(super) fn open<P: Protocol>(
+    shared: Arc<Engine<P>>,
     request: &HttpRequest,
     body: web::Payload,
     cors: &Cors,
@@ -92,7 +91,7 @@ pub(super) fn open<H: Handler>(
         Ok(accepted) => accepted,
         Err(_) => return cors.error(EngineError::BadRequest),
     };
-    let conn = new_conn(&shared, request, Transport::WebSocket);
+    let conn = shared.open_conn(request, Transport::WebSocket);
     conn.push_control([open_frame(conn.sid, &shared.config, false)]);
     let driver = Driver::new(shared, conn, None);
     actix_web::rt::spawn(async move {
@@ -105,8 +104,8 @@ pub(super) fn open<H: Handler>(
 }
 
 /// `?transport=websocket&sid=`: the upgrade of a polling session.
-pub(super) fn upgrade<H: Handler>(
-    shared: Arc<Shared<H>>,
+pub(super) fn upgrade<P: Protocol>(
+    shared: Arc<Engine<P>>,
     sid: Sid,
     request: &HttpRequest,
     body: web::Payload,
@@ -147,7 +146,7 @@ pub(super) fn upgrade<H: Handler>(
     response
 }
 
-async fn run_upgrade<H: Handler>(shared: Arc<Shared<H>>, conn: Arc<Conn<H::State>>, mut io: Io) {
+async fn run_upgrade<P: Protocol>(shared: Arc<Engine<P>>, conn: Arc<Conn<P::Data>>, mut io: Io) {
     let probed = tokio::time::timeout(UPGRADE_TIMEOUT, probe(&conn, &mut io))
         .await
         .unwrap_or(Err(()));
@@ -191,7 +190,7 @@ async fn run_upgrade<H: Handler>(shared: Arc<Shared<H>>, conn: Arc<Conn<H::State
 }
 
 /// Waits for `2probe`, answers `3probe`, then waits for `5`.
-async fn probe<S: Send + Sync + 'static>(conn: &Conn<S>, io: &mut Io) -> Result<(), ()> {
+async fn probe<D: ConnData>(conn: &Conn<D>, io: &mut Io) -> Result<(), ()> {
     let mut probed = false;
     loop {
         match poll_fn(|cx| io.poll_message(cx)).await {
@@ -268,7 +267,7 @@ struct Loop {
 }
 
 /// Drives a WebSocket connection until it closes, then reports its sockets gone.
-async fn run<H: Handler>(mut driver: Driver<H>, io: Io) {
+async fn run<P: Protocol>(mut driver: Driver<P>, io: Io) {
     let mut io = Loop {
         io,
         read_done: false,
@@ -282,8 +281,8 @@ async fn run<H: Handler>(mut driver: Driver<H>, io: Io) {
     Box::pin(driver.finish(reason)).await;
 }
 
-fn step<H: Handler>(
-    driver: &mut Driver<H>,
+fn step<P: Protocol>(
+    driver: &mut Driver<P>,
     io: &mut Loop,
     cx: &mut Context<'_>,
 ) -> Poll<DisconnectReason> {
@@ -326,7 +325,7 @@ fn step<H: Handler>(
 }
 
 /// Reads messages while the handler keeps up; true if any arrived.
-fn read<H: Handler>(driver: &Driver<H>, io: &mut Loop, cx: &mut Context<'_>) -> bool {
+fn read<P: Protocol>(driver: &Driver<P>, io: &mut Loop, cx: &mut Context<'_>) -> bool {
     let conn = &driver.conn;
     let mut progressed = false;
     while !io.read_done && conn.closing().is_none() && conn.state().work.len() < WORK_QUEUE_LIMIT {
@@ -367,18 +366,19 @@ fn read<H: Handler>(driver: &Driver<H>, io: &mut Loop, cx: &mut Context<'_>) -> 
     progressed
 }
 
-pub(crate) fn on_message<H: Handler>(
-    shared: &Shared<H>,
-    conn: &Arc<Conn<H::State>>,
+/// Handles one WebSocket message; `Err` means the connection must close.
+pub(crate) fn on_message<P: Protocol>(
+    shared: &Engine<P>,
+    conn: &Arc<Conn<P::Data>>,
     message: AggregatedMessage,
 ) -> Result<(), DisconnectReason> {
     match message {
         AggregatedMessage::Text(text) => {
             let packet = EnginePacket::parse(ProtocolVersion::V4, Str::copy_from_slice(&text))
                 .map_err(|_| DisconnectReason::ParseError)?;
-            ingest(shared, conn, packet)
+            shared.ingest(conn, packet)
         }
-        AggregatedMessage::Binary(data) => ingest(shared, conn, EnginePacket::Binary(data)),
+        AggregatedMessage::Binary(data) => shared.ingest(conn, EnginePacket::Binary(data)),
         AggregatedMessage::Ping(data) => {
             conn.push_control([Frame::WsPong(data)]);
             Ok(())
@@ -390,7 +390,7 @@ pub(crate) fn on_message<H: Handler>(
 
 /// Hands queued frames to the WebSocket writer while it has room and writes them; true if
 /// any were taken or the writer finished a batch.
-fn write<S: Send + Sync + 'static>(conn: &Conn<S>, io: &mut Loop, cx: &mut Context<'_>) -> bool {
+fn write<D: ConnData>(conn: &Conn<D>, io: &mut Loop, cx: &mut Context<'_>) -> bool {
     if io.write_failed {
         return false;
     }

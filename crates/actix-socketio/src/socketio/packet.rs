@@ -1,12 +1,12 @@
-//! Outgoing packets, encoded once: [`EncodedPacket`] and the frames queued per connection.
+//! Outgoing Socket.IO packets, encoded once: [`EncodedPacket`].
 //!
-//! Socket.IO packets are encoded by `socketioxide-parser-common` and Engine.IO control packets
-//! by `engineioxide-core`; this module only wraps the result in the Engine.IO message framing
-//! (`4` + packet) and splits off binary attachments.
+//! Socket.IO packets are encoded by `socketioxide-parser-common`; this module only wraps the
+//! result in the Engine.IO message framing (`4` + packet) and splits off binary attachments,
+//! as the engine's frames.
 
 use bytes::Bytes;
 use bytestring::ByteString;
-use engineioxide_core::{OpenPacket, Packet as EnginePacket, Sid, Str, TransportType};
+use engineioxide_core::{Sid, Str};
 use serde::{Serialize, ser::SerializeTuple};
 use serde_json::Value;
 use socketioxide_core::{
@@ -16,25 +16,7 @@ use socketioxide_core::{
 };
 use socketioxide_parser_common::CommonParser;
 
-use crate::config::Config;
-
-/// One frame of the Engine.IO wire: a text packet, a binary attachment, or a WebSocket pong.
-#[derive(Debug, Clone)]
-pub(crate) enum Frame {
-    /// An Engine.IO text packet, already including its type digit.
-    Text(ByteString),
-    /// A binary attachment (a WebSocket binary frame, or `b<base64>` on polling).
-    Binary(Bytes),
-    /// The answer to a WebSocket ping control frame; never sent on polling.
-    WsPong(Bytes),
-}
-
-impl Frame {
-    /// A static Engine.IO control packet such as `"2"` (ping) or `"6"` (noop).
-    pub(crate) const fn control(packet: &'static str) -> Self {
-        Self::Text(ByteString::from_static(packet))
-    }
-}
+use crate::engine::frame::Frame;
 
 /// A Socket.IO packet encoded once, ready to be queued on any number of sockets; each send is a
 /// reference-count clone of the encoded bytes.
@@ -147,23 +129,6 @@ pub(crate) fn connect_error_packet(nsp: Str, message: &str) -> EncodedPacket {
 /// A server DISCONNECT for `nsp`.
 pub(crate) fn disconnect_packet(nsp: Str) -> EncodedPacket {
     encode(Packet::disconnect(nsp))
-}
-
-/// The Engine.IO OPEN packet of a new session.
-pub(crate) fn open_frame(sid: Sid, config: &Config, can_upgrade: bool) -> Frame {
-    let upgrades = if can_upgrade {
-        [TransportType::Websocket].into_iter().collect()
-    } else {
-        Default::default()
-    };
-    let open = EnginePacket::Open(OpenPacket {
-        sid,
-        upgrades,
-        ping_interval: config.ping_interval,
-        ping_timeout: config.ping_timeout,
-        max_payload: u64::try_from(config.max_payload).unwrap_or(u64::MAX),
-    });
-    Frame::Text(String::from(open).into())
 }
 
 fn encode_value<T: Serialize + ?Sized>(

@@ -80,14 +80,15 @@ impl Subscription {
         channel: String,
         options: BusOptions,
     ) -> StoreResult<(Self, Inbox)> {
-        let mut config = Config::from_url(url)?;
+        let mut config = Config::from_url(url).map_err(crate::error::redis)?;
         config.fail_fast = false;
         let client = Builder::from_config(config)
             .with_performance_config(|performance| {
                 performance.broadcast_channel_capacity = options.broadcast_capacity.max(1);
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-            .build_subscriber_client()?;
+            .build_subscriber_client()
+            .map_err(crate::error::redis)?;
         // Receivers taken before connecting, so that no message and no reconnection is missed.
         let messages = client.message_rx();
         let reconnections = client.reconnect_rx();

@@ -70,7 +70,7 @@ impl RedisStore {
     pub fn check_url(url: &str) -> StoreResult<()> {
         Config::from_url(url)
             .map(|_| ())
-            .map_err(StorageError::from)
+            .map_err(crate::error::redis)
     }
 
     /// Connects to `url` (`redis://`, `rediss://`, `redis-cluster://`, `redis-sentinel://`, as
@@ -81,7 +81,7 @@ impl RedisStore {
             Ok(Ok(())) => Ok(store),
             Ok(Err(error)) => {
                 let _ = store.pool.quit().await;
-                Err(error.into())
+                Err(crate::error::redis(error))
             }
             Err(_) => {
                 let _ = store.pool.quit().await;
@@ -96,7 +96,7 @@ impl RedisStore {
     /// (after [`COMMAND_TIMEOUT`]) until Redis answers, and the pool keeps retrying. Fails only
     /// on a malformed URL. Must be called within a Tokio runtime.
     pub fn connect_lazily(url: &str, config: StoreConfig) -> StoreResult<Self> {
-        let mut redis_config = Config::from_url(url)?;
+        let mut redis_config = Config::from_url(url).map_err(crate::error::redis)?;
         // Retry the first connection like any later one instead of giving up.
         redis_config.fail_fast = false;
         let pool = Builder::from_config(redis_config)
@@ -113,7 +113,8 @@ impl RedisStore {
                 performance.default_command_timeout = COMMAND_TIMEOUT
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
-            .build_pool(POOL_SIZE)?;
+            .build_pool(POOL_SIZE)
+            .map_err(crate::error::redis)?;
         // The connection tasks live as long as the pool; their handle is not needed.
         drop(pool.connect());
         let keys = Keys::new(&config.key_prefix);
@@ -130,7 +131,12 @@ impl RedisStore {
 
     /// Sends `PING`; `Ok` when Redis answers.
     pub async fn ping(&self) -> StoreResult<()> {
-        let _: String = self.pool.next().ping(None).await?;
+        let _: String = self
+            .pool
+            .next()
+            .ping(None)
+            .await
+            .map_err(crate::error::redis)?;
         Ok(())
     }
 
@@ -196,9 +202,10 @@ impl RedisStore {
         keys: Vec<String>,
         args: Vec<Value>,
     ) -> StoreResult<R> {
-        Ok(script
+        script
             .evalsha_with_reload(self.pool.next(), keys, args)
-            .await?)
+            .await
+            .map_err(crate::error::redis)
     }
 
     /// Writes `user` with its index entries if `condition` holds; returns whether it wrote.
@@ -248,7 +255,10 @@ impl RedisStore {
     }
 
     async fn raw_session(&self, id: &UserId) -> StoreResult<Option<String>> {
-        Ok(self.pool.get(self.keys.session(id)).await?)
+        self.pool
+            .get(self.keys.session(id))
+            .await
+            .map_err(crate::error::redis)
     }
 
     fn is_live(&self, user: &GuestUser, now: Timestamp) -> bool {

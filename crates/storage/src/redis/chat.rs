@@ -148,7 +148,8 @@ impl RedisStore {
                 None,
                 false,
             )
-            .await?;
+            .await
+            .map_err(crate::error::redis)?;
         Ok(())
     }
 
@@ -166,7 +167,10 @@ impl RedisStore {
 
     /// The node holding `user`'s socket.
     pub(crate) async fn node_of(&self, user: &UserId) -> StoreResult<Option<String>> {
-        Ok(self.pool.get(self.keys.user_node(user)).await?)
+        self.pool
+            .get(self.keys.user_node(user))
+            .await
+            .map_err(crate::error::redis)
     }
 
     /// Publishes `payload` on `node`'s channel.
@@ -175,12 +179,13 @@ impl RedisStore {
             .pool
             .next()
             .publish(self.keys.node_channel(node), payload)
-            .await?;
+            .await
+            .map_err(crate::error::redis)?;
         Ok(())
     }
 
     async fn room_by_key(&self, key: String) -> StoreResult<Option<RoomRecord>> {
-        let raw: Option<String> = self.pool.get(key).await?;
+        let raw: Option<String> = self.pool.get(key).await.map_err(crate::error::redis)?;
         raw.as_deref().map(decode).transpose()
     }
 }
@@ -233,7 +238,11 @@ impl ChatStore for RedisStore {
     }
 
     async fn room_of(&self, user: &UserId) -> StoreResult<Option<RoomRecord>> {
-        let room_id: Option<String> = self.pool.get(self.keys.user_room(user)).await?;
+        let room_id: Option<String> = self
+            .pool
+            .get(self.keys.user_room(user))
+            .await
+            .map_err(crate::error::redis)?;
         let Some(room_id) = room_id.as_deref().and_then(RoomId::parse) else {
             return Ok(None);
         };

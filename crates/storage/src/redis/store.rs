@@ -185,7 +185,11 @@ impl SessionStore for RedisStore {
     }
 
     async fn file_meta(&self, id: &FileId) -> StoreResult<Option<FileMeta>> {
-        let json: Option<Bytes> = self.pool.get(self.keys.file_meta(id)).await?;
+        let json: Option<Bytes> = self
+            .pool
+            .get(self.keys.file_meta(id))
+            .await
+            .map_err(crate::error::redis)?;
         let Some(json) = json else {
             return Ok(None);
         };
@@ -197,7 +201,8 @@ impl SessionStore for RedisStore {
         let values: Vec<Option<Bytes>> = self
             .pool
             .mget(vec![self.keys.file_meta(id), self.keys.file_bytes(id)])
-            .await?;
+            .await
+            .map_err(crate::error::redis)?;
         let [Some(json), Some(bytes)] =
             <[Option<Bytes>; 2]>::try_from(values).unwrap_or([None, None])
         else {

@@ -58,7 +58,7 @@ impl Handler for Refuse {
 /// A connection as the transports see it: one socket connected to `/` (so its events and acks
 /// are dispatched), on a server that refuses further CONNECTs.
 struct Fixture {
-    shared: SocketEngine<Refuse>,
+    engine: SocketEngine<Refuse>,
     conn: Arc<SocketConn<()>>,
 }
 
@@ -70,18 +70,18 @@ impl Fixture {
             ..Config::default()
         };
         let layer = SocketLayer::new(&config, Refuse);
-        let shared = Engine::new(config, layer);
+        let engine = Engine::new(config, layer);
         let conn = Arc::new(Conn::new(
             StoredRequest::empty(),
             Transport::Polling,
-            shared.protocol.conn_data(),
-            shared.config.outbound_queue,
-            shared.config.ping_interval,
+            engine.protocol.conn_data(),
+            engine.config.outbound_queue,
+            engine.config.ping_interval,
         ));
         let socket = Socket::new(Sid::new(), Str::from("/"), (), Arc::downgrade(&conn));
         conn.state().layer.push(socket.clone());
-        shared.protocol.sockets.insert(socket.sid(), socket);
-        Self { shared, conn }
+        engine.protocol.sockets.insert(socket.sid(), socket);
+        Self { engine, conn }
     }
 
     /// Takes the queued handler calls as the connection's task would, answering acks so their
@@ -95,7 +95,7 @@ impl Fixture {
             }
         }
         let mut state = self.conn.state();
-        let _ = Conn::drain_frames(&mut state, self.shared.config.max_payload);
+        let _ = Conn::drain_frames(&mut state, self.engine.config.max_payload);
     }
 }
 
@@ -112,7 +112,7 @@ pub fn query(query: &str, post: bool) -> bool {
 pub fn polling_payload(body: &[u8], max_payload: usize) -> Option<DisconnectReason> {
     let fixture = Fixture::new(max_payload);
     let body = Bytes::copy_from_slice(&body[..body.len().min(max_payload)]);
-    let outcome = ingest_payload(&fixture.shared, &fixture.conn, body)
+    let outcome = ingest_payload(&fixture.engine, &fixture.conn, body)
         .now_or_never()
         .and_then(Result::err);
     fixture.drain();
@@ -136,7 +136,7 @@ pub fn websocket_messages<'a>(
         } else {
             AggregatedMessage::Binary(Bytes::copy_from_slice(data))
         };
-        if let Err(reason) = on_message(&fixture.shared, &fixture.conn, message) {
+        if let Err(reason) = on_message(&fixture.engine, &fixture.conn, message) {
             fixture.drain();
             return Some(reason);
         }

@@ -34,6 +34,7 @@ pub enum Transport {
 }
 
 /// What the layer on top of Engine.IO keeps in each connection.
+///
 /// The thread-safety bounds are on [`Protocol::Data`](crate::engine::server::Protocol::Data),
 /// so that the public handles holding a connection ([`Socket`](crate::Socket)) need none.
 pub(crate) trait ConnData: Sized {
@@ -43,7 +44,8 @@ pub(crate) trait ConnData: Sized {
     type Locked: Default;
 
     /// Whether the layer is established on this connection (a Socket.IO socket connected),
-    /// which ends the wait of [`Protocol::establish_timeout`](crate::engine::server::Protocol::establish_timeout).
+    /// which ends the wait of
+    /// [`Protocol::establish_timeout`](crate::engine::server::Protocol::establish_timeout).
     fn established(locked: &Self::Locked) -> bool;
 }
 

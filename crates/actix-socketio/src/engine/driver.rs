@@ -30,7 +30,7 @@ pub(crate) enum PollingOutcome {
 
 /// Handler calls and timers of one connection; owned by whichever task drives it.
 pub(crate) struct Driver<P: Protocol> {
-    pub(crate) shared: Arc<Engine<P>>,
+    pub(crate) engine: Arc<Engine<P>>,
     pub(crate) conn: Arc<Conn<P::Data>>,
     current: Option<WorkFuture>,
     timer: Pin<Box<Sleep>>,
@@ -42,16 +42,16 @@ pub(crate) struct Driver<P: Protocol> {
 impl<P: Protocol> Driver<P> {
     /// A driver for `conn`, resuming `current` if a call was in flight before an upgrade.
     pub(crate) fn new(
-        shared: Arc<Engine<P>>,
+        engine: Arc<Engine<P>>,
         conn: Arc<Conn<P::Data>>,
         current: Option<WorkFuture>,
     ) -> Self {
         let now = Instant::now();
-        let establish_deadline = P::establish_timeout(&shared.config)
+        let establish_deadline = P::establish_timeout(&engine.config)
             .filter(|_| !P::Data::established(&conn.state().layer))
             .map(|timeout| now + timeout);
         Self {
-            shared,
+            engine,
             conn,
             current,
             timer: Box::pin(sleep_until(now)),
@@ -88,7 +88,7 @@ impl<P: Protocol> Driver<P> {
     }
 
     fn start(&self, work: <P::Data as ConnData>::Work) -> WorkFuture {
-        P::start(&self.shared, &self.conn, work)
+        P::start(&self.engine, &self.conn, work)
     }
 
     /// Sends pings, closes on a missing pong or establishment, and arms the timer for the next
@@ -111,7 +111,7 @@ impl<P: Protocol> Driver<P> {
     /// Acts on every deadline that passed and returns the next one; `None` when the close
     /// grace expired.
     fn next_deadline(&mut self, now: Instant) -> Option<Instant> {
-        let config = &self.shared.config;
+        let config = &self.engine.config;
         let mut state = self.conn.state();
         if state.closing.is_some() {
             let grace = *self.close_grace.get_or_insert(now + config.ping_timeout);
@@ -189,9 +189,9 @@ impl<P: Protocol> Driver<P> {
     pub(crate) async fn finish(mut self, reason: DisconnectReason) {
         self.conn.close(reason);
         let reason = self.conn.closing().unwrap_or(reason);
-        let shared = Arc::clone(&self.shared);
+        let engine = Arc::clone(&self.engine);
         let conn = Arc::clone(&self.conn);
-        shared.remove_session(&conn.sid);
+        engine.remove_session(&conn.sid);
         if let Some(current) = self.current.take() {
             current.await;
         }
@@ -200,7 +200,7 @@ impl<P: Protocol> Driver<P> {
                 self.start(work).await;
             }
         }
-        P::closed(&shared, &conn, reason).await;
+        P::closed(&engine, &conn, reason).await;
         {
             let mut state = conn.state();
             state.outbox = VecDeque::new();
@@ -217,11 +217,11 @@ pub(crate) async fn run_polling<P: Protocol>(mut driver: Driver<P>) {
     match poll_fn(|cx| driver.poll_polling(cx)).await {
         PollingOutcome::Closed(reason) => Box::pin(driver.finish(reason)).await,
         PollingOutcome::Handover(sender) => {
-            let shared = Arc::clone(&driver.shared);
+            let engine = Arc::clone(&driver.engine);
             let conn = Arc::clone(&driver.conn);
             if let Err(current) = sender.send(driver.into_current()) {
                 Box::pin(
-                    Driver::new(shared, conn, current).finish(DisconnectReason::TransportClose),
+                    Driver::new(engine, conn, current).finish(DisconnectReason::TransportClose),
                 )
                 .await;
             }

@@ -15,6 +15,7 @@ use std::{
 
 use actix_web::{HttpRequest, web};
 use bytes::Bytes;
+use engineioxide_core::Sid;
 use tokio::time::Instant;
 
 use crate::{
@@ -75,7 +76,7 @@ pub trait EngineHandler: Send + Sync + 'static {
 /// [`EmitError::Disconnected`]).
 #[derive(Clone)]
 pub struct EngineSocket {
-    sid: engineioxide_core::Sid,
+    sid: Sid,
     conn: Weak<Conn<PlainConn>>,
 }
 

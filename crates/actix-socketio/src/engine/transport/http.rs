@@ -70,7 +70,8 @@ pub(crate) enum EngineError {
     BadHandshakeMethod,
     BadRequest,
     UnsupportedProtocolVersion,
-    /// The protocol refused the handshake ([`Handler::allow_handshake`](crate::Handler::allow_handshake)).
+    /// The protocol refused the handshake
+    /// ([`Handler::allow_handshake`](crate::Handler::allow_handshake)).
     TooManyHandshakes,
 }
 

@@ -34,11 +34,11 @@ pub(crate) fn mount<P: Protocol>(engine: &Arc<Engine<P>>, cfg: &mut web::Service
 
 /// Serves one request to the Engine.IO path.
 async fn handle<P: Protocol>(
-    shared: Arc<Engine<P>>,
+    engine: Arc<Engine<P>>,
     request: HttpRequest,
     body: web::Payload,
 ) -> HttpResponse {
-    let cors = Cors::new(&shared.config, &request);
+    let cors = Cors::new(&engine.config, &request);
     if request.method() == Method::OPTIONS {
         return cors.preflight(&request);
     }
@@ -46,17 +46,17 @@ async fn handle<P: Protocol>(
         Ok(route) => route,
         Err(error) => return cors.error(error),
     };
-    if sid.is_none() && !shared.protocol.allow_handshake(&request) {
+    if sid.is_none() && !engine.protocol.allow_handshake(&request) {
         return cors.error(EngineError::TooManyHandshakes);
     }
     let method = request.method();
     match (transport, sid) {
-        (Transport::Polling, None) => polling::handshake(&shared, &request, &cors),
-        (Transport::WebSocket, None) => websocket::open(shared, &request, body, &cors),
+        (Transport::Polling, None) => polling::handshake(&engine, &request, &cors),
+        (Transport::WebSocket, None) => websocket::open(engine, &request, body, &cors),
         (Transport::Polling, Some(sid)) if method == Method::GET => {
-            polling::poll(&shared, sid, &cors).await
+            polling::poll(&engine, sid, &cors).await
         }
-        (Transport::Polling, Some(sid)) => polling::post(&shared, sid, body, &cors).await,
-        (Transport::WebSocket, Some(sid)) => websocket::upgrade(shared, sid, &request, body, &cors),
+        (Transport::Polling, Some(sid)) => polling::post(&engine, sid, body, &cors).await,
+        (Transport::WebSocket, Some(sid)) => websocket::upgrade(engine, sid, &request, body, &cors),
     }
 }

@@ -22,13 +22,13 @@ const SEPARATOR: char = '\x1e';
 
 /// `GET ?EIO=4&transport=polling`: opens a session and answers its OPEN packet.
 pub(super) fn handshake<P: Protocol>(
-    shared: &Arc<Engine<P>>,
+    engine: &Arc<Engine<P>>,
     request: &HttpRequest,
     cors: &Cors,
 ) -> HttpResponse {
-    let conn = shared.open_conn(request, Transport::Polling);
-    let open = open_frame(conn.sid, &shared.config, true);
-    actix_web::rt::spawn(run_polling(Driver::new(Arc::clone(shared), conn, None)));
+    let conn = engine.open_conn(request, Transport::Polling);
+    let open = open_frame(conn.sid, &engine.config, true);
+    actix_web::rt::spawn(run_polling(Driver::new(Arc::clone(engine), conn, None)));
     payload_response(cors, vec![open])
 }
 
@@ -50,11 +50,11 @@ impl<D: ConnData> Drop for ActiveGuard<'_, D> {
 }
 
 /// `GET ?sid=`: waits for packets and answers them joined by `\x1e`.
-pub(super) async fn poll<P: Protocol>(shared: &Engine<P>, sid: Sid, cors: &Cors) -> HttpResponse {
-    let Some(conn) = shared.sessions.get(&sid) else {
+pub(super) async fn poll<P: Protocol>(engine: &Engine<P>, sid: Sid, cors: &Cors) -> HttpResponse {
+    let Some(conn) = engine.sessions.get(&sid) else {
         return cors.error(EngineError::UnknownSid);
     };
-    if conn.check_pong_overdue(shared.config.ping_timeout) && !can_deliver_close(&conn) {
+    if conn.check_pong_overdue(engine.config.ping_timeout) && !can_deliver_close(&conn) {
         return cors.error(EngineError::UnknownSid);
     }
     {
@@ -73,7 +73,7 @@ pub(super) async fn poll<P: Protocol>(shared: &Engine<P>, sid: Sid, cors: &Cors)
         conn: &conn,
         get: true,
     };
-    let max_payload = shared.config.max_payload;
+    let max_payload = engine.config.max_payload;
     let frames = poll_fn(|cx| {
         conn.poll_waker.register(cx.waker());
         let mut state = conn.state();
@@ -116,15 +116,15 @@ fn can_deliver_close<D: ConnData>(conn: &Conn<D>) -> bool {
 
 /// `POST ?sid=`: decodes the body's packets and ingests them.
 pub(super) async fn post<P: Protocol>(
-    shared: &Engine<P>,
+    engine: &Engine<P>,
     sid: Sid,
     body: web::Payload,
     cors: &Cors,
 ) -> HttpResponse {
-    let Some(conn) = shared.sessions.get(&sid) else {
+    let Some(conn) = engine.sessions.get(&sid) else {
         return cors.error(EngineError::UnknownSid);
     };
-    if conn.check_pong_overdue(shared.config.ping_timeout) {
+    if conn.check_pong_overdue(engine.config.ping_timeout) {
         return cors.error(EngineError::UnknownSid);
     }
     {
@@ -143,7 +143,7 @@ pub(super) async fn post<P: Protocol>(
         conn: &conn,
         get: false,
     };
-    let max_payload = shared.config.max_payload;
+    let max_payload = engine.config.max_payload;
     let bytes = match body.to_bytes_limited(max_payload).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(_)) => {
@@ -158,7 +158,7 @@ pub(super) async fn post<P: Protocol>(
                 .body("payload too large");
         }
     };
-    match ingest_payload(shared, &conn, bytes).await {
+    match ingest_payload(engine, &conn, bytes).await {
         Ok(()) => {}
         Err(DisconnectReason::TransportClose) => conn.close(DisconnectReason::TransportClose),
         Err(reason) => {
@@ -185,11 +185,11 @@ pub(super) async fn post<P: Protocol>(
 /// Decodes a POST body's packets and ingests them in order, up to the first that ends the
 /// connection (a close packet, or anything invalid).
 pub(crate) async fn ingest_payload<P: Protocol>(
-    shared: &Engine<P>,
+    engine: &Engine<P>,
     conn: &Arc<Conn<P::Data>>,
     body: Bytes,
 ) -> Result<(), DisconnectReason> {
-    let max = u64::try_from(shared.config.max_payload).unwrap_or(u64::MAX);
+    let max = u64::try_from(engine.config.max_payload).unwrap_or(u64::MAX);
     let mut packets = std::pin::pin!(payload::decoder(
         Full::new(body),
         None,
@@ -201,7 +201,7 @@ pub(crate) async fn ingest_payload<P: Protocol>(
             tracing::debug!(sid = %conn.sid, %error, "invalid Engine.IO payload");
             DisconnectReason::ParseError
         })?;
-        shared.ingest(conn, packet)?;
+        engine.ingest(conn, packet)?;
     }
     Ok(())
 }

@@ -82,20 +82,20 @@ fn accept(
 
 /// `?EIO=4&transport=websocket` without a sid: a new session on a WebSocket.
 pub(super) fn open<P: Protocol>(
-    shared: Arc<Engine<P>>,
+    engine: Arc<Engine<P>>,
     request: &HttpRequest,
     body: web::Payload,
     cors: &Cors,
 ) -> HttpResponse {
-    let (response, accepted) = match accept(shared.config.max_payload, request, body) {
+    let (response, accepted) = match accept(engine.config.max_payload, request, body) {
         Ok(accepted) => accepted,
         Err(_) => return cors.error(EngineError::BadRequest),
     };
-    let conn = shared.open_conn(request, Transport::WebSocket);
-    conn.push_control([open_frame(conn.sid, &shared.config, false)]);
-    let driver = Driver::new(shared, conn, None);
+    let conn = engine.open_conn(request, Transport::WebSocket);
+    conn.push_control([open_frame(conn.sid, &engine.config, false)]);
+    let driver = Driver::new(engine, conn, None);
     actix_web::rt::spawn(async move {
-        match accepted.ready(driver.shared.config.max_payload).await {
+        match accepted.ready(driver.engine.config.max_payload).await {
             Some(io) => run(driver, io).await,
             None => Box::pin(driver.finish(DisconnectReason::TransportClose)).await,
         }
@@ -105,16 +105,16 @@ pub(super) fn open<P: Protocol>(
 
 /// `?transport=websocket&sid=`: the upgrade of a polling session.
 pub(super) fn upgrade<P: Protocol>(
-    shared: Arc<Engine<P>>,
+    engine: Arc<Engine<P>>,
     sid: Sid,
     request: &HttpRequest,
     body: web::Payload,
     cors: &Cors,
 ) -> HttpResponse {
-    let Some(conn) = shared.sessions.get(&sid) else {
+    let Some(conn) = engine.sessions.get(&sid) else {
         return cors.error(EngineError::UnknownSid);
     };
-    let (response, accepted) = match accept(shared.config.max_payload, request, body) {
+    let (response, accepted) = match accept(engine.config.max_payload, request, body) {
         Ok(accepted) => accepted,
         Err(_) => return cors.error(EngineError::BadRequest),
     };
@@ -126,7 +126,7 @@ pub(super) fn upgrade<P: Protocol>(
         state.upgrade_pending |= !refused;
         refused
     };
-    let max_payload = shared.config.max_payload;
+    let max_payload = engine.config.max_payload;
     actix_web::rt::spawn(async move {
         let Some(mut io) = accepted.ready(max_payload).await else {
             if !refused {
@@ -140,13 +140,13 @@ pub(super) fn upgrade<P: Protocol>(
             io.start_close(CloseCode::Normal);
             io.finish();
         } else {
-            run_upgrade(shared, conn, io).await;
+            run_upgrade(engine, conn, io).await;
         }
     });
     response
 }
 
-async fn run_upgrade<P: Protocol>(shared: Arc<Engine<P>>, conn: Arc<Conn<P::Data>>, mut io: Io) {
+async fn run_upgrade<P: Protocol>(engine: Arc<Engine<P>>, conn: Arc<Conn<P::Data>>, mut io: Io) {
     let probed = tokio::time::timeout(UPGRADE_TIMEOUT, probe(&conn, &mut io))
         .await
         .unwrap_or(Err(()));
@@ -180,7 +180,7 @@ async fn run_upgrade<P: Protocol>(shared: Arc<Engine<P>>, conn: Arc<Conn<P::Data
     match current {
         Some(current) => {
             tracing::debug!(sid = %conn.sid, "upgraded to websocket");
-            run(Driver::new(shared, conn, current), io).await;
+            run(Driver::new(engine, conn, current), io).await;
         }
         None => {
             io.start_close(CloseCode::Normal);
@@ -335,7 +335,7 @@ fn read<P: Protocol>(driver: &Driver<P>, io: &mut Loop, cx: &mut Context<'_>) ->
         };
         progressed = true;
         let result = match message {
-            Some(Ok(message)) => on_message(&driver.shared, conn, message),
+            Some(Ok(message)) => on_message(&driver.engine, conn, message),
             Some(Err(error)) => {
                 io.read_done = true;
                 match error {
@@ -368,7 +368,7 @@ fn read<P: Protocol>(driver: &Driver<P>, io: &mut Loop, cx: &mut Context<'_>) ->
 
 /// Handles one WebSocket message; `Err` means the connection must close.
 pub(crate) fn on_message<P: Protocol>(
-    shared: &Engine<P>,
+    engine: &Engine<P>,
     conn: &Arc<Conn<P::Data>>,
     message: AggregatedMessage,
 ) -> Result<(), DisconnectReason> {
@@ -376,9 +376,9 @@ pub(crate) fn on_message<P: Protocol>(
         AggregatedMessage::Text(text) => {
             let packet = EnginePacket::parse(ProtocolVersion::V4, Str::copy_from_slice(&text))
                 .map_err(|_| DisconnectReason::ParseError)?;
-            shared.ingest(conn, packet)
+            engine.ingest(conn, packet)
         }
-        AggregatedMessage::Binary(data) => shared.ingest(conn, EnginePacket::Binary(data)),
+        AggregatedMessage::Binary(data) => engine.ingest(conn, EnginePacket::Binary(data)),
         AggregatedMessage::Ping(data) => {
             conn.push_control([Frame::WsPong(data)]);
             Ok(())

@@ -13,6 +13,13 @@
 //!   in-process driver [`InProcessNetwork`] (several nodes in one process).
 //! - [`error`]: [`StorageError`], what any store call can fail with.
 //!
+//! # Features
+//!
+//! - `redis` (default): [`redis`] (with `redis::RedisCluster`), [`failover`] and [`bus`], over
+//!   `fred`. Without it only the in-memory store and the in-process cluster are compiled, and
+//!   `fred` is not a dependency: crates that only code against the traits (the chat logic,
+//!   presence) depend on this crate with `default-features = false`.
+//!
 //! Sessions expire [`StoreConfig::session_ttl`] after their last activity (sliding): an
 //! [`SessionStore::update`] whose patch has `touch` set slides the expiry. An expired session
 //! is invisible at once; [`SessionStore::sweep_expired`] removes it and reports its id once.
@@ -55,19 +62,24 @@ use chat_domain::{
     Username,
 };
 
+#[cfg(feature = "redis")]
 pub mod bus;
 pub mod chat;
 pub mod cluster;
 pub mod error;
+#[cfg(feature = "redis")]
 pub mod failover;
 pub mod memory;
+#[cfg(feature = "redis")]
 pub mod redis;
 
 pub use chat::{ChatStore, RoomRecord};
 pub use cluster::{BusHealth, Cluster, InProcessCluster, InProcessNetwork, Inbox};
-pub use error::StorageError;
+pub use error::{RedisError, StorageError};
+#[cfg(feature = "redis")]
 pub use failover::FailoverStore;
 pub use memory::MemoryStore;
+#[cfg(feature = "redis")]
 pub use redis::RedisStore;
 
 /// Result of a storage call.

@@ -45,7 +45,9 @@ macro_rules! contract_suite {
 }
 
 contract_suite!(memory, crate::common::memory_store);
+#[cfg(feature = "redis")]
 contract_suite!(redis, crate::common::redis_store);
+#[cfg(feature = "redis")]
 contract_suite!(failover, crate::common::failover_store);
 
 async fn create_get_update_delete<S: SessionStore>(store: &S) {

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chat_domain::{GuestUser, Profile, Timestamp};
-use chat_storage::{FailoverStore, MemoryStore, RedisStore, SessionStore, StoreConfig};
+#[cfg(feature = "redis")]
+use chat_storage::{FailoverStore, RedisStore, SessionStore};
+use chat_storage::{MemoryStore, StoreConfig};
 use chat_testkit::{RedisServer, require_redis};
 
 /// The session TTL of every test store: longer than [`chat_domain::Stats::ACTIVE_WINDOW`], so a
@@ -64,6 +66,7 @@ pub async fn memory_store() -> Option<MemoryStore> {
     Some(MemoryStore::new(config()))
 }
 
+#[cfg(feature = "redis")]
 /// A Redis store on the shared server under a fresh prefix, or `None` without `redis-server`.
 pub async fn redis_store() -> Option<RedisStore> {
     let server = shared_redis()?;
@@ -74,6 +77,7 @@ pub async fn redis_store() -> Option<RedisStore> {
     )
 }
 
+#[cfg(feature = "redis")]
 /// A failover store on the shared server under a fresh prefix, or `None` without `redis-server`.
 pub async fn failover_store() -> Option<FailoverStore> {
     let server = shared_redis()?;

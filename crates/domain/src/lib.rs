@@ -9,7 +9,7 @@
 //! - [`message`]: [`Message`] and the validation of chat payloads.
 //! - [`file`](mod@file): [`FileInfo`] and [`FileType`] judged from content.
 //! - [`search`]: [`SearchFilters`], [`Searcher`] and the in-process [`SearchQueue`].
-//! - [`webrtc`]: SDP and ICE candidate validation.
+//! - [`webrtc`]: [`SessionDescription`] and [`IceCandidate`], checked SDP and ICE candidates.
 //! - [`stats`]: the service-wide counters, [`Stats`].
 //! - [`error`]: [`DomainError`], the one error enum the gateway maps onto the contract's codes.
 //!
@@ -61,3 +61,4 @@ pub use stats::Stats;
 pub use time::Timestamp;
 pub use user::{GuestUser, Profile, ProfileField, ProfileUpdate, PublicUser};
 pub use username::Username;
+pub use webrtc::{CallKind, IceCandidate, SdpType, SessionDescription};

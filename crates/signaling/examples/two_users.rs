@@ -8,15 +8,20 @@ use std::collections::HashMap;
 use std::error::Error;
 use std::sync::{Arc, Mutex};
 
+use chat_domain::webrtc::{CallKind, SdpType, SessionDescription};
 use chat_domain::{ChatPayload, FileId, GuestUser, Profile, Timestamp, UserId};
-use chat_signaling::{ChatConfig, ChatService, Delivery, FileUrls, Outgoing, SearchFilters};
+use chat_signaling::{
+    ChatConfig, ChatParts, ChatService, Delivery, FileUrls, Outgoing, Receipt, SearchFilters,
+};
 use chat_storage::{MemoryStore, SessionStore, StoreConfig};
 use serde_json::json;
 
-/// Prints each event; every user's "socket" is on this node.
+/// Prints each event; every user's "socket" is on this node, and every client acknowledges
+/// each message it gets at once.
 #[derive(Default)]
 struct Printer {
     names: Mutex<HashMap<UserId, String>>,
+    acks: Mutex<Vec<Receipt>>,
 }
 
 impl Delivery for Printer {
@@ -24,17 +29,33 @@ impl Delivery for Printer {
         true
     }
 
-    fn deliver_local(&self, to: &UserId, event: Outgoing) {
+    fn deliver_local(&self, to: &UserId, event: Outgoing, receipt: Option<Receipt>) {
         let names = self
             .names
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let name = names.get(to).map_or("?", String::as_str);
         println!("to {name:>5}: {event:?}");
+        // A client's ack arrives later, from its connection: here, once the caller asks.
+        self.acks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(receipt);
     }
+}
 
-    fn forward(&self, _to: &UserId, _event: Outgoing) {
-        // One node: nobody is elsewhere.
+impl Printer {
+    /// Every client acknowledges what it got.
+    fn ack_all(&self) {
+        let receipts = std::mem::take(
+            &mut *self
+                .acks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for receipt in receipts {
+            receipt.confirm();
+        }
     }
 }
 
@@ -51,14 +72,15 @@ impl FileUrls for Urls {
 async fn main() -> Result<(), Box<dyn Error>> {
     let store = Arc::new(MemoryStore::new(StoreConfig::default()));
     let printer = Arc::new(Printer::default());
-    let chat = ChatService::new(
-        ChatConfig::default(),
-        store.clone(),
-        store.clone(),
-        printer.clone(),
-        Arc::new(Urls),
-        || {},
-    );
+    let parts = ChatParts {
+        sessions: store.clone(),
+        shared: store.clone(),
+        delivery: printer.clone(),
+        urls: Arc::new(Urls),
+        // One node: nobody is elsewhere.
+        cluster: None,
+    };
+    let chat = ChatService::new(ChatConfig::default(), parts, || {});
 
     let mut users = Vec::new();
     for profile in [
@@ -84,23 +106,25 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("-- Alice writes, Bob acknowledges");
     let hello =
         ChatPayload::from_json(&json!({"type": "text", "content": "hi!", "clientId": "c1"}))?;
-    let sent = chat.send_message(alice, hello).await?;
-    chat.confirm_delivery(bob, &sent.id);
+    chat.send_message(alice, hello).await?;
+    printer.ack_all();
     chat.typing(bob, true)?;
 
     println!("-- an audio call, answered, then ended");
+    // The gateway parses what clients send before the chat sees it.
+    let offer = json!({"type": "offer", "sdp": "v=0\r\n"});
     chat.offer(
         alice,
-        &json!({"offer": {"type": "offer", "sdp": "v=0\r\n"}, "type": "audio"}),
+        SessionDescription::parse(Some(&offer), SdpType::Offer)?,
+        CallKind::Audio,
     )?;
-    chat.answer(
-        bob,
-        &json!({"answer": {"type": "answer", "sdp": "v=0\r\n"}}),
-    )?;
+    let answer = json!({"type": "answer", "sdp": "v=0\r\n"});
+    chat.answer(bob, SessionDescription::parse(Some(&answer), SdpType::Answer)?)?;
     chat.end_call(alice, false)?;
 
     println!("-- Bob leaves");
     chat.leave(bob).await?;
     assert_eq!(chat.room_of(alice).await, None);
+    chat.shutdown().await;
     Ok(())
 }

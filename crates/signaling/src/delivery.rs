@@ -1,9 +1,10 @@
-//! What the chat sends to users, and the interface that carries it.
+//! What the chat sends to users, and the interface that carries it to this node's sockets.
 
-use chat_domain::webrtc::CallKind;
+use chat_domain::webrtc::{CallKind, IceCandidate, SessionDescription};
 use chat_domain::{FileId, Message, MessageId, PublicUser, RoomId, Timestamp, UserId, Username};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+use crate::service::Receipt;
 
 /// Why a room closed, as `room:closed` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -49,8 +50,8 @@ pub enum Outgoing {
         /// The receiver's own name (not sent on the wire; the receiver's node keeps it).
         own_username: Username,
     },
-    /// `chat:message`, sent asking the client for an ack; the ack must be turned into
-    /// [`crate::ChatService::confirm_delivery`].
+    /// `chat:message`, sent asking the client for an ack: it comes with a [`Receipt`] the ack
+    /// confirms.
     Message(Box<Message>),
     /// `message:sent` to the sender.
     Sent {
@@ -93,8 +94,8 @@ pub enum Outgoing {
     },
     /// `webrtc:offer`.
     Offer {
-        /// The clean `{type, sdp}`.
-        offer: Value,
+        /// The offer, `{type, sdp}`.
+        offer: SessionDescription,
         /// Audio or video.
         kind: CallKind,
         /// The caller.
@@ -106,8 +107,8 @@ pub enum Outgoing {
     },
     /// `webrtc:answer`.
     Answer {
-        /// The clean `{type, sdp}`.
-        answer: Value,
+        /// The answer, `{type, sdp}`.
+        answer: SessionDescription,
         /// The callee.
         from: UserId,
         /// The callee's name.
@@ -115,8 +116,8 @@ pub enum Outgoing {
     },
     /// `webrtc:ice-candidate`.
     Candidate {
-        /// The clean candidate.
-        candidate: Value,
+        /// The candidate, its standard fields only.
+        candidate: IceCandidate,
         /// The sender.
         from: UserId,
     },
@@ -143,18 +144,25 @@ pub enum Outgoing {
     },
 }
 
-/// Carries events to users wherever their socket is. Implementations must not block: queue
-/// and return. An event for a user with no live socket is dropped.
+/// Carries events to the users whose socket is on this node; events for users on other
+/// nodes never reach it (the chat forwards them over its [`chat_storage::Cluster`]).
+/// Implementations must not block: queue and return. An event for a user with no live
+/// socket here is dropped.
 pub trait Delivery: Send + Sync + 'static {
     /// Whether `to` has a live socket on this node.
     fn is_local(&self, to: &UserId) -> bool;
 
-    /// Hands `event` to `to`'s socket on this node.
-    fn deliver_local(&self, to: &UserId, event: Outgoing);
+    /// Hands `event` to `to`'s socket on this node. A [`Outgoing::Message`] comes with its
+    /// `receipt`: confirm it when the recipient's client acknowledges the message
+    /// ([`Receipt::confirm`]); every other event comes with `None`.
+    fn deliver_local(&self, to: &UserId, event: Outgoing, receipt: Option<Receipt>);
 
-    /// Sends `event` to the node holding `to`'s socket, whose transport then calls
-    /// [`crate::ChatService::receive`]. On a single node there is none: drop it.
-    fn forward(&self, to: &UserId, event: Outgoing);
+    /// `user` connected on another node, which holds their chat now: their socket here, if
+    /// any, is replaced (the gateway says `session:replaced` and disconnects it, without
+    /// reconnect grace). Never called on a single node; does nothing unless implemented.
+    fn replaced_elsewhere(&self, user: &UserId) {
+        let _ = user;
+    }
 }
 
 /// Makes the short-lived signed download URL of a file for one viewer.

@@ -1,180 +1,18 @@
-//! The chat's behaviour, driven without sockets: a recording delivery and the memory store.
+//! The chat's behaviour, driven without sockets: the test harness's recording delivery, the
+//! memory store and, with several nodes, the in-process cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use chat_domain::{
-    ChatPayload, ErrorCode, FileId, FileType, GuestUser, Profile, RoomId, Timestamp, UserId,
-};
-use chat_signaling::{
-    ChatConfig, ChatService, CloseReason, Delivery, FileUrls, Outgoing, SearchFilters, SessionEnd,
-};
-use chat_storage::memory::MemoryStore;
-use chat_storage::{FileMeta, SessionPatch, SessionStore, StoreConfig, StoredFile};
+use chat_domain::{ChatPayload, ErrorCode, FileId, FileType, RoomId, Timestamp, UserId};
+use chat_signaling::{CloseReason, Outgoing, SearchFilters, SessionEnd};
+use chat_storage::{FileMeta, SessionStore, StoredFile};
+use common::{Harness, answer, candidate, offer, text};
 use serde_json::json;
-
-/// Users of every node, and each node's chat service; forwards go to the user's node.
-#[derive(Default)]
-struct Network {
-    homes: Mutex<HashMap<UserId, usize>>,
-    nodes: OnceLock<Vec<ChatService>>,
-    events: Mutex<Vec<(UserId, Outgoing)>>,
-    /// For each `match:found` handed to a socket: how many chat links all nodes held then.
-    links_at_found: Mutex<Vec<usize>>,
-}
-
-/// One node's side of the network.
-struct NodeDelivery {
-    index: usize,
-    network: Arc<Network>,
-}
-
-impl Delivery for NodeDelivery {
-    fn is_local(&self, to: &UserId) -> bool {
-        self.network.homes.lock().unwrap().get(to) == Some(&self.index)
-    }
-
-    fn deliver_local(&self, to: &UserId, event: Outgoing) {
-        if matches!(event, Outgoing::Found { .. })
-            && let Some(nodes) = self.network.nodes.get()
-        {
-            let links = nodes.iter().map(ChatService::local_chats).sum();
-            self.network.links_at_found.lock().unwrap().push(links);
-        }
-        self.network
-            .events
-            .lock()
-            .unwrap()
-            .push((to.clone(), event));
-    }
-
-    fn forward(&self, to: &UserId, event: Outgoing) {
-        let home = self.network.homes.lock().unwrap().get(to).copied();
-        if let (Some(home), Some(nodes)) = (home, self.network.nodes.get()) {
-            nodes[home].receive(to, event);
-        }
-    }
-}
-
-struct Urls;
-
-impl FileUrls for Urls {
-    fn url_for(&self, file: &FileId, viewer: &UserId) -> String {
-        format!("/api/files/{file}?for={viewer}")
-    }
-}
-
-/// `nodes` chat services sharing one store, as nodes share one Redis.
-struct Harness {
-    nodes: Vec<ChatService>,
-    store: Arc<MemoryStore>,
-    network: Arc<Network>,
-    chat: ChatService,
-}
-
-impl Harness {
-    fn new() -> Self {
-        Self::with_nodes(1)
-    }
-
-    fn with_nodes(count: usize) -> Self {
-        let store = Arc::new(MemoryStore::new(StoreConfig::default()));
-        let network = Arc::new(Network::default());
-        let config = ChatConfig {
-            call_timeout: Duration::from_secs(30),
-            reconnect_grace: Duration::from_secs(10),
-        };
-        let nodes: Vec<ChatService> = (0..count)
-            .map(|index| {
-                let delivery = Arc::new(NodeDelivery {
-                    index,
-                    network: network.clone(),
-                });
-                ChatService::new(
-                    config.clone(),
-                    store.clone(),
-                    store.clone(),
-                    delivery,
-                    Arc::new(Urls),
-                    || {},
-                )
-            })
-            .collect();
-        let _ = network.nodes.set(nodes.clone());
-        let chat = nodes[0].clone();
-        Self {
-            nodes,
-            store,
-            network,
-            chat,
-        }
-    }
-
-    fn take(&self) -> Vec<(UserId, Outgoing)> {
-        std::mem::take(&mut *self.network.events.lock().unwrap())
-    }
-
-    fn for_user(&self, user: &UserId) -> Vec<Outgoing> {
-        self.take()
-            .into_iter()
-            .filter(|(to, _)| to == user)
-            .map(|(_, event)| event)
-            .collect()
-    }
-
-    /// A user connected to node `node`.
-    async fn user_on(&self, node: usize, profile: serde_json::Value) -> UserId {
-        let user = GuestUser::new(Profile::from_json(&profile).unwrap(), Timestamp::now());
-        self.store.create(&user).await.unwrap();
-        self.network
-            .homes
-            .lock()
-            .unwrap()
-            .insert(user.id.clone(), node);
-        user.id
-    }
-
-    async fn user(&self, profile: serde_json::Value) -> UserId {
-        self.user_on(0, profile).await
-    }
-
-    /// Moves a user's socket: `None` is disconnected.
-    fn place(&self, user: &UserId, node: Option<usize>) {
-        let mut homes = self.network.homes.lock().unwrap();
-        match node {
-            Some(node) => homes.insert(user.clone(), node),
-            None => homes.remove(user),
-        };
-    }
-
-    /// Two users matched on nodes `first` and `second`; returns (initiator, other, room).
-    async fn pair_on(&self, first: usize, second: usize) -> (UserId, UserId, RoomId) {
-        let alice = self.user_on(first, json!({})).await;
-        let bob = self.user_on(second, json!({})).await;
-        self.nodes[first]
-            .search(&alice, SearchFilters::default())
-            .await
-            .unwrap();
-        self.nodes[second]
-            .search(&bob, SearchFilters::default())
-            .await
-            .unwrap();
-        let room = self.nodes[first].room_of(&alice).await.unwrap();
-        self.take();
-        (alice, bob, room)
-    }
-
-    async fn pair(&self) -> (UserId, UserId, RoomId) {
-        self.pair_on(0, 0).await
-    }
-}
-
-fn text(content: &str) -> ChatPayload {
-    ChatPayload::from_json(&json!({"type": "text", "content": content, "clientId": "c1"})).unwrap()
-}
 
 #[tokio::test]
 async fn two_searchers_are_matched_with_exactly_one_initiator() {
@@ -372,9 +210,9 @@ async fn chat_actions_outside_a_chat_fail_with_not_in_chat() {
         code(harness.chat.leave(&loner).await),
         Some(ErrorCode::NotInChat)
     );
-    let offer = json!({"offer": {"type": "offer", "sdp": "v=0"}, "type": "video"});
+    let call = json!({"offer": {"type": "offer", "sdp": "v=0"}, "type": "video"});
     assert_eq!(
-        code(harness.chat.offer(&loner, &offer)),
+        code(offer(&harness.chat, &loner, &call)),
         Some(ErrorCode::NotInChat)
     );
     assert_eq!(
@@ -446,9 +284,8 @@ async fn typing_leave_and_next() {
 async fn an_unanswered_call_times_out_for_both() {
     let harness = Harness::new();
     let (alice, bob, _) = harness.pair().await;
-    let offer =
-        json!({"offer": {"type": "offer", "sdp": "v=0"}, "type": "audio", "from": "forged"});
-    harness.chat.offer(&alice, &offer).unwrap();
+    let call = json!({"offer": {"type": "offer", "sdp": "v=0"}, "type": "audio", "from": "forged"});
+    offer(&harness.chat, &alice, &call).unwrap();
     let events = harness.for_user(&bob);
     assert!(
         matches!(&events[..], [Outgoing::Offer { from, kind: chat_domain::webrtc::CallKind::Audio, .. }] if from == &alice)
@@ -466,15 +303,17 @@ async fn an_unanswered_call_times_out_for_both() {
 async fn answered_rejected_ended_or_closed_calls_never_time_out() {
     let harness = Harness::new();
     let (alice, bob, _) = harness.pair().await;
-    let offer = json!({"offer": {"type": "offer", "sdp": "v=0"}, "type": "video"});
-    harness.chat.offer(&alice, &offer).unwrap();
-    harness
-        .chat
-        .answer(&bob, &json!({"answer": {"type": "answer", "sdp": "v=0"}}))
-        .unwrap();
-    harness.chat.offer(&bob, &offer).unwrap();
+    let call = json!({"offer": {"type": "offer", "sdp": "v=0"}, "type": "video"});
+    offer(&harness.chat, &alice, &call).unwrap();
+    answer(
+        &harness.chat,
+        &bob,
+        &json!({"answer": {"type": "answer", "sdp": "v=0"}}),
+    )
+    .unwrap();
+    offer(&harness.chat, &bob, &call).unwrap();
     harness.chat.end_call(&alice, true).unwrap();
-    harness.chat.offer(&alice, &offer).unwrap();
+    offer(&harness.chat, &alice, &call).unwrap();
     harness.chat.leave(&bob).await.unwrap();
     harness.take();
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -493,42 +332,46 @@ async fn signaling_payloads_are_validated() {
     let code =
         |result: Result<(), chat_signaling::ChatError>| result.err().map(|error| error.code());
     assert_eq!(
-        code(harness.chat.offer(&alice, &json!({"offer": "nope"}))),
+        code(offer(&harness.chat, &alice, &json!({"offer": "nope"}))),
         Some(ErrorCode::InvalidInput)
     );
     assert_eq!(
-        code(
-            harness
-                .chat
-                .answer(&alice, &json!({"answer": {"type": "offer", "sdp": "x"}}))
-        ),
+        code(answer(
+            &harness.chat,
+            &alice,
+            &json!({"answer": {"type": "offer", "sdp": "x"}})
+        )),
         Some(ErrorCode::InvalidInput)
     );
     let huge = json!({"offer": {"type": "offer", "sdp": "a".repeat(70_000)}});
     assert_eq!(
-        code(harness.chat.offer(&alice, &huge)),
+        code(offer(&harness.chat, &alice, &huge)),
         Some(ErrorCode::TooLarge)
     );
     assert_eq!(
-        code(
-            harness
-                .chat
-                .candidate(&alice, &json!({"candidate": {"candidate": 5}}))
-        ),
+        code(candidate(
+            &harness.chat,
+            &alice,
+            &json!({"candidate": {"candidate": 5}})
+        )),
         Some(ErrorCode::InvalidInput)
     );
-    harness
-        .chat
-        .candidate(
-            &alice,
-            &json!({"candidate": {"candidate": "candidate:1", "sdpMid": "0", "x": 1}}),
-        )
-        .unwrap();
+    candidate(
+        &harness.chat,
+        &alice,
+        &json!({"candidate": {"candidate": "candidate:1", "sdpMid": "0", "x": 1}}),
+    )
+    .unwrap();
     let events = harness.for_user(&bob);
     assert_eq!(
         events,
         vec![Outgoing::Candidate {
-            candidate: json!({"candidate": "candidate:1", "sdpMid": "0"}),
+            candidate: chat_domain::IceCandidate {
+                candidate: "candidate:1".into(),
+                sdp_mid: Some(Some("0".into())),
+                sdp_m_line_index: None,
+                username_fragment: None,
+            },
             from: alice
         }]
     );
@@ -538,7 +381,7 @@ async fn signaling_payloads_are_validated() {
 async fn a_dropped_user_who_returns_in_time_keeps_the_chat() {
     let harness = Harness::new();
     let (alice, bob, _) = harness.pair().await;
-    harness.place(&alice, None);
+    harness.place(&alice, None).await;
     harness.chat.user_disconnected(&alice).await;
     assert_eq!(
         harness.for_user(&bob),
@@ -549,7 +392,7 @@ async fn a_dropped_user_who_returns_in_time_keeps_the_chat() {
         Err(chat_signaling::ChatError::PartnerUnavailable)
     ));
     tokio::time::sleep(Duration::from_secs(5)).await;
-    harness.place(&alice, Some(0));
+    harness.place(&alice, Some(0)).await;
     assert!(harness.chat.user_connected(&alice).await.is_some());
     assert_eq!(harness.for_user(&bob), vec![Outgoing::PartnerReconnected]);
     tokio::time::sleep(Duration::from_secs(20)).await;
@@ -568,7 +411,7 @@ async fn a_dropped_user_who_returns_in_time_keeps_the_chat() {
 async fn a_dropped_user_who_does_not_return_closes_the_room() {
     let harness = Harness::new();
     let (alice, bob, room) = harness.pair().await;
-    harness.place(&alice, None);
+    harness.place(&alice, None).await;
     harness.chat.user_disconnected(&alice).await;
     tokio::time::sleep(Duration::from_secs(11)).await;
     let events = harness.for_user(&bob);
@@ -675,6 +518,7 @@ async fn a_whole_chat_across_two_nodes() {
         .send_message(&alice, text("hello from node 0"))
         .await
         .unwrap();
+    harness.settle().await;
     assert!(
         harness
             .for_user(&bob)
@@ -686,6 +530,7 @@ async fn a_whole_chat_across_two_nodes() {
         "bob's node knows the pending receipt"
     );
     assert!(!harness.nodes[1].confirm_delivery(&bob, &sent.id));
+    harness.settle().await;
     assert_eq!(
         harness
             .take()
@@ -696,6 +541,7 @@ async fn a_whole_chat_across_two_nodes() {
     );
 
     harness.nodes[1].typing(&bob, true).unwrap();
+    harness.settle().await;
     assert_eq!(
         harness.for_user(&alice),
         vec![Outgoing::Typing {
@@ -705,11 +551,15 @@ async fn a_whole_chat_across_two_nodes() {
     );
 
     // A call offered on node 0 and answered on node 1 never times out.
-    let offer = json!({"offer": {"type": "offer", "sdp": "v=0"}, "type": "video"});
-    harness.nodes[0].offer(&alice, &offer).unwrap();
-    harness.nodes[1]
-        .answer(&bob, &json!({"answer": {"type": "answer", "sdp": "v=0"}}))
-        .unwrap();
+    let video = json!({"offer": {"type": "offer", "sdp": "v=0"}, "type": "video"});
+    offer(&harness.nodes[0], &alice, &video).unwrap();
+    harness.settle().await;
+    answer(
+        &harness.nodes[1],
+        &bob,
+        &json!({"answer": {"type": "answer", "sdp": "v=0"}}),
+    )
+    .unwrap();
     tokio::time::sleep(Duration::from_secs(40)).await;
     assert!(
         harness
@@ -719,7 +569,7 @@ async fn a_whole_chat_across_two_nodes() {
     );
     // An unanswered one does, for both.
     harness.nodes[1].end_call(&bob, false).unwrap();
-    harness.nodes[1].offer(&bob, &offer).unwrap();
+    offer(&harness.nodes[1], &bob, &video).unwrap();
     tokio::time::sleep(Duration::from_secs(31)).await;
     let timeouts: Vec<UserId> = harness
         .take()
@@ -731,6 +581,7 @@ async fn a_whole_chat_across_two_nodes() {
     assert!(timeouts.contains(&alice) && timeouts.contains(&bob));
 
     harness.nodes[1].leave(&bob).await.unwrap();
+    harness.settle().await;
     let events = harness.take();
     assert!(events.contains(&(
         alice.clone(),
@@ -751,48 +602,23 @@ async fn a_whole_chat_across_two_nodes() {
         0,
         "both nodes forgot the room"
     );
+    harness.shutdown().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn reconnecting_to_another_node_within_grace_keeps_the_chat() {
     let harness = Harness::with_nodes(3);
     let (alice, bob, room) = harness.pair_on(0, 1).await;
-    harness.place(&alice, None);
-    harness
-        .store
-        .update(
-            &alice,
-            SessionPatch {
-                socket: Some(None),
-                ..SessionPatch::default()
-            },
-        )
-        .await
-        .unwrap();
-    harness.nodes[0].user_disconnected(&alice).await;
+    harness.disconnect(&alice).await;
+    harness.settle().await;
     assert_eq!(
         harness.for_user(&bob),
         vec![Outgoing::PartnerDisconnected { grace_secs: 10 }]
     );
 
     tokio::time::sleep(Duration::from_secs(3)).await;
-    harness.place(&alice, Some(2));
-    let socket = Some(("sock".to_owned(), Timestamp::now()));
-    harness
-        .store
-        .update(
-            &alice,
-            SessionPatch {
-                socket: Some(socket),
-                ..SessionPatch::default()
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        harness.nodes[2].user_connected(&alice).await,
-        Some(room.clone())
-    );
+    assert_eq!(harness.connect(&alice, 2).await, Some(room.clone()));
+    harness.settle().await;
     assert_eq!(harness.for_user(&bob), vec![Outgoing::PartnerReconnected]);
 
     tokio::time::sleep(Duration::from_secs(20)).await;
@@ -807,6 +633,7 @@ async fn reconnecting_to_another_node_within_grace_keeps_the_chat() {
         .send_message(&bob, text("still here?"))
         .await
         .unwrap();
+    harness.settle().await;
     assert!(
         harness
             .for_user(&alice)
@@ -817,7 +644,9 @@ async fn reconnecting_to_another_node_within_grace_keeps_the_chat() {
         .send_message(&alice, text("yes, on node 2"))
         .await
         .unwrap();
+    harness.settle().await;
     assert!(harness.nodes[1].confirm_delivery(&bob, &reply.id));
+    harness.settle().await;
     assert!(
         harness
             .for_user(&alice)
@@ -843,8 +672,21 @@ async fn many_searchers_on_three_nodes_are_each_paired_once() {
     for search in searches {
         search.await.unwrap().unwrap();
     }
+    // Matches for users on another node travel over the bus: wait for all of them.
+    let mut events = Vec::new();
+    for _ in 0..500 {
+        events.extend(harness.take());
+        let found = events
+            .iter()
+            .filter(|(_, event)| matches!(event, Outgoing::Found { .. }))
+            .count();
+        if found >= 90 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let mut partners: HashMap<UserId, UserId> = HashMap::new();
-    for (to, event) in harness.take() {
+    for (to, event) in events {
         if let Outgoing::Found { partner, .. } = event {
             assert!(
                 partners.insert(to.clone(), partner.id.clone()).is_none(),
@@ -859,7 +701,7 @@ async fn many_searchers_on_three_nodes_are_each_paired_once() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn both_sides_know_the_room_before_either_hears_of_the_match() {
     for (first, second) in [(0, 0), (0, 1)] {
         let harness = Harness::with_nodes(2);
@@ -869,11 +711,13 @@ async fn both_sides_know_the_room_before_either_hears_of_the_match() {
             .search(&waiter, SearchFilters::default())
             .await
             .unwrap();
+        harness.settle().await;
         harness.take();
         harness.nodes[second]
             .search(&searcher, SearchFilters::default())
             .await
             .unwrap();
+        harness.settle().await;
         let found: Vec<UserId> = harness
             .take()
             .into_iter()
@@ -885,7 +729,7 @@ async fn both_sides_know_the_room_before_either_hears_of_the_match() {
             vec![searcher.clone(), waiter.clone()],
             "the searcher hears first"
         );
-        let links = harness.network.links_at_found.lock().unwrap().clone();
+        let links = harness.links_at_found();
         assert_eq!(
             links.first(),
             Some(&if first == second { 2 } else { 1 }),

@@ -1,0 +1,141 @@
+//! Reconnect grace and the end of sessions: a dropped socket leaves the room waiting
+//! `reconnect_grace` (its timer on the node the user dropped from); a user back in time, on
+//! any node, keeps the chat; a session that ends closes its room.
+
+use chat_domain::{RoomId, UserId};
+
+use super::ChatService;
+use crate::delivery::{CloseReason, Outgoing};
+use crate::links::Link;
+
+/// How a session ended, for its partner's `room:closed` reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Its TTL ran out.
+    Expired,
+    /// Its owner deleted it.
+    Deleted,
+}
+
+impl ChatService {
+    /// The user's socket dropped: leave the queue, and if in a chat, the room waits
+    /// `reconnect_grace` for them (the partner gets `partner:disconnected`).
+    pub async fn user_disconnected(&self, user: &UserId) {
+        match self.inner.shared.cancel_search(user).await {
+            Ok(true) => {
+                self.set_searching(user, false).await;
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "could not take a dropped user out of the queue"),
+        }
+        let waiting = {
+            let mut state = self.state();
+            let generation = state.next_generation();
+            state.links.get_mut(user).and_then(|link| {
+                link.self_away = Some(generation);
+                let (partner, _) = link.sides(user)?;
+                Some((partner, link.partner_away, generation))
+            })
+        };
+        let Some((partner, partner_away, generation)) = waiting else {
+            return;
+        };
+        let grace = self.inner.config.reconnect_grace;
+        if !partner_away {
+            self.deliver(
+                &partner,
+                Outgoing::PartnerDisconnected {
+                    grace_secs: grace.as_secs(),
+                },
+            );
+        }
+        let user = user.clone();
+        self.after(grace, move |service| async move {
+            service.grace_expired(&user, generation).await;
+        });
+    }
+
+    /// The grace timer `generation` of `user` ran out: unless they came back (here or on
+    /// another node), the room closes and the partner hears `partner_disconnected`.
+    async fn grace_expired(&self, user: &UserId, generation: u64) {
+        let link = {
+            let mut state = self.state();
+            let current = state
+                .links
+                .get(user)
+                .is_some_and(|link| link.self_away == Some(generation));
+            if current {
+                state.links.remove(user)
+            } else {
+                None
+            }
+        };
+        let Some(link) = link else { return };
+        // Back on another node in time: that node holds the chat now.
+        let back_elsewhere = matches!(self.inner.sessions.get(user).await, Ok(Some(session)) if session.socket_id.is_some());
+        if back_elsewhere {
+            return;
+        }
+        let notices = link
+            .room
+            .partner_of(user)
+            .map(|(partner, _)| vec![(partner.clone(), CloseReason::PartnerDisconnected)])
+            .unwrap_or_default();
+        self.close(&link.room, notices).await;
+    }
+
+    /// The user has a live socket (again): a room waiting for them goes on, and the partner
+    /// gets `partner:reconnected`, whichever node the user came back to. Returns their room.
+    pub async fn user_connected(&self, user: &UserId) -> Option<RoomId> {
+        let known = {
+            let mut state = self.state();
+            state.links.get_mut(user).map(|link| {
+                let was_away = link.self_away.take().is_some();
+                (
+                    link.room_id().clone(),
+                    link.sides(user)
+                        .map(|(partner, _)| partner)
+                        .filter(|_| was_away),
+                )
+            })
+        };
+        if let Some((room_id, partner)) = known {
+            if let Some(partner) = partner {
+                self.deliver(&partner, Outgoing::PartnerReconnected);
+            }
+            return Some(room_id);
+        }
+        // Came back to another node than the one that knew the chat.
+        let room = self.inner.shared.room_of(user).await.ok().flatten()?;
+        let partner = room.partner_of(user).map(|(partner, _)| partner.clone())?;
+        let room_id = room.room_id.clone();
+        self.state().links.insert(user.clone(), Link::new(room));
+        self.deliver(&partner, Outgoing::PartnerReconnected);
+        Some(room_id)
+    }
+
+    /// The user's session is gone: leave the queue and close the room (the partner gets
+    /// `session_expired` or `partner_left`).
+    pub async fn session_ended(&self, user: &UserId, end: SessionEnd) {
+        if let Err(error) = self.inner.shared.cancel_search(user).await {
+            tracing::warn!(%error, "could not take an ended session out of the queue");
+        }
+        let local = self.state().links.remove(user).map(|link| link.room);
+        let room = match local {
+            Some(room) => Some(room),
+            None => self.inner.shared.room_of(user).await.ok().flatten(),
+        };
+        if let Some(room) = room {
+            let reason = match end {
+                SessionEnd::Expired => CloseReason::SessionExpired,
+                SessionEnd::Deleted => CloseReason::PartnerLeft,
+            };
+            let notices = room
+                .partner_of(user)
+                .map(|(partner, _)| vec![(partner.clone(), reason)])
+                .unwrap_or_default();
+            self.close(&room, notices).await;
+        }
+        self.changed();
+    }
+}

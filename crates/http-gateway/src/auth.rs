@@ -6,7 +6,6 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, web};
 use chat_domain::{GuestUser, SessionId, Timestamp, UserId};
-use chat_storage::SessionPatch;
 use futures_util::future::LocalBoxFuture;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -134,11 +133,7 @@ pub async fn authenticate(
 ) -> Result<GuestUser, ApiError> {
     let (user_id, session_id) = state.tokens.verify(token)?;
     let user = if touch {
-        let patch = SessionPatch {
-            touch: Some(Timestamp::now()),
-            ..SessionPatch::default()
-        };
-        state.store.update(&user_id, patch).await?
+        state.hub.lifecycle.request_activity(&user_id).await?
     } else {
         state.store.get(&user_id).await?
     };

@@ -1,6 +1,7 @@
-//! Live statistics over a memory store: sessions come and go, the broadcaster turns the pokes
-//! into at most one snapshot per interval (only when something changed), the presence tracker
-//! tells who went stale, and the sweeper removes expired sessions.
+//! Live statistics over a memory store: sessions come and go through the lifecycle, the
+//! broadcaster turns its pokes into at most one snapshot per interval (only when something
+//! changed), the stale sweep shows idle users offline and the expiry sweep removes expired
+//! sessions. One cancellation token stops all three, and the tracker awaits them.
 //!
 //! Run it with `cargo run -p chat-presence-stats --example live_stats` (about 3 seconds).
 
@@ -9,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_domain::{GuestUser, Profile, Timestamp};
-use chat_presence_stats::{
-    PresenceTracker, RealtimeStats, StatsBroadcaster, StatsSink, spawn_expiry_sweeper,
-};
-use chat_storage::{MemoryStore, SessionPatch, SessionStore, StoreConfig};
+use chat_presence_stats::{RealtimeStats, SessionLifecycle, StatsBroadcaster, StatsSink};
+use chat_storage::{MemoryStore, SessionStore, StoreConfig};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Prints each snapshot, where the gateway encodes it once for every socket.
 struct Printer;
@@ -32,44 +33,46 @@ impl StatsSink for Printer {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
-    let store = Arc::new(MemoryStore::new(StoreConfig {
+    let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(StoreConfig {
         session_ttl: Duration::from_secs(2),
         ..StoreConfig::default()
     }));
-    let broadcaster = StatsBroadcaster::spawn(
+    let broadcaster = StatsBroadcaster::new(
         store.clone(),
         Arc::new(Printer),
         Duration::from_millis(200),
         Duration::from_secs(5),
     );
-    let stats = broadcaster.trigger();
-    let presence = PresenceTracker::new(Duration::from_millis(500));
-    let _sweeper = spawn_expiry_sweeper(store.clone(), Duration::from_millis(250), |expired| {
-        println!("swept {} expired session(s)", expired.len());
-    });
+    // Stale after one second: the stale sweep looks every second.
+    let lifecycle =
+        SessionLifecycle::new(store.clone(), Duration::from_secs(1), broadcaster.trigger());
+    let (tasks, shutdown) = (TaskTracker::new(), CancellationToken::new());
+    tasks.spawn(broadcaster.run(shutdown.clone()));
+    tasks.spawn(lifecycle.stale_sweeper(shutdown.clone()));
+    tasks.spawn(lifecycle.expiry_sweeper(
+        Duration::from_millis(250),
+        shutdown.clone(),
+        |expired| async move {
+            println!("swept {} expired session(s)", expired.len());
+        },
+    ));
+    tasks.close();
 
     // Ten users arrive at once: the pokes coalesce into one snapshot.
-    for _ in 0..10 {
+    for socket in 0..10 {
         let user = GuestUser::new(Profile::default(), Timestamp::now());
-        store.create(&user).await?;
-        let online = SessionPatch {
-            is_online: Some(true),
-            touch: Some(Timestamp::now()),
-            ..SessionPatch::default()
-        };
-        store.update(&user.id, online).await?;
-        presence.connected(&user.id);
-        stats.poke();
+        lifecycle.create(&user).await?;
+        if let Some(connected) = lifecycle.connected(&user.id, &socket.to_string()).await? {
+            // Here the gateway tells the socket `connection:established`.
+            connected.change.announce();
+        }
     }
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    println!(
-        "stale after 0.5 s without activity: {} user(s)",
-        presence.newly_stale().len()
-    );
 
-    // Nobody touches their session: after the 2 s TTL the sweeper removes them all.
-    tokio::time::sleep(Duration::from_millis(1800)).await;
-    stats.poke();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Nobody is active: after a second they are shown offline, and after the 2 s TTL the
+    // expiry sweep removes them all.
+    tokio::time::sleep(Duration::from_millis(2700)).await;
+    shutdown.cancel();
+    tasks.wait().await;
+    println!("stopped");
     Ok(())
 }

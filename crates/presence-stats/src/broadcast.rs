@@ -8,6 +8,7 @@ use chat_domain::{PublicUser, Stats, Timestamp};
 use chat_storage::SessionStore;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// How many online users a snapshot carries.
 pub const ONLINE_USERS_IN_SNAPSHOT: usize = 50;
@@ -40,89 +41,115 @@ impl StatsTrigger {
     pub fn poke(&self) {
         self.notify.notify_one();
     }
+
+    /// Whether a poke is pending, consuming it (pokes coalesce into one).
+    #[cfg(test)]
+    pub(crate) async fn take_poke(&self) -> bool {
+        tokio::time::timeout(Duration::ZERO, self.notify.notified())
+            .await
+            .is_ok()
+    }
 }
 
-/// The broadcast loop's handle; dropping it stops the loop.
+/// The broadcast loop, built with [`StatsBroadcaster::new`] and run with
+/// [`StatsBroadcaster::run`] until its shutdown token is cancelled.
 pub struct StatsBroadcaster {
+    store: Arc<dyn SessionStore>,
+    sink: Arc<dyn StatsSink>,
     trigger: StatsTrigger,
-    task: tokio::task::JoinHandle<()>,
+    interval: Duration,
+    refresh: Duration,
 }
 
 impl StatsBroadcaster {
-    /// Starts the loop on the current runtime. Besides pokes, it looks again every
-    /// `refresh` (changes on other nodes, the active-users window moving).
-    pub fn spawn(
+    /// A loop that sends at most one snapshot per `interval` to `sink`. Besides pokes, it
+    /// looks again every `refresh` (changes on other nodes, the active-users window moving).
+    pub fn new(
         store: Arc<dyn SessionStore>,
         sink: Arc<dyn StatsSink>,
         interval: Duration,
         refresh: Duration,
     ) -> Self {
-        let trigger = StatsTrigger::default();
-        let notify = trigger.notify.clone();
-        let task = tokio::spawn(run(store, sink, notify, interval, refresh));
-        Self { trigger, task }
+        Self {
+            store,
+            sink,
+            trigger: StatsTrigger::default(),
+            interval,
+            refresh,
+        }
     }
 
-    /// A trigger to poke on changes.
+    /// A trigger to poke on changes; it stays valid (and cheap) after the loop stopped.
     pub fn trigger(&self) -> StatsTrigger {
         self.trigger.clone()
     }
-}
 
-impl Drop for StatsBroadcaster {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn run(
-    store: Arc<dyn SessionStore>,
-    sink: Arc<dyn StatsSink>,
-    notify: Arc<Notify>,
-    interval: Duration,
-    refresh: Duration,
-) {
-    let mut last: Option<RealtimeStats> = None;
-    let mut last_sent: Option<Instant> = None;
-    loop {
-        // Wait for a change, or for the periodic look.
-        let _ = tokio::time::timeout(refresh, notify.notified()).await;
-        if let Some(sent) = last_sent {
-            let next_allowed = sent + interval;
-            if Instant::now() < next_allowed {
-                tokio::time::sleep_until(next_allowed).await;
+    /// Runs the loop until `shutdown` is cancelled. Spawn it (on a
+    /// [`TaskTracker`](tokio_util::task::TaskTracker), say) and await it on shutdown; a
+    /// snapshot being taken when the token is cancelled is finished first.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Self {
+            store,
+            sink,
+            trigger,
+            interval,
+            refresh,
+        } = self;
+        let mut last: Option<RealtimeStats> = None;
+        let mut last_sent: Option<Instant> = None;
+        loop {
+            // Wait for a change, or for the periodic look.
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tokio::time::timeout(refresh, trigger.notify.notified()) => {}
+            }
+            if let Some(next_allowed) = last_sent
+                .map(|sent| sent + interval)
+                .filter(|next_allowed| Instant::now() < *next_allowed)
+            {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep_until(next_allowed) => {}
+                }
+            }
+            let Some(snapshot) = take_snapshot(store.as_ref()).await else {
+                continue;
+            };
+            let changed = last.as_ref().is_none_or(|previous| {
+                previous.stats != snapshot.stats
+                    || !same_users(&previous.online_users, &snapshot.online_users)
+            });
+            if changed {
+                sink.broadcast(&snapshot);
+                last_sent = Some(Instant::now());
+                last = Some(snapshot);
             }
         }
-        let now = Timestamp::now();
-        let stats = match store.stats(now).await {
-            Ok(stats) => stats,
-            Err(error) => {
-                tracing::warn!(%error, "stats unavailable");
-                continue;
-            }
-        };
-        let online_users = match store.online_users(ONLINE_USERS_IN_SNAPSHOT, None).await {
-            Ok(page) => page.users,
-            Err(error) => {
-                tracing::warn!(%error, "online users unavailable");
-                continue;
-            }
-        };
-        let snapshot = RealtimeStats {
-            stats,
-            online_users,
-            timestamp: now,
-        };
-        let changed = last.as_ref().is_none_or(|previous| {
-            previous.stats != snapshot.stats
-                || !same_users(&previous.online_users, &snapshot.online_users)
-        });
-        if changed {
-            sink.broadcast(&snapshot);
-            last_sent = Some(Instant::now());
-            last = Some(snapshot);
-        }
     }
+}
+
+/// The counters and the first online users now; `None` (logged) when the store fails.
+async fn take_snapshot(store: &dyn SessionStore) -> Option<RealtimeStats> {
+    let now = Timestamp::now();
+    let stats = match store.stats(now).await {
+        Ok(stats) => stats,
+        Err(error) => {
+            tracing::warn!(%error, "stats unavailable");
+            return None;
+        }
+    };
+    let online_users = match store.online_users(ONLINE_USERS_IN_SNAPSHOT, None).await {
+        Ok(page) => page.users,
+        Err(error) => {
+            tracing::warn!(%error, "online users unavailable");
+            return None;
+        }
+    };
+    Some(RealtimeStats {
+        stats,
+        online_users,
+        timestamp: now,
+    })
 }
 
 /// Compares two lists ignoring `lastSeen`, which moves with every heartbeat.

@@ -42,6 +42,11 @@ impl PresenceTracker {
         }
     }
 
+    /// How long without activity makes a user stale.
+    pub fn stale_after(&self) -> Duration {
+        self.stale_after
+    }
+
     fn users(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, Activity>> {
         self.users
             .lock()

@@ -5,10 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chat_domain::{GuestUser, Profile, Timestamp};
-use chat_presence_stats::{RealtimeStats, StatsBroadcaster, StatsSink};
+use chat_presence_stats::{RealtimeStats, StatsBroadcaster, StatsSink, StatsTrigger};
 use chat_storage::memory::MemoryStore;
 use chat_storage::{SessionPatch, SessionStore, StoreConfig};
 use tokio::time::Instant;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 #[derive(Default)]
 struct Sink {
@@ -30,6 +31,20 @@ impl Sink {
     }
 }
 
+/// Runs a broadcaster until the returned guard is dropped.
+fn spawn(
+    store: Arc<dyn SessionStore>,
+    sink: Arc<Sink>,
+    interval: Duration,
+    refresh: Duration,
+) -> (StatsTrigger, DropGuard) {
+    let broadcaster = StatsBroadcaster::new(store, sink, interval, refresh);
+    let trigger = broadcaster.trigger();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(broadcaster.run(shutdown.clone()));
+    (trigger, shutdown.drop_guard())
+}
+
 async fn settle() {
     for _ in 0..10 {
         tokio::task::yield_now().await;
@@ -41,13 +56,12 @@ async fn one_snapshot_per_interval_and_only_on_change() {
     let store = Arc::new(MemoryStore::new(StoreConfig::default()));
     let sink = Arc::new(Sink::default());
     let interval = Duration::from_millis(1000);
-    let broadcaster = StatsBroadcaster::spawn(
+    let (trigger, _running) = spawn(
         store.clone(),
         sink.clone(),
         interval,
         Duration::from_secs(3600),
     );
-    let trigger = broadcaster.trigger();
 
     trigger.poke();
     settle().await;
@@ -117,15 +131,45 @@ async fn at_most_fifty_users_in_a_snapshot() {
             .unwrap();
     }
     let sink = Arc::new(Sink::default());
-    let broadcaster = StatsBroadcaster::spawn(
+    let (trigger, _running) = spawn(
         store,
         sink.clone(),
         Duration::from_secs(1),
         Duration::from_secs(3600),
     );
-    broadcaster.trigger().poke();
+    trigger.poke();
     settle().await;
     let sent = sink.sent.lock().unwrap().clone();
     assert_eq!(sent[0].1.online_users.len(), 50);
     assert_eq!(sent[0].1.stats.online_users, 60);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_loop_ends_when_its_token_is_cancelled() {
+    let store = Arc::new(MemoryStore::new(StoreConfig::default()));
+    let sink = Arc::new(Sink::default());
+    let broadcaster = StatsBroadcaster::new(
+        store,
+        sink.clone(),
+        Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    let trigger = broadcaster.trigger();
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(broadcaster.run(shutdown.clone()));
+    trigger.poke();
+    settle().await;
+    assert_eq!(sink.count(), 1);
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(1), running)
+        .await
+        .expect("stops at once")
+        .unwrap();
+    trigger.poke();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        sink.count(),
+        1,
+        "nothing after shutdown, and pokes stay harmless"
+    );
 }

@@ -5,7 +5,6 @@
 use actix_socketio::{AckSender, Event, Socket};
 use chat_domain::{ChatPayload, DomainError, ErrorCode, MessageId, Timestamp, UserId};
 use chat_signaling::{ChatError, SearchFilters};
-use chat_storage::SessionPatch;
 use serde_json::{Map, Value, json};
 
 use crate::realtime::handler::SocketState;
@@ -162,24 +161,9 @@ pub async fn dispatch(state: &AppState, socket: &Socket<SocketState>, event: Eve
     respond(socket, &name, ack, outcome);
 }
 
-/// Every event is activity: the session's TTL slides (at most every few seconds in the
-/// store, always on a heartbeat), and a user shown offline for staleness is online again.
+/// Every event is activity (see [`chat_presence_stats::SessionLifecycle::activity`]).
 async fn record_activity(state: &AppState, user: &UserId, heartbeat: bool) {
-    let outcome = state.hub.presence.record(user, heartbeat);
-    if !outcome.touch_store {
-        return;
-    }
-    let patch = SessionPatch {
-        touch: Some(Timestamp::now()),
-        is_online: outcome.back_from_stale.then_some(true),
-        ..SessionPatch::default()
-    };
-    if let Err(error) = state.store.update(user, patch).await {
-        tracing::warn!(%error, "could not record activity");
-    }
-    if outcome.back_from_stale {
-        state.hub.stats.poke();
-    }
+    state.hub.lifecycle.activity(user, heartbeat).await;
 }
 
 async fn set_online(state: &AppState, user: &UserId, payload: &Value) -> Outcome {
@@ -187,17 +171,7 @@ async fn set_online(state: &AppState, user: &UserId, payload: &Value) -> Outcome
         .get("isOnline")
         .and_then(Value::as_bool)
         .ok_or_else(|| DomainError::invalid("isOnline must be a boolean"))?;
-    state
-        .store
-        .update(
-            user,
-            SessionPatch {
-                is_online: Some(online),
-                ..SessionPatch::default()
-            },
-        )
-        .await?;
-    state.hub.stats.poke();
+    state.hub.lifecycle.set_online(user, online).await?;
     ok_with("isOnline", Value::Bool(online))
 }
 

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use actix_socketio::{ConnectError, DisconnectReason, Event, Handler, RequestInfo, Socket};
 use actix_web::HttpRequest;
 use actix_web::http::header;
-use chat_domain::{SessionId, Timestamp, UserId};
-use chat_storage::SessionPatch;
+use chat_domain::{SessionId, UserId};
+use chat_presence_stats::Connected;
 use serde_json::{Value, json};
 use tracing::Instrument;
 
@@ -133,22 +133,13 @@ impl Handler for ChatHandler {
         }
         // A socket of this session on another node is replaced too.
         hub.claim_user(&user_id).await;
-        hub.presence.connected(&user_id);
-        let now = Timestamp::now();
-        let patch = SessionPatch {
-            touch: Some(now),
-            is_online: Some(true),
-            socket: Some(Some((socket.id().to_owned(), now))),
-            ..SessionPatch::default()
-        };
-        let user = match self.state.store.update(&user_id, patch).await {
-            Ok(Some(user)) => user,
-            _ => {
-                // The session vanished between CONNECT and now.
-                hub.registry.remove(socket);
-                socket.disconnect();
-                return;
-            }
+        let Ok(Some(Connected { user, change })) =
+            hub.lifecycle.connected(&user_id, socket.id()).await
+        else {
+            // The session vanished between CONNECT and now (or the store failed).
+            hub.registry.remove(socket);
+            socket.disconnect();
+            return;
         };
         let established = json!({
             "userId": user.id,
@@ -159,7 +150,9 @@ impl Handler for ChatHandler {
         });
         let _ = socket.emit("connection:established", &established);
         hub.chat.user_connected(&user_id).await;
-        hub.stats.poke();
+        // Only now, so that `realtime:stats` never reaches the socket before
+        // `connection:established`.
+        change.announce();
     }
 
     async fn event(&self, socket: &Socket<SocketState>, event: Event) {
@@ -194,18 +187,10 @@ impl Handler for ChatHandler {
             // Replaced by a newer socket of the same session, or ended with its session.
             return;
         }
-        hub.presence.disconnected(&user_id);
         hub.release_user(&user_id).await;
-        let patch = SessionPatch {
-            is_online: Some(false),
-            socket: Some(None),
-            ..SessionPatch::default()
-        };
-        if let Err(error) = self.state.store.update(&user_id, patch).await {
-            tracing::warn!(%error, "could not mark a user offline");
-        }
+        let change = hub.lifecycle.disconnected(&user_id).await;
         hub.chat.user_disconnected(&user_id).await;
-        hub.stats.poke();
+        change.announce();
     }
 }
 

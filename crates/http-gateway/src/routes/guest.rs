@@ -2,7 +2,6 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chat_domain::{GuestUser, Profile, ProfileUpdate, Timestamp};
-use chat_storage::SessionPatch;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -148,10 +147,9 @@ pub(crate) async fn create(
     let profile = Profile::from_json(&body)?;
     let now = Timestamp::now();
     let user = GuestUser::new(profile, now);
-    state.store.create(&user).await?;
+    state.hub.lifecycle.create(&user).await?;
     let (token, expires_at) = state.tokens.issue(&user.id, user.session_id, now)?;
     Metrics::bump(&state.metrics.sessions_created);
-    state.hub.stats.poke();
     tracing::info!(user_id = %user.id, "guest session created");
     Ok(HttpResponse::Created().json(SessionCreated {
         token,
@@ -202,19 +200,12 @@ pub(crate) async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(&request, payload, BODY_LIMIT).await?;
     let update = ProfileUpdate::from_json(&body)?;
-    let patch = SessionPatch {
-        username: update.username,
-        gender: update.gender,
-        language: update.language,
-        location: update.location,
-        ..SessionPatch::default()
-    };
     let user = state
-        .store
-        .update(&user.id, patch)
+        .hub
+        .lifecycle
+        .update_profile(&user.id, update)
         .await?
         .ok_or_else(ApiError::session_not_found)?;
-    state.hub.stats.poke();
     Ok(HttpResponse::Ok().json(UserEnvelope { user }))
 }
 
@@ -263,8 +254,7 @@ pub(crate) async fn delete(
         .hub
         .end_session(&user.id, chat_signaling::SessionEnd::Deleted)
         .await;
-    state.store.delete(&user.id).await?;
-    state.hub.stats.poke();
+    state.hub.lifecycle.delete(&user.id).await?;
     tracing::info!(user_id = %user.id, "guest session deleted");
     Ok(HttpResponse::NoContent().finish())
 }

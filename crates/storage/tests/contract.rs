@@ -1,4 +1,7 @@
-//! The contract every [`SessionStore`] keeps, run against each implementation.
+//! The contract every [`SessionStore`] keeps, run against each implementation; the
+//! [`ChatStore`](chat_storage::ChatStore) contract (`contract/chat.rs`) against the same three
+//! stores, and the [`Cluster`](chat_storage::Cluster) contract (`contract/cluster.rs`) against
+//! the in-process and the Redis driver.
 //!
 //! Each check is a generic async function; `contract_suite!` turns the list of checks into one
 //! `#[tokio::test]` per backend. Redis-backed stores share one private `redis-server` per test
@@ -7,6 +10,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+
+#[path = "contract/chat.rs"]
+mod chat;
+#[path = "contract/cluster.rs"]
+mod cluster;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

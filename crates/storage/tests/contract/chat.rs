@@ -1,0 +1,315 @@
+//! The contract every [`ChatStore`] keeps: the shared search queue, rooms, and (while it is
+//! still on the store) the user → node directory.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chat_domain::{ProfileField, RoomId, SearchFilters, Searcher, UserId};
+use chat_storage::{ChatStore, RoomRecord};
+use futures_util::future::join_all;
+
+use crate::common::user_seen;
+
+macro_rules! chat_suite {
+    ($backend:ident, $open:path, [$($check:ident),* $(,)?]) => {
+        mod $backend {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    if let Some(store) = $open().await {
+                        super::$check(&store).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+chat_suite!(
+    memory,
+    crate::common::memory_store,
+    [
+        search_pairs_the_oldest_compatible_searcher,
+        concurrent_searches_pair_each_searcher_once,
+        filters_hold_both_ways,
+        the_avoided_partner_is_only_a_fallback,
+        cancel_takes_a_searcher_out_once,
+        rooms_open_and_close_exactly_once,
+        a_new_room_survives_closing_the_old_one,
+        a_single_node_directory_knows_nobody,
+    ]
+);
+#[cfg(feature = "redis")]
+chat_suite!(
+    redis,
+    crate::common::redis_store,
+    [
+        search_pairs_the_oldest_compatible_searcher,
+        concurrent_searches_pair_each_searcher_once,
+        filters_hold_both_ways,
+        the_avoided_partner_is_only_a_fallback,
+        cancel_takes_a_searcher_out_once,
+        rooms_open_and_close_exactly_once,
+        a_new_room_survives_closing_the_old_one,
+        the_directory_follows_the_last_node,
+    ]
+);
+#[cfg(feature = "redis")]
+chat_suite!(
+    failover,
+    crate::common::failover_store,
+    [
+        search_pairs_the_oldest_compatible_searcher,
+        concurrent_searches_pair_each_searcher_once,
+        filters_hold_both_ways,
+        the_avoided_partner_is_only_a_fallback,
+        cancel_takes_a_searcher_out_once,
+        rooms_open_and_close_exactly_once,
+        a_new_room_survives_closing_the_old_one,
+        the_directory_follows_the_last_node,
+    ]
+);
+
+/// A searcher with `gender` on its profile asking for `wanted`.
+fn searcher(gender: &str, wanted: Option<&str>) -> Searcher {
+    let mut user = user_seen(Duration::ZERO).public();
+    user.gender = ProfileField::parse("gender", gender).ok();
+    Searcher {
+        user,
+        filters: SearchFilters {
+            gender: wanted.and_then(|wanted| ProfileField::parse("gender", wanted).ok()),
+            ..SearchFilters::default()
+        },
+        avoid: None,
+    }
+}
+
+/// The partner `store.search(searcher)` returned, by id.
+async fn search<S: ChatStore>(store: &S, searcher: &Searcher) -> Option<UserId> {
+    store
+        .search(searcher)
+        .await
+        .unwrap()
+        .map(|partner| partner.user.id)
+}
+
+fn room_of(first: &Searcher, second: &Searcher) -> RoomRecord {
+    let member = |searcher: &Searcher| (searcher.user.id.clone(), searcher.user.username.clone());
+    RoomRecord {
+        room_id: RoomId::generate(),
+        members: [member(first), member(second)],
+    }
+}
+
+async fn search_pairs_the_oldest_compatible_searcher<S: ChatStore>(store: &S) {
+    let (first, second, third) = (
+        searcher("f", None),
+        searcher("m", None),
+        searcher("x", None),
+    );
+    assert_eq!(search(store, &first).await, None, "nobody waits: queued");
+    // A repeated search replaces the entry instead of pairing the user with themselves.
+    assert_eq!(search(store, &first).await, None);
+    assert_eq!(search(store, &second).await, Some(first.user.id.clone()));
+    assert_eq!(
+        search(store, &third).await,
+        None,
+        "the queue is empty again"
+    );
+    let fourth = searcher("m", None);
+    let returned = store.search(&fourth).await.unwrap();
+    assert_eq!(
+        returned,
+        Some(third),
+        "the partner comes back as it searched"
+    );
+}
+
+async fn concurrent_searches_pair_each_searcher_once<S: ChatStore>(store: &S) {
+    let searchers: Vec<Searcher> = (0..60)
+        .map(|index| searcher(["f", "m"][index % 2], None))
+        .collect();
+    let outcomes =
+        join_all(searchers.iter().map(|searcher| async move {
+            (searcher.user.id.clone(), search(store, searcher).await)
+        }))
+        .await;
+    let mut paired = BTreeSet::new();
+    let mut queued = Vec::new();
+    for (me, partner) in outcomes {
+        match partner {
+            Some(partner) => {
+                assert_ne!(partner, me, "paired with themselves");
+                assert!(paired.insert(me), "paired twice");
+                assert!(paired.insert(partner), "paired twice");
+            }
+            None => queued.push(me),
+        }
+    }
+    let mut still_queued = 0;
+    for user in &queued {
+        if store.cancel_search(user).await.unwrap() {
+            still_queued += 1;
+        }
+    }
+    assert_eq!(paired.len() + still_queued, searchers.len());
+    assert_eq!(
+        still_queued, 0,
+        "an even number of searchers without filters all pair"
+    );
+}
+
+async fn filters_hold_both_ways<S: ChatStore>(store: &S) {
+    let wants_m = searcher("f", Some("m"));
+    let female = searcher("f", None);
+    let male_wants_m = searcher("m", Some("m"));
+    let male = searcher("m", None);
+    assert_eq!(search(store, &wants_m).await, None);
+    assert_eq!(
+        search(store, &female).await,
+        None,
+        "wants_m does not accept her"
+    );
+    assert_eq!(
+        search(store, &male_wants_m).await,
+        None,
+        "he does not accept either woman"
+    );
+    // Filters match whatever the case.
+    let shouting = searcher("M", None);
+    assert_eq!(
+        search(store, &shouting).await,
+        Some(wants_m.user.id.clone())
+    );
+    assert_eq!(search(store, &male).await, Some(female.user.id.clone()));
+    assert!(store.cancel_search(&male_wants_m.user.id).await.unwrap());
+}
+
+async fn the_avoided_partner_is_only_a_fallback<S: ChatStore>(store: &S) {
+    // Two women who want a man wait, the one just left first.
+    let (left, other) = (searcher("f", Some("m")), searcher("f", Some("m")));
+    assert_eq!(search(store, &left).await, None);
+    assert_eq!(search(store, &other).await, None);
+    let mut leaving = searcher("m", None);
+    leaving.avoid = Some(left.user.id.clone());
+    assert_eq!(
+        search(store, &leaving).await,
+        Some(other.user.id.clone()),
+        "skips the avoided"
+    );
+    assert_eq!(
+        search(store, &leaving).await,
+        Some(left.user.id.clone()),
+        "only she fits"
+    );
+
+    // Avoidance holds from the waiting side too.
+    let y = searcher("m", None);
+    let mut quitter = searcher("f", Some("m"));
+    quitter.avoid = Some(y.user.id.clone());
+    let z = searcher("f", Some("m"));
+    assert_eq!(search(store, &quitter).await, None);
+    assert_eq!(search(store, &z).await, None);
+    assert_eq!(search(store, &y).await, Some(z.user.id.clone()));
+    assert!(store.cancel_search(&quitter.user.id).await.unwrap());
+}
+
+async fn cancel_takes_a_searcher_out_once<S: ChatStore>(store: &S) {
+    let (first, second) = (searcher("f", None), searcher("m", None));
+    assert_eq!(search(store, &first).await, None);
+    assert!(store.cancel_search(&first.user.id).await.unwrap());
+    assert!(
+        !store.cancel_search(&first.user.id).await.unwrap(),
+        "cancelled once"
+    );
+    assert!(!store.cancel_search(&UserId::generate()).await.unwrap());
+    assert_eq!(
+        search(store, &second).await,
+        None,
+        "the cancelled searcher is gone"
+    );
+    assert!(store.cancel_search(&second.user.id).await.unwrap());
+}
+
+async fn rooms_open_and_close_exactly_once<S: ChatStore>(store: &S) {
+    let (first, second) = (searcher("f", None), searcher("m", None));
+    let room = room_of(&first, &second);
+    assert_eq!(store.room(&room.room_id).await.unwrap(), None);
+    store.open_room(&room).await.unwrap();
+    assert_eq!(store.room(&room.room_id).await.unwrap(), Some(room.clone()));
+    for member in [&first, &second] {
+        assert_eq!(
+            store.room_of(&member.user.id).await.unwrap(),
+            Some(room.clone())
+        );
+    }
+    assert_eq!(store.room_of(&UserId::generate()).await.unwrap(), None);
+    let partner = room.partner_of(&first.user.id).map(|(id, _)| id.clone());
+    assert_eq!(partner, Some(second.user.id.clone()));
+
+    let closes = join_all((0..8).map(|_| store.close_room(&room))).await;
+    let closed: Vec<bool> = closes.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        closed.iter().filter(|closed| **closed).count(),
+        1,
+        "{closed:?}"
+    );
+    assert!(!store.close_room(&room).await.unwrap());
+    assert_eq!(store.room(&room.room_id).await.unwrap(), None);
+    for member in [&first, &second] {
+        assert_eq!(store.room_of(&member.user.id).await.unwrap(), None);
+    }
+}
+
+async fn a_new_room_survives_closing_the_old_one<S: ChatStore>(store: &S) {
+    let (first, second, third) = (
+        searcher("f", None),
+        searcher("m", None),
+        searcher("x", None),
+    );
+    let old = room_of(&first, &second);
+    store.open_room(&old).await.unwrap();
+    let new = room_of(&first, &third);
+    store.open_room(&new).await.unwrap();
+    assert!(store.close_room(&old).await.unwrap());
+    assert_eq!(
+        store.room_of(&first.user.id).await.unwrap(),
+        Some(new.clone())
+    );
+    assert_eq!(
+        store.room_of(&third.user.id).await.unwrap(),
+        Some(new.clone())
+    );
+    assert_eq!(store.room_of(&second.user.id).await.unwrap(), None);
+    assert!(new.has_member(&third.user.id) && !new.has_member(&second.user.id));
+    assert!(store.close_room(&new).await.unwrap());
+}
+
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+async fn the_directory_follows_the_last_node<S: ChatStore>(store: &S) {
+    let user = UserId::generate();
+    assert_eq!(store.user_node(&user).await.unwrap(), None);
+    store.set_user_node(&user, "a").await.unwrap();
+    assert_eq!(store.user_node(&user).await.unwrap().as_deref(), Some("a"));
+    store.set_user_node(&user, "b").await.unwrap();
+    store.clear_user_node(&user, "a").await.unwrap();
+    assert_eq!(
+        store.user_node(&user).await.unwrap().as_deref(),
+        Some("b"),
+        "a lost the user"
+    );
+    store.clear_user_node(&user, "b").await.unwrap();
+    assert_eq!(store.user_node(&user).await.unwrap(), None);
+}
+
+async fn a_single_node_directory_knows_nobody<S: ChatStore>(store: &S) {
+    let user = UserId::generate();
+    store.set_user_node(&user, "a").await.unwrap();
+    assert_eq!(
+        store.user_node(&user).await.unwrap(),
+        None,
+        "every user is on this node"
+    );
+    store.clear_user_node(&user, "a").await.unwrap();
+    store.publish("a", "nobody listens".into()).await.unwrap();
+}

@@ -11,7 +11,8 @@ use actix_service::{IntoServiceFactory, ServiceFactoryExt, map_config};
 use actix_socketio::{SocketIo, takeover};
 use actix_web::dev::AppConfig;
 use actix_web::{App, Scope, web};
-use chat_storage::bus::BusSubscription;
+use chat_signaling::Membership;
+use chat_storage::redis::RedisCluster;
 use chat_storage::{
     ChatStore, FailoverStore, MemoryStore, SessionStore, StorageError, StorageMode, StoreConfig,
 };
@@ -20,7 +21,6 @@ use crate::auth::TokenService;
 use crate::files::FileSigner;
 use crate::metrics::Metrics;
 use crate::openapi::{self, OpenApiJson};
-use crate::realtime::hub::ClusterLink;
 use crate::realtime::{ChatHandler, Hub};
 use crate::routes;
 use crate::settings::Settings;
@@ -74,8 +74,8 @@ pub struct Gateway {
     socket_io: SocketIo<ChatHandler>,
     path_prefix: String,
     openapi: OpenApiJson,
-    /// This node's bus subscription (with Redis), alive as long as any clone of the gateway.
-    _subscription: Option<Arc<BusSubscription>>,
+    /// This node in the deployment (with Redis): its bus subscription and the directory.
+    cluster: Option<Arc<RedisCluster>>,
 }
 
 impl Gateway {
@@ -103,20 +103,21 @@ impl Gateway {
             match settings.redis_url() {
                 Some(url) => {
                     let failover = Arc::new(FailoverStore::connect(url, store_config).await?);
-                    let channel = failover.redis().node_channel(&node_id);
-                    let (subscription, inbox) = BusSubscription::subscribe(url, channel).await?;
-                    (
-                        failover.clone(),
-                        failover,
-                        Some((ClusterLink { node_id, inbox }, Arc::new(subscription))),
-                    )
+                    let (cluster, inbox) =
+                        RedisCluster::join(url, failover.clone(), node_id).await?;
+                    let cluster = Arc::new(cluster);
+                    let membership = Membership {
+                        cluster: cluster.clone(),
+                        inbox,
+                    };
+                    (failover.clone(), failover, Some((membership, cluster)))
                 }
                 None => {
                     let memory = Arc::new(MemoryStore::new(store_config));
                     (memory.clone(), memory, None)
                 }
             };
-        let (cluster, subscription) = cluster.unzip();
+        let (membership, cluster) = cluster.unzip();
         let secret = match &settings.auth.jwt_secret {
             Some(secret) => secret.expose().as_bytes().to_vec(),
             None => {
@@ -137,7 +138,7 @@ impl Gateway {
             shared,
             signer.clone(),
             metrics.clone(),
-            cluster,
+            membership,
         );
         let state = AppState {
             settings: Arc::new(settings),
@@ -157,7 +158,7 @@ impl Gateway {
             socket_io,
             path_prefix,
             openapi,
-            _subscription: subscription,
+            cluster,
         })
     }
 
@@ -194,13 +195,19 @@ impl Gateway {
     }
 
     /// Tells every connected client `server:shutdown` and closes the sockets, waiting at most
-    /// `server.shutdown_grace_secs` for the transports to drain. Call it before stopping the
-    /// `HttpServer`: a long-polling client needs one more request to receive the news.
+    /// `server.shutdown_grace_secs` for the transports to drain; then stops the realtime
+    /// background work (sweeps, stats, chat timers, the bus) and waits for it. Call it once,
+    /// before stopping the `HttpServer`: a long-polling client needs one more request to
+    /// receive the news.
     pub async fn shutdown(&self) {
         self.state.hub.announce_shutdown();
         let grace = Duration::from_secs(self.state.settings.server.shutdown_grace_secs);
         // A transport that does not drain in time is cut.
         let _ = tokio::time::timeout(grace, self.socket_io.close_all()).await;
+        self.state.hub.shutdown().await;
+        if let Some(cluster) = &self.cluster {
+            cluster.shutdown().await;
+        }
     }
 }
 

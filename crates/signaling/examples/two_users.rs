@@ -119,7 +119,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         CallKind::Audio,
     )?;
     let answer = json!({"type": "answer", "sdp": "v=0\r\n"});
-    chat.answer(bob, SessionDescription::parse(Some(&answer), SdpType::Answer)?)?;
+    chat.answer(
+        bob,
+        SessionDescription::parse(Some(&answer), SdpType::Answer)?,
+    )?;
     chat.end_call(alice, false)?;
 
     println!("-- Bob leaves");

@@ -3,8 +3,9 @@
 //! (`{event, code, message}`). The sender is always the authenticated socket's user.
 
 use actix_socketio::{AckSender, Event, Socket};
+use chat_domain::webrtc::{self, IceCandidate, SdpType, SessionDescription};
 use chat_domain::{ChatPayload, DomainError, ErrorCode, MessageId, Timestamp, UserId};
-use chat_signaling::{ChatError, SearchFilters};
+use chat_signaling::{ChatError, ChatService, SearchFilters};
 use serde_json::{Map, Value, json};
 
 use crate::realtime::handler::SocketState;
@@ -151,9 +152,9 @@ pub async fn dispatch(state: &AppState, socket: &Socket<SocketState>, event: Eve
             |error| Err(error.into()),
             |deleted| ok_with("deletedFiles", json!(deleted)),
         ),
-        "webrtc:offer" => webrtc(socket, "offer", hub.chat.offer(&user, payload)),
-        "webrtc:answer" => webrtc(socket, "answer", hub.chat.answer(&user, payload)),
-        "webrtc:ice-candidate" => webrtc(socket, "candidate", hub.chat.candidate(&user, payload)),
+        "webrtc:offer" => webrtc(socket, "offer", offer(&hub.chat, &user, payload)),
+        "webrtc:answer" => webrtc(socket, "answer", answer(&hub.chat, &user, payload)),
+        "webrtc:ice-candidate" => webrtc(socket, "candidate", candidate(&hub.chat, &user, payload)),
         "webrtc:call-end" => webrtc(socket, "call-end", hub.chat.end_call(&user, false)),
         "webrtc:call-reject" => webrtc(socket, "call-reject", hub.chat.end_call(&user, true)),
         _ => Err(DomainError::invalid("Unknown event").into()),
@@ -209,6 +210,25 @@ fn confirm(state: &AppState, user: &UserId, payload: &Value) -> Outcome {
         .ok_or_else(|| DomainError::invalid("id must be a message id"))?;
     let confirmed = state.hub.chat.confirm_delivery(user, &id);
     ok_with("confirmed", Value::Bool(confirmed))
+}
+
+/// `webrtc:offer`: `{offer: {type: "offer", sdp}, type?: "audio" | "video"}`, checked before
+/// the chat is asked (a bad payload is refused even outside a chat).
+fn offer(chat: &ChatService, user: &UserId, payload: &Value) -> Result<(), ChatError> {
+    let description = SessionDescription::parse(payload.get("offer"), SdpType::Offer)?;
+    let kind = webrtc::parse_call_kind(payload.get("type"))?;
+    chat.offer(user, description, kind)
+}
+
+/// `webrtc:answer`: `{answer: {type: "answer", sdp}}`, checked first.
+fn answer(chat: &ChatService, user: &UserId, payload: &Value) -> Result<(), ChatError> {
+    let description = SessionDescription::parse(payload.get("answer"), SdpType::Answer)?;
+    chat.answer(user, description)
+}
+
+/// `webrtc:ice-candidate`: `{candidate: RTCIceCandidateInit}`, checked first.
+fn candidate(chat: &ChatService, user: &UserId, payload: &Value) -> Result<(), ChatError> {
+    chat.candidate(user, IceCandidate::parse(payload.get("candidate"))?)
 }
 
 /// WebRTC failures also emit `webrtc:error` with the original's messages.

@@ -140,6 +140,7 @@ impl Serialize for Payload<'_> {
 
 #[cfg(test)]
 mod tests {
+    use chat_domain::webrtc::{IceCandidate, SdpType, SessionDescription};
     use chat_domain::{GuestUser, MessageId, Profile, RoomId, Timestamp, UserId, Username};
     use chat_signaling::CloseReason;
     use serde_json::{Value, json};
@@ -212,7 +213,10 @@ mod tests {
         );
         check(
             Outgoing::Offer {
-                offer: json!({"type": "offer", "sdp": "v=0"}),
+                offer: SessionDescription {
+                    sdp: "v=0".into(),
+                    kind: SdpType::Offer,
+                },
                 kind: chat_domain::webrtc::CallKind::Audio,
                 from: user.clone(),
                 from_username: name.clone(),
@@ -220,6 +224,31 @@ mod tests {
             },
             "webrtc:offer",
             json!({"offer": {"type": "offer", "sdp": "v=0"}, "type": "audio", "from": user, "fromUsername": name, "timestamp": now}),
+        );
+        check(
+            Outgoing::Answer {
+                answer: SessionDescription {
+                    sdp: "v=0".into(),
+                    kind: SdpType::Answer,
+                },
+                from: user.clone(),
+                from_username: name.clone(),
+            },
+            "webrtc:answer",
+            json!({"answer": {"type": "answer", "sdp": "v=0"}, "from": user, "fromUsername": name}),
+        );
+        check(
+            Outgoing::Candidate {
+                candidate: IceCandidate {
+                    candidate: "candidate:1".into(),
+                    sdp_mid: Some(None),
+                    sdp_m_line_index: Some(Some(0)),
+                    username_fragment: None,
+                },
+                from: user.clone(),
+            },
+            "webrtc:ice-candidate",
+            json!({"candidate": {"candidate": "candidate:1", "sdpMid": null, "sdpMLineIndex": 0}, "from": user}),
         );
         check(
             Outgoing::CallTimeout {

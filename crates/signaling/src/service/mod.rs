@@ -191,8 +191,8 @@ impl ChatService {
         });
     }
 
-    /// Sends `event` to `to`: on this node through [`ChatService::receive`]'s path, else to
-    /// the node holding their socket.
+    /// Sends `event` to `to`: on this node observed into their link and handed to their
+    /// socket, else queued for the node holding their socket.
     fn deliver(&self, to: &UserId, event: Outgoing) {
         let local = self.inner.delivery.is_local(to);
         if local {
@@ -217,7 +217,7 @@ impl ChatService {
 
     /// An event for `to` arrived from another node: update what this node knows of `to`'s
     /// chat, then hand it to their socket (dropped if they are not here any more).
-    pub fn receive(&self, to: &UserId, event: Outgoing) {
+    pub(crate) fn receive(&self, to: &UserId, event: Outgoing) {
         if self.inner.delivery.is_local(to) {
             self.observe(to, &event);
             self.hand_over(to, event, true);
@@ -278,7 +278,7 @@ impl ChatService {
 
     /// `user`'s socket moved to another node, which now holds their chat: forget it here
     /// without telling anyone.
-    pub fn forget_local(&self, user: &UserId) {
+    pub(crate) fn forget_local(&self, user: &UserId) {
         self.state().links.remove(user);
     }
 

@@ -95,11 +95,26 @@ impl TokenService {
 
     /// Verifies signature, algorithm and expiry, and parses the ids.
     pub fn verify(&self, token: &str) -> Result<(UserId, SessionId), TokenError> {
+        self.verify_at(token, Timestamp::now())
+    }
+
+    /// [`TokenService::verify`] at the instant `now`: a token is expired from its `exp`
+    /// second on (`now >= exp`, as the original's library judges it).
+    pub fn verify_at(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<(UserId, SessionId), TokenError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|error| match error.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
                 _ => TokenError::Invalid,
             })?;
+        // jsonwebtoken accepts a token through its `exp` second (`exp < now` fails); the
+        // contract expires it at that second.
+        if data.claims.exp <= now.as_secs() {
+            return Err(TokenError::Expired);
+        }
         let user_id = UserId::parse(&data.claims.sub).ok_or(TokenError::Invalid)?;
         let session_id = SessionId::parse(&data.claims.sid).ok_or(TokenError::Invalid)?;
         Ok((user_id, session_id))
@@ -193,6 +208,20 @@ mod tests {
         let old = Timestamp::now().minus(Duration::from_secs(120));
         let (expired, _) = service().issue(&user, session, old).unwrap_or_default();
         assert_eq!(service().verify(&expired), Err(TokenError::Expired));
+
+        // Expired from the `exp` second on, valid the second before.
+        let (token, expires) = service()
+            .issue(&user, session, Timestamp::now())
+            .unwrap_or_default();
+        let at = |secs: i64| Timestamp::from_millis(secs * 1000);
+        assert_eq!(
+            service().verify_at(&token, at(expires.as_secs() - 1)),
+            Ok((user.clone(), session))
+        );
+        assert_eq!(
+            service().verify_at(&token, at(expires.as_secs())),
+            Err(TokenError::Expired)
+        );
 
         let (token, _) = service()
             .issue(&user, session, Timestamp::now())

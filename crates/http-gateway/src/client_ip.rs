@@ -1,6 +1,6 @@
 //! The client's address: the peer's, or the one its trusted proxy forwarded.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use actix_web::HttpRequest;
 use actix_web::http::header::HeaderMap;
@@ -46,6 +46,30 @@ pub fn request_ip(request: &HttpRequest, trusted_proxies: &[IpNet]) -> Option<Ip
         request.headers(),
         trusted_proxies,
     )
+}
+
+/// The address a client is counted under by rate limits: IPv4 addresses alone (a v4-mapped
+/// IPv6 address as its IPv4 one), IPv6 ones by their /64, which one client usually owns whole.
+pub fn client_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V4(_) => address,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let segments = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(
+                    segments[0],
+                    segments[1],
+                    segments[2],
+                    segments[3],
+                    0,
+                    0,
+                    0,
+                    0,
+                ))
+            }
+        },
+    }
 }
 
 #[cfg(test)]

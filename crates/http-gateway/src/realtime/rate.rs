@@ -2,9 +2,11 @@
 //! the handshake limit per client address.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use crate::client_ip::client_key;
 
 /// A token bucket.
 #[derive(Debug, Clone)]
@@ -86,29 +88,6 @@ impl HandshakeLimiter {
         }
         *count += 1;
         true
-    }
-}
-
-/// IPv4 addresses count alone; IPv6 ones by their /64, which one client usually owns whole.
-fn client_key(address: IpAddr) -> IpAddr {
-    match address {
-        IpAddr::V4(_) => address,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let segments = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(
-                    segments[0],
-                    segments[1],
-                    segments[2],
-                    segments[3],
-                    0,
-                    0,
-                    0,
-                    0,
-                ))
-            }
-        },
     }
 }
 

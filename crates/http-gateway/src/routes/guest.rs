@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
 use crate::body::read_json;
-use crate::client_ip::request_ip;
+use crate::client_ip::{client_key, request_ip};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::openapi::{AUTH_FAILED, SESSION_GONE, UNAVAILABLE, schemas};
@@ -128,7 +128,11 @@ pub(crate) async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let ip = request_ip(&request, &state.settings.server.trusted_proxies);
-    let key = format!("guest:{}", ip.map(|ip| ip.to_string()).unwrap_or_default());
+    // Counted like handshakes: rotating addresses within one IPv6 /64 is one client.
+    let key = format!(
+        "guest:{}",
+        ip.map(|ip| client_key(ip).to_string()).unwrap_or_default()
+    );
     let decision = state
         .store
         .hit_rate_limit(

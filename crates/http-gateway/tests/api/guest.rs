@@ -174,6 +174,32 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
 }
 
 #[tokio::test]
+async fn rotating_addresses_within_one_ipv6_64_counts_as_one_client() {
+    let app = spawn_app_with(|settings| {
+        settings.rate.sessions_per_minute = 2;
+        settings.server.trusted_proxies =
+            vec![chat_http_gateway::settings::IpNet::parse("127.0.0.1").unwrap()];
+    })
+    .await;
+    let create = |forwarded: &'static str| {
+        let app = &app;
+        async move {
+            app.raw("POST", "/api/guest", &[("X-Forwarded-For", forwarded)], b"")
+                .await
+                .status
+        }
+    };
+    assert_eq!(create("2001:db8:1:2::1").await, 201);
+    assert_eq!(create("2001:db8:1:2::2").await, 201);
+    assert_eq!(
+        create("2001:db8:1:2:ffff:ffff:ffff:3").await,
+        429,
+        "a third address of the same /64 is the same client"
+    );
+    assert_eq!(create("2001:db8:1:3::1").await, 201, "the next /64 is not");
+}
+
+#[tokio::test]
 async fn authentication_errors_have_the_contract_codes() {
     let app = spawn_app().await;
     let (token, _) = app.guest(json!({})).await;

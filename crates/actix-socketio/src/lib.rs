@@ -44,7 +44,8 @@
 //! Invariants:
 //! - One task per Engine.IO connection drives heartbeats, the handler calls (one at a time, in
 //!   arrival order) and, on WebSocket, the socket reads and writes. HTTP long-polling requests
-//!   are served by the request handlers themselves.
+//!   are served by the request handlers themselves. Every connection's task is tracked, so a
+//!   graceful shutdown (`close_all`) ends only after each one ran its last handler calls.
 //! - No lock is held across an `.await`; the global registries are sharded and only touched on
 //!   connect, disconnect, polling requests and broadcasts, never on each event.
 //! - Outgoing packets are encoded once and queued on a bounded per-connection queue without

@@ -308,7 +308,8 @@ impl<E: EngineHandler> EngineIo<E> {
     }
 
     /// Graceful shutdown: every connection closes after its queued messages; resolves once all
-    /// are gone, or after the ping timeout. Await it before stopping the `HttpServer`.
+    /// are gone and the handler's last calls for them (`closed` included) returned, or after
+    /// the ping timeout. Await it before stopping the `HttpServer`.
     pub fn close_all(&self) -> impl Future<Output = ()> + Send + 'static {
         Engine::close_all(&self.engine)
     }

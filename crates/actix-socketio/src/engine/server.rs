@@ -11,6 +11,7 @@ use actix_web::HttpRequest;
 use bytes::Bytes;
 use engineioxide_core::{Packet as EnginePacket, Sid, Str};
 use tokio::{sync::Notify, time::Instant};
+use tokio_util::task::TaskTracker;
 
 use crate::{
     config::Config,
@@ -89,6 +90,10 @@ pub(crate) struct Engine<P: Protocol> {
     pub(crate) protocol: P,
     pub(crate) sessions: Registry<Arc<Conn<P::Data>>>,
     sessions_empty: Notify,
+    /// Every connection's task, and the tasks that write a closing WebSocket's last frames: a
+    /// connection leaves [`Engine::sessions`] when its end begins, its task ends after the
+    /// protocol's last calls ([`Protocol::closed`]) returned.
+    pub(crate) tasks: TaskTracker,
 }
 
 impl<P: Protocol> Engine<P> {
@@ -98,6 +103,7 @@ impl<P: Protocol> Engine<P> {
             protocol,
             sessions: Registry::new(),
             sessions_empty: Notify::new(),
+            tasks: TaskTracker::new(),
         }
     }
 
@@ -148,7 +154,8 @@ impl<P: Protocol> Engine<P> {
     }
 
     /// Graceful shutdown: every connection gets the protocol's last packets and closes after
-    /// them; resolves once all are gone, or after the ping timeout.
+    /// them; resolves once all are gone and their tasks ended (the protocol's last calls
+    /// returned, the last WebSocket frames written), or after the ping timeout.
     pub(crate) fn close_all(engine: &Arc<Self>) -> impl Future<Output = ()> + Send + 'static {
         let engine = Arc::clone(engine);
         async move {
@@ -156,19 +163,28 @@ impl<P: Protocol> Engine<P> {
                 P::shutdown(&conn);
                 conn.close(DisconnectReason::ServerShutdown);
             }
+            // Closed for good: from now on `wait` resolves whenever no task is left, which is
+            // what a later `close_all` waits for as well.
+            engine.tasks.close();
             let deadline = Instant::now() + engine.config.ping_timeout;
-            loop {
-                let emptied = engine.sessions_empty.notified();
-                if engine.sessions.len() == 0 {
-                    break;
+            let drained = async {
+                loop {
+                    let emptied = engine.sessions_empty.notified();
+                    if engine.sessions.len() == 0 {
+                        break;
+                    }
+                    emptied.await;
                 }
-                if tokio::time::timeout_at(deadline, emptied).await.is_err() {
-                    tracing::warn!(
-                        remaining = engine.sessions.len(),
-                        "connections still open after the shutdown grace"
-                    );
-                    break;
-                }
+                // A connection leaves the registry as its end begins: its task still runs the
+                // handler's last calls.
+                engine.tasks.wait().await;
+            };
+            if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                tracing::warn!(
+                    remaining = engine.sessions.len(),
+                    tasks = engine.tasks.len(),
+                    "connections still open after the shutdown grace"
+                );
             }
         }
     }

@@ -86,8 +86,9 @@ impl<H: Handler> SocketIo<H> {
     /// Graceful shutdown: every socket gets a DISCONNECT, then every transport closes and the
     /// handler hears
     /// [`DisconnectReason::ServerShutdown`](crate::DisconnectReason::ServerShutdown).
-    /// Resolves once all connections are gone, or after the ping timeout for clients that
-    /// stopped reading.
+    /// Resolves once all connections are gone and the handler's last calls for them
+    /// (`disconnected` included) returned, or after the ping timeout for clients that stopped
+    /// reading.
     ///
     /// Await it before stopping the `HttpServer` (`ServerHandle::stop`): the workers run the
     /// connections, and a long-polling client receives its last packets, then the close, on

@@ -374,3 +374,45 @@ async fn upgrade_to_websocket() {
     drop(ws);
     assert_eq!(app.closed().await, DisconnectReason::TransportClose);
 }
+
+/// The suite's "ignores HTTP requests with same sid after upgrade": a poll or POST sent right
+/// after the `5` is refused, whichever reaches the server first, and the WebSocket goes on.
+/// It races the WebSocket task reading the `5`, hence the many rounds (before the server
+/// held such requests for the upgrade, about one round in four lost the race).
+#[tokio::test]
+async fn polling_requests_sent_after_the_upgrade_are_refused() {
+    let mut app = spawn_engine(relaxed_config()).await;
+    let refused = |response: HttpResponse| {
+        assert_eq!(
+            (response.status, response.body.as_str()),
+            (400, r#"{"code":3,"message":"Bad request"}"#)
+        );
+        assert_eq!(response.header("content-type"), Some("application/json"));
+    };
+    for round in 0..20 {
+        let sid = app.polling_session().await;
+        let mut ws = app
+            .ws(&format!("EIO=4&transport=websocket&sid={sid}"))
+            .await;
+        ws.send("2probe").await;
+        assert_eq!(ws.recv().await, "3probe");
+        ws.send("5").await;
+        if round % 2 == 0 {
+            refused(app.get(&sid).await);
+            refused(app.post(&sid, "4late").await);
+        } else {
+            refused(app.post(&sid, "4late").await);
+            refused(app.get(&sid).await);
+        }
+        ws.send("4hello").await;
+        assert_eq!(ws.recv().await, "4hello");
+        drop(ws);
+        // No refused POST reached the handler.
+        loop {
+            match app.call().await {
+                Call::Closed(reason) => break assert_eq!(reason, DisconnectReason::TransportClose),
+                call => assert_ne!(call, Call::Message(EngineMessage::Text("late".to_owned()))),
+            }
+        }
+    }
+}

@@ -147,6 +147,16 @@ impl Handler for TestHandler {
     }
 
     async fn disconnected(&self, socket: &Socket<Self::State>, reason: DisconnectReason) {
+        // A handler with work left at the end (marking a user offline, say): a socket that
+        // connected with `slowDisconnect` in its auth takes that many milliseconds.
+        let delay = socket
+            .state()
+            .as_ref()
+            .and_then(|auth| auth.get("slowDisconnect"))
+            .and_then(Value::as_u64);
+        if let Some(delay) = delay {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         self.record(Record::Disconnected {
             id: socket.id().to_owned(),
             nsp: socket.namespace().to_owned(),
@@ -249,6 +259,11 @@ impl TestApp {
                 return record;
             }
         }
+    }
+
+    /// Every record so far, without waiting for more.
+    pub fn records_now(&mut self) -> Vec<Record> {
+        std::iter::from_fn(|| self.records.try_recv().ok()).collect()
     }
 
     pub async fn disconnected(&mut self) -> DisconnectReason {

@@ -249,6 +249,63 @@ async fn close_all_disconnects_everyone() {
     assert_eq!(app.io.connection_count(), 0);
 }
 
+/// Graceful shutdown runs every disconnect rule: `close_all` returns only once the handler's
+/// `disconnected` returned for every socket, over WebSocket and polling, even when it takes a
+/// while after the connection left the session registry.
+#[tokio::test]
+async fn close_all_waits_for_every_disconnect_handler() {
+    let mut app = spawn_app(test_config()).await;
+    let connect = r#"40{"slowDisconnect":300}"#;
+    let mut websockets = Vec::new();
+    for _ in 0..3 {
+        let mut client = app.ws().await;
+        client.open().await;
+        client.send(connect).await;
+        assert!(client.recv().await.starts_with("40{\"sid\":"));
+        assert!(client.recv().await.starts_with("42[\"welcome\""));
+        websockets.push(client);
+    }
+    let mut pollers = Vec::new();
+    for _ in 0..3 {
+        let sid = app.polling_session().await;
+        let query = format!("EIO=4&transport=polling&sid={sid}");
+        assert_eq!(app.http("POST", &query, Some(connect)).await.status, 200);
+        assert!(app.http("GET", &query, None).await.body.contains("welcome"));
+        // Polls until the close packet, as a client does.
+        let addr = app.addr;
+        pollers.push(tokio::spawn(async move {
+            loop {
+                let polled = crate::helpers::http(addr, "GET", &query, None, &[]).await;
+                if polled.status != 200 || polled.body.split('\x1e').any(|packet| packet == "1") {
+                    break;
+                }
+            }
+        }));
+    }
+    tokio::time::timeout(crate::helpers::WAIT, app.io.close_all())
+        .await
+        .unwrap();
+    let disconnected = app
+        .records_now()
+        .into_iter()
+        .filter(|record| {
+            matches!(
+                record,
+                Record::Disconnected {
+                    reason: DisconnectReason::ServerShutdown,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(disconnected, 6);
+    assert_eq!(app.io.connection_count(), 0);
+    for poller in pollers {
+        poller.await.unwrap();
+    }
+    drop(websockets);
+}
+
 #[tokio::test]
 async fn server_emit_then_disconnect_over_polling_delivers_both_before_the_close() {
     let mut app = spawn_app(test_config()).await;

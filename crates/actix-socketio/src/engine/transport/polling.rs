@@ -1,13 +1,20 @@
 //! HTTP long-polling: the handshake, the long GET that drains the outbox, and the POST that
 //! delivers the client's packets.
 
-use std::{future::poll_fn, sync::Arc, task::Poll};
+use std::{
+    future::{Future, poll_fn},
+    pin::pin,
+    sync::Arc,
+    task::Poll,
+    time::Duration,
+};
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use bytes::Bytes;
 use engineioxide_core::{Packet as EnginePacket, ProtocolVersion, Sid, payload};
 use futures_util::StreamExt;
 use http_body_util::Full;
+use tokio::time::sleep;
 
 use super::http::{Cors, EngineError};
 use crate::engine::{
@@ -20,6 +27,13 @@ use crate::engine::{
 
 const SEPARATOR: char = '\x1e';
 
+/// How long a polling request that arrives while the session is being upgraded waits for the
+/// upgrade to finish before it is served (the reference server likewise answers polls with a
+/// noop every 100 ms while it upgrades). A request the client sent after its `5` can reach
+/// the server before the WebSocket task read the `5`: it then sees the upgrade finish, and is
+/// refused like every later one instead of served on a transport the client left.
+const UPGRADE_SETTLE: Duration = Duration::from_millis(100);
+
 /// `GET ?EIO=4&transport=polling`: opens a session and answers its OPEN packet.
 pub(super) fn handshake<P: Protocol>(
     engine: &Arc<Engine<P>>,
@@ -28,7 +42,8 @@ pub(super) fn handshake<P: Protocol>(
 ) -> HttpResponse {
     let conn = engine.open_conn(request, Transport::Polling);
     let open = open_frame(conn.sid, &engine.config, true);
-    actix_web::rt::spawn(run_polling(Driver::new(Arc::clone(engine), conn, None)));
+    let driver = Driver::new(Arc::clone(engine), conn, None);
+    actix_web::rt::spawn(engine.tasks.track_future(run_polling(driver)));
     payload_response(cors, vec![open])
 }
 
@@ -57,7 +72,7 @@ pub(super) async fn poll<P: Protocol>(engine: &Engine<P>, sid: Sid, cors: &Cors)
     if conn.check_pong_overdue(engine.config.ping_timeout) && !can_deliver_close(&conn) {
         return cors.error(EngineError::UnknownSid);
     }
-    {
+    let arrived_upgrading = {
         let mut state = conn.state();
         if state.transport == Transport::WebSocket {
             return cors.error(EngineError::BadRequest);
@@ -68,12 +83,16 @@ pub(super) async fn poll<P: Protocol>(engine: &Engine<P>, sid: Sid, cors: &Cors)
             return cors.error(EngineError::BadRequest);
         }
         state.get_active = true;
-    }
+        state.upgrade_pending || state.upgrading
+    };
     let _guard = ActiveGuard {
         conn: &conn,
         get: true,
     };
     let max_payload = engine.config.max_payload;
+    // Only a poll that arrived during an upgrade waits for it (see `UPGRADE_SETTLE`): one
+    // pending before is the client's own, which it waits for before it sends its `5`.
+    let mut settle = pin!(arrived_upgrading.then(|| sleep(UPGRADE_SETTLE)));
     let frames = poll_fn(|cx| {
         conn.poll_waker.register(cx.waker());
         let mut state = conn.state();
@@ -93,14 +112,28 @@ pub(super) async fn poll<P: Protocol>(engine: &Engine<P>, sid: Sid, cors: &Cors)
             }
             Some(DisconnectReason::TransportClose) => vec![Frame::control("6")],
             Some(_) => vec![Frame::control("1")],
+            None if state.transport == Transport::WebSocket && arrived_upgrading => {
+                return Poll::Ready(None);
+            }
             None if state.transport == Transport::WebSocket => vec![Frame::control("6")],
             None if !state.outbox.is_empty() => Conn::drain_frames(&mut state, max_payload),
-            None if state.upgrading => vec![Frame::control("6")],
+            None if state.upgrading => {
+                drop(state);
+                if let Some(settle) = settle.as_mut().as_pin_mut()
+                    && settle.poll(cx).is_pending()
+                {
+                    return Poll::Pending;
+                }
+                vec![Frame::control("6")]
+            }
             None => return Poll::Pending,
         };
-        Poll::Ready(frames)
+        Poll::Ready(Some(frames))
     })
     .await;
+    let Some(frames) = frames else {
+        return cors.error(EngineError::BadRequest);
+    };
     // Handler calls held back by a full outbox may go on now.
     conn.driver_waker.wake();
     payload_response(cors, frames)
@@ -127,7 +160,7 @@ pub(super) async fn post<P: Protocol>(
     if conn.check_pong_overdue(engine.config.ping_timeout) {
         return cors.error(EngineError::UnknownSid);
     }
-    {
+    let arrived_upgrading = {
         let mut state = conn.state();
         if state.transport == Transport::WebSocket {
             return cors.error(EngineError::BadRequest);
@@ -138,11 +171,15 @@ pub(super) async fn post<P: Protocol>(
             return cors.error(EngineError::BadRequest);
         }
         state.post_active = true;
-    }
+        state.upgrade_pending || state.upgrading
+    };
     let _guard = ActiveGuard {
         conn: &conn,
         get: false,
     };
+    if arrived_upgrading && upgrade_settled(&conn).await == Transport::WebSocket {
+        return cors.error(EngineError::BadRequest);
+    }
     let max_payload = engine.config.max_payload;
     let bytes = match body.to_bytes_limited(max_payload).await {
         Ok(Ok(bytes)) => bytes,
@@ -180,6 +217,23 @@ pub(super) async fn post<P: Protocol>(
     cors.builder(StatusCode::OK)
         .content_type("text/html")
         .body("ok")
+}
+
+/// Waits until the upgrade of `conn` succeeded or failed, or the connection is closing, for
+/// at most [`UPGRADE_SETTLE`]; returns the transport then. For a POST, which owns the
+/// connection's `post_waker` while it is active.
+async fn upgrade_settled<D: ConnData>(conn: &Conn<D>) -> Transport {
+    let mut settle = pin!(sleep(UPGRADE_SETTLE));
+    poll_fn(|cx| {
+        conn.post_waker.register(cx.waker());
+        let state = conn.state();
+        if !(state.upgrade_pending || state.upgrading) || state.closing.is_some() {
+            return Poll::Ready(state.transport);
+        }
+        drop(state);
+        settle.as_mut().poll(cx).map(|()| conn.transport())
+    })
+    .await
 }
 
 /// Decodes a POST body's packets and ingests them in order, up to the first that ends the

@@ -12,6 +12,7 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
 use actix_ws::{AggregatedMessage, CloseCode};
 use engineioxide_core::{Packet as EnginePacket, ProtocolVersion, Sid, Str};
 use tokio::sync::oneshot;
+use tokio_util::task::TaskTracker;
 
 use super::{
     http::{Cors, EngineError},
@@ -93,13 +94,13 @@ pub(super) fn open<P: Protocol>(
     };
     let conn = engine.open_conn(request, Transport::WebSocket);
     conn.push_control([open_frame(conn.sid, &engine.config, false)]);
-    let driver = Driver::new(engine, conn, None);
-    actix_web::rt::spawn(async move {
+    let driver = Driver::new(Arc::clone(&engine), conn, None);
+    actix_web::rt::spawn(engine.tasks.track_future(async move {
         match accepted.ready(driver.engine.config.max_payload).await {
             Some(io) => run(driver, io).await,
             None => Box::pin(driver.finish(DisconnectReason::TransportClose)).await,
         }
-    });
+    }));
     response
 }
 
@@ -127,18 +128,22 @@ pub(super) fn upgrade<P: Protocol>(
         refused
     };
     let max_payload = engine.config.max_payload;
+    // Tracked only once the probe succeeded (see `run_upgrade`): until then the polling task
+    // is the connection's, and a probe that never comes must not hold up a shutdown.
     actix_web::rt::spawn(async move {
         let Some(mut io) = accepted.ready(max_payload).await else {
             if !refused {
                 conn.state().upgrade_pending = false;
+                // A POST may be waiting for the upgrade to settle.
+                conn.post_waker.wake();
             }
             return;
         };
         if refused {
             // Like the reference server: the session is already (being) upgraded, so this
             // WebSocket is accepted and closed at once.
-            io.start_close(CloseCode::Normal);
-            io.finish();
+            io.start_close(CloseCode::Normal, &engine.tasks);
+            io.finish(&engine.tasks);
         } else {
             run_upgrade(engine, conn, io).await;
         }
@@ -152,6 +157,10 @@ async fn run_upgrade<P: Protocol>(engine: Arc<Engine<P>>, conn: Arc<Conn<P::Data
         .unwrap_or(Err(()));
     let handover = match probed {
         Ok(()) => {
+            // This task becomes the connection's: tracked from before the check that the
+            // connection is not closing, so while it is still registered and a shutdown
+            // waiting for the registry to empty then waits for this task too.
+            let task = engine.tasks.token();
             let (sender, receiver) = oneshot::channel();
             let mut state = conn.state();
             state.upgrading = false;
@@ -161,7 +170,7 @@ async fn run_upgrade<P: Protocol>(engine: Arc<Engine<P>>, conn: Arc<Conn<P::Data
             } else {
                 state.transport = Transport::WebSocket;
                 state.handover = Some(sender);
-                Some(receiver)
+                Some((receiver, task))
             }
         }
         Err(()) => {
@@ -174,17 +183,17 @@ async fn run_upgrade<P: Protocol>(engine: Arc<Engine<P>>, conn: Arc<Conn<P::Data
     // Wakes the polling task for the handover and the pending GET for its noop.
     conn.wake_all();
     let current = match handover {
-        Some(receiver) => receiver.await.ok(),
+        Some((receiver, task)) => receiver.await.ok().map(|current| (current, task)),
         None => None,
     };
     match current {
-        Some(current) => {
+        Some((current, _task)) => {
             tracing::debug!(sid = %conn.sid, "upgraded to websocket");
             run(Driver::new(engine, conn, current), io).await;
         }
         None => {
-            io.start_close(CloseCode::Normal);
-            io.finish();
+            io.start_close(CloseCode::Normal, &engine.tasks);
+            io.finish(&engine.tasks);
         }
     }
 }
@@ -243,17 +252,17 @@ impl WsIo for Io {
         }
     }
 
-    fn start_close(&mut self, code: CloseCode) {
+    fn start_close(&mut self, code: CloseCode, tasks: &TaskTracker) {
         match self {
-            Self::Actix(io) => io.start_close(code),
-            Self::Raw(io) => io.start_close(code),
+            Self::Actix(io) => io.start_close(code, tasks),
+            Self::Raw(io) => io.start_close(code, tasks),
         }
     }
 
-    fn finish(self) {
+    fn finish(self, tasks: &TaskTracker) {
         match self {
-            Self::Actix(io) => io.finish(),
-            Self::Raw(io) => io.finish(),
+            Self::Actix(io) => io.finish(tasks),
+            Self::Raw(io) => io.finish(tasks),
         }
     }
 }
@@ -275,7 +284,7 @@ async fn run<P: Protocol>(mut driver: Driver<P>, io: Io) {
         close_code: CloseCode::Normal,
     };
     let reason = poll_fn(|cx| step(&mut driver, &mut io, cx)).await;
-    io.io.finish();
+    io.io.finish(&driver.engine.tasks);
     // Boxed so that its state, sized by the handler's futures, is not part of every idle
     // connection's task.
     Box::pin(driver.finish(reason)).await;
@@ -306,7 +315,7 @@ fn step<P: Protocol>(
             let flushed = conn.state().outbox.is_empty();
             if io.write_failed || !reason.flushes() || flushed {
                 if !io.write_failed {
-                    io.io.start_close(io.close_code);
+                    io.io.start_close(io.close_code, &driver.engine.tasks);
                 }
                 return Poll::Ready(reason);
             }

@@ -21,6 +21,7 @@ use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_util::{Sink, Stream};
 use tokio::io::AsyncWrite;
+use tokio_util::task::TaskTracker;
 
 use crate::{engine::frame::Frame, takeover::Upgraded};
 
@@ -54,12 +55,13 @@ pub(crate) trait WsIo: Unpin {
     /// Writes what the writer holds; ready once all of it is written.
     fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>>;
 
-    /// Queues a close frame after everything already taken.
-    fn start_close(&mut self, code: CloseCode);
+    /// Queues a close frame after everything already taken; a task that has to write it is
+    /// spawned on `tasks`.
+    fn start_close(&mut self, code: CloseCode, tasks: &TaskTracker);
 
     /// Ends the connection: what is still queued is written (within a bound) and the stream
-    /// closed, without holding up the caller.
-    fn finish(self);
+    /// closed, without holding up the caller, by a task spawned on `tasks`.
+    fn finish(self, tasks: &TaskTracker);
 }
 
 /// Sends one frame and waits until it is written.
@@ -136,16 +138,16 @@ impl WsIo for ActixWs {
         Pin::new(&mut self.session).poll_flush(cx).map_err(|_| ())
     }
 
-    fn start_close(&mut self, code: CloseCode) {
+    fn start_close(&mut self, code: CloseCode, tasks: &TaskTracker) {
         // After the frames already queued (the channel keeps order), without waiting here.
         let session = self.session.clone();
-        actix_web::rt::spawn(session.close(Some(CloseReason {
+        actix_web::rt::spawn(tasks.track_future(session.close(Some(CloseReason {
             code,
             description: None,
-        })));
+        }))));
     }
 
-    fn finish(self) {
+    fn finish(self, _tasks: &TaskTracker) {
         // Dropping both ends lets the HTTP dispatcher write what is queued and close.
     }
 }
@@ -334,7 +336,7 @@ impl WsIo for RawWs {
         Poll::Ready(Ok(()))
     }
 
-    fn start_close(&mut self, code: CloseCode) {
+    fn start_close(&mut self, code: CloseCode, _tasks: &TaskTracker) {
         let close = CloseReason {
             code,
             description: None,
@@ -342,15 +344,15 @@ impl WsIo for RawWs {
         Parser::write_close(&mut self.write_buf, Some(close), false);
     }
 
-    fn finish(mut self) {
-        actix_web::rt::spawn(async move {
+    fn finish(mut self, tasks: &TaskTracker) {
+        actix_web::rt::spawn(tasks.track_future(async move {
             let _ = tokio::time::timeout(FINISH_TIMEOUT, async {
                 if poll_fn(|cx| self.poll_flush(cx)).await.is_ok() {
                     let _ = poll_fn(|cx| Pin::new(&mut self.io).poll_shutdown(cx)).await;
                 }
             })
             .await;
-        });
+        }));
     }
 }
 

@@ -173,8 +173,8 @@ pub(crate) struct Plain<E>(E);
 impl<E: EngineHandler> Protocol for Plain<E> {
     type Data = PlainConn;
 
-    fn allow_handshake(&self, _request: &HttpRequest) -> bool {
-        true
+    fn allow_handshake(&self, _request: &HttpRequest) -> impl Future<Output = bool> {
+        std::future::ready(true)
     }
 
     fn conn_data(&self) -> PlainConn {

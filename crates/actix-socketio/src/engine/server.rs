@@ -39,8 +39,9 @@ pub(crate) trait Protocol: Send + Sync + Sized + 'static {
     /// What the layer keeps in each connection.
     type Data: ConnData<Work: Send + 'static, Locked: Send + 'static> + Send + Sync + 'static;
 
-    /// Admission of a new connection (a handshake), before anything is allocated for it.
-    fn allow_handshake(&self, request: &HttpRequest) -> bool;
+    /// Admission of a new connection (a handshake), before anything is allocated for it;
+    /// awaited by the request's handler (so not `Send`).
+    fn allow_handshake(&self, request: &HttpRequest) -> impl Future<Output = bool>;
 
     /// The layer's data of a new connection.
     fn conn_data(&self) -> Self::Data;

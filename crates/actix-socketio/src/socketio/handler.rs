@@ -31,12 +31,16 @@ pub trait Handler: Send + Sync + 'static {
 
     /// Admission of a new Engine.IO connection (a handshake: a polling `GET` or a WebSocket
     /// without `sid`), checked before anything is allocated for it, e.g. a rate limit per
-    /// client address. `false` answers HTTP 429 with
-    /// `{"code":4,"message":"Too many handshakes"}`; requests of open sessions are never
-    /// asked. Every handshake is admitted by default.
-    fn allow_handshake(&self, request: &HttpRequest) -> bool {
+    /// client address kept in a store shared by several servers. `false` answers HTTP 429
+    /// with `{"code":4,"message":"Too many handshakes"}`; requests of open sessions are never
+    /// asked.
+    ///
+    /// The future is awaited by the request's own handler, on its worker thread, so it need
+    /// not be `Send` and may borrow the request. Every handshake is admitted by default, with
+    /// a future that is ready at once.
+    fn allow_handshake(&self, request: &HttpRequest) -> impl Future<Output = bool> {
         let _ = request;
-        true
+        std::future::ready(true)
     }
 
     /// Whether a namespace exists. Others are refused with `Invalid namespace`.

@@ -2,7 +2,7 @@
 //! dispatched to sockets, queued calls go to the application's [`Handler`], and the end of a
 //! connection reports every socket on it gone.
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use actix_web::HttpRequest;
 use engineioxide_core::{Sid, Str};
@@ -52,7 +52,7 @@ impl<H: Handler> SocketLayer<H> {
 impl<H: Handler> Protocol for SocketLayer<H> {
     type Data = Sockets<H::State>;
 
-    fn allow_handshake(&self, request: &HttpRequest) -> bool {
+    fn allow_handshake(&self, request: &HttpRequest) -> impl Future<Output = bool> {
         self.handler.allow_handshake(request)
     }
 

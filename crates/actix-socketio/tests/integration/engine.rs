@@ -176,6 +176,34 @@ async fn unknown_sid_and_bad_queries_are_400_with_the_reference_body() {
 }
 
 #[tokio::test]
+async fn a_refused_handshake_is_429_on_both_transports() {
+    let app = spawn_app(test_config()).await;
+    let refusal = r#"{"code":4,"message":"Too many handshakes"}"#;
+    let response = app
+        .http("GET", "EIO=4&transport=polling&refuse=1", None)
+        .await;
+    assert_eq!((response.status, response.body.as_str()), (429, refusal));
+    assert_eq!(response.header("access-control-allow-origin"), Some("*"));
+    let url = format!(
+        "ws://{}/socket.io/?EIO=4&transport=websocket&refuse=1",
+        app.addr
+    );
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 429);
+            assert_eq!(response.body().as_deref(), Some(refusal.as_bytes()));
+        }
+        other => panic!("expected a refused upgrade, got {other:?}"),
+    }
+    assert_eq!(app.io.connection_count(), 0);
+    // Requests of open sessions are never asked.
+    let sid = app.polling_session().await;
+    let query = format!("EIO=4&transport=polling&sid={sid}&refuse=1");
+    let posted = app.http("POST", &query, Some("40")).await;
+    assert_eq!((posted.status, posted.body.as_str()), (200, "ok"));
+}
+
+#[tokio::test]
 async fn cors_preflight_and_origin_list() {
     let config = Config {
         cors_origins: Some(vec!["https://chat.example".to_owned()]),

@@ -10,7 +10,7 @@ use actix_socketio::{
     AckSender, Config, ConnectError, DisconnectReason, EmitError, Event, Handler, RequestInfo,
     Socket, SocketIo,
 };
-use actix_web::{App, HttpServer, dev::AppConfig, web::ServiceConfig};
+use actix_web::{App, HttpRequest, HttpServer, dev::AppConfig, web::ServiceConfig};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::{
@@ -59,6 +59,16 @@ impl TestHandler {
 
 impl Handler for TestHandler {
     type State = Option<Value>;
+
+    /// Refuses handshakes whose query has `refuse=1`, after a real suspension, as a handler
+    /// asking a store shared by several servers would (the future borrows the request).
+    async fn allow_handshake(&self, request: &HttpRequest) -> bool {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        !request
+            .query_string()
+            .split('&')
+            .any(|pair| pair == "refuse=1")
+    }
 
     fn accepts_namespace(&self, nsp: &str) -> bool {
         nsp == "/" || nsp == "/custom"

@@ -1,6 +1,7 @@
 //! [`ChatHandler`]: authenticates Socket.IO connections and hands their events to
 //! [`crate::realtime::events`].
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,7 @@ use crate::auth::TokenError;
 use crate::client_ip::request_ip;
 use crate::metrics::Metrics;
 use crate::realtime::events;
-use crate::realtime::rate::{HandshakeLimiter, TokenBucket};
+use crate::realtime::rate::{HandshakeLimit, TokenBucket};
 use crate::state::AppState;
 
 /// What a socket knows of its user.
@@ -33,13 +34,13 @@ pub struct SocketState {
 #[derive(Clone)]
 pub struct ChatHandler {
     state: AppState,
-    handshakes: Arc<HandshakeLimiter>,
+    handshakes: Arc<HandshakeLimit>,
 }
 
 impl ChatHandler {
     /// A handler over the gateway's state.
     pub fn new(state: AppState) -> Self {
-        let handshakes = Arc::new(HandshakeLimiter::new(
+        let handshakes = Arc::new(HandshakeLimit::new(
             state.settings.rate.handshakes_per_10s,
             Duration::from_secs(10),
         ));
@@ -72,16 +73,25 @@ fn handshake_token(auth: Option<&Value>, request: &RequestInfo) -> Option<String
 
 impl Handler for ChatHandler {
     /// At most `rate.handshakes_per_10s` new connections per client address (behind trusted
-    /// proxies, the forwarded address).
-    fn allow_handshake(&self, request: &HttpRequest) -> bool {
-        let Some(address) = request_ip(request, &self.state.settings.server.trusted_proxies) else {
-            return true;
-        };
-        let allowed = self.handshakes.allow_at(address, Instant::now());
-        if !allowed {
-            tracing::debug!(%address, "handshake refused: too many from this address");
+    /// proxies, the forwarded address; IPv6 by /64), counted in the store shared by every node.
+    fn allow_handshake(&self, request: &HttpRequest) -> impl Future<Output = bool> {
+        let address = request_ip(request, &self.state.settings.server.trusted_proxies);
+        let store = &self.state.store;
+        async move {
+            let Some(address) = address else {
+                return true;
+            };
+            let allowed = self
+                .handshakes
+                .allow(address, |key, limit, window| async move {
+                    store.hit_rate_limit(&key, limit, window).await
+                })
+                .await;
+            if !allowed {
+                tracing::debug!(%address, "handshake refused: too many from this address");
+            }
+            allowed
         }
-        allowed
     }
 
     type State = SocketState;

@@ -4,5 +4,6 @@
 mod guest;
 mod helpers;
 mod hostile;
+mod nodes;
 mod public;
 mod web;

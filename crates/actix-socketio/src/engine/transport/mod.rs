@@ -46,7 +46,7 @@ async fn handle<P: Protocol>(
         Ok(route) => route,
         Err(error) => return cors.error(error),
     };
-    if sid.is_none() && !engine.protocol.allow_handshake(&request) {
+    if sid.is_none() && !engine.protocol.allow_handshake(&request).await {
         return cors.error(EngineError::TooManyHandshakes);
     }
     let method = request.method();

@@ -78,7 +78,8 @@ pub struct Searcher {
     pub user: PublicUser,
     /// What they ask of a partner.
     pub filters: SearchFilters,
-    /// The partner they just left: not paired with them again while someone else fits.
+    /// The partner they just left: never paired with them on this search (they wait for
+    /// someone else instead), whichever of the two searches first.
     pub avoid: Option<UserId>,
 }
 
@@ -90,7 +91,7 @@ impl Searcher {
             && other.filters.accepts(&self.user)
     }
 
-    /// Whether either just left the other (paired only when nobody else fits).
+    /// Whether either just left the other: such a pair is never made.
     pub fn avoids(&self, other: &Searcher) -> bool {
         self.avoid.as_ref() == Some(&other.user.id) || other.avoid.as_ref() == Some(&self.user.id)
     }
@@ -132,23 +133,21 @@ impl SearchQueue {
         before != self.waiting.len()
     }
 
+    /// The searchers waiting, oldest first.
+    pub fn searchers(&self) -> impl Iterator<Item = &Searcher> {
+        self.waiting.iter()
+    }
+
     /// Adds a searcher, or pairs it at once with the oldest compatible one (which leaves the
-    /// queue and is returned). A searcher already queued is replaced (new filters). The
-    /// partner just left is only taken when no one else fits.
+    /// queue and is returned). A searcher already queued is replaced (new filters). Two
+    /// searchers of whom one avoids the other are never paired, even when nobody else fits.
     pub fn search(&mut self, searcher: Searcher) -> Option<Searcher> {
         self.remove(&searcher.user.id);
-        let mut fallback = None;
-        for (index, candidate) in self.waiting.iter().enumerate() {
-            if !searcher.compatible(candidate) {
-                continue;
-            }
-            if searcher.avoids(candidate) {
-                fallback = fallback.or(Some(index));
-                continue;
-            }
-            return self.waiting.remove(index);
-        }
-        match fallback {
+        let found = self
+            .waiting
+            .iter()
+            .position(|candidate| searcher.compatible(candidate) && !searcher.avoids(candidate));
+        match found {
             Some(index) => self.waiting.remove(index),
             None => {
                 self.waiting.push_back(searcher);
@@ -263,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn the_partner_just_left_only_when_nobody_else_fits() {
+    fn the_partner_just_left_is_never_paired_again() {
         // Bob and Carol both want a woman, so they do not pair with each other.
         let (alice, bob, carol) = (
             user(Some("female"), None),
@@ -283,8 +282,24 @@ mod tests {
             queue.search(skip.clone()).map(|found| found.user.id),
             Some(carol.id)
         );
+        // Nobody else fits: Alice waits rather than meet Bob again.
         let mut alone = SearchQueue::new();
         alone.search(searcher(&bob, SearchFilters::default()));
-        assert_eq!(alone.search(skip).map(|found| found.user.id), Some(bob.id));
+        assert_eq!(alone.search(skip.clone()), None);
+        assert_eq!(alone.len(), 2);
+        // The same when the one who avoids waits first: Bob is not paired with Alice either.
+        let mut waiting_first = SearchQueue::new();
+        assert_eq!(waiting_first.search(skip), None);
+        assert_eq!(
+            waiting_first.search(searcher(&bob, SearchFilters::default())),
+            None
+        );
+        assert_eq!(
+            waiting_first
+                .searchers()
+                .map(|waiting| &waiting.user.id)
+                .collect::<Vec<_>>(),
+            vec![&alice.id, &bob.id]
+        );
     }
 }

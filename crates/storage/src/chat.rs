@@ -41,8 +41,13 @@ impl RoomRecord {
 #[async_trait]
 pub trait ChatStore: Send + Sync + 'static {
     /// Queues `searcher`, or takes the oldest compatible searcher out of the queue and returns
-    /// it (the partner just left only when nobody else fits). Atomic across nodes: no
-    /// searcher is ever returned twice. A searcher already queued is replaced.
+    /// it. Atomic across nodes: no searcher is ever returned twice. A searcher already queued
+    /// is replaced.
+    ///
+    /// `avoid` is a hard exclusion both ways: `searcher` is never paired with the queued
+    /// searcher it avoids, nor with a queued searcher whose own `avoid` is `searcher`; when
+    /// nobody else fits it is queued and waits (the two of a `match:next` pass each other's id
+    /// and are not paired again on their next pairing).
     async fn search(&self, searcher: &Searcher) -> StoreResult<Option<Searcher>>;
 
     /// Takes `user` out of the queue; returns whether they were in it.

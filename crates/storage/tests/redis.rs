@@ -149,7 +149,7 @@ fn searcher(gender: &str, wanted: Option<&str>, avoid: Option<&UserId>) -> Searc
 }
 
 /// The Redis queue pairs exactly as the in-process one does: oldest compatible first, filters
-/// on both sides, the avoided partner only as a fallback, a repeated search replaces the entry.
+/// on both sides, never the avoided partner, a repeated search replaces the entry.
 #[tokio::test]
 async fn the_queue_pairs_like_the_memory_queue() {
     let Some(server) = shared_redis() else {
@@ -173,9 +173,10 @@ async fn the_queue_pairs_like_the_memory_queue() {
         ("search", again.clone()), // f again, no filter: x waits longer, paired
         ("search", f.clone()),     // queued again (wants m)
         ("search", f.clone()),     // replaces its own entry, still queued
-        ("search", picky.clone()), // avoids f, but f is the only fit: fallback
-        ("search", m.clone()),     // queued
-        ("cancel", m.clone()),     // gone
+        ("search", picky.clone()), // avoids f, the only fit: queued
+        ("search", m.clone()),     // m takes f (f wants m; picky wants a woman)
+        ("cancel", m.clone()),     // paired, not queued
+        ("cancel", picky.clone()), // gone
         ("search", x.clone()),     // queued
     ];
     for (index, (action, searcher)) in steps.into_iter().enumerate() {

@@ -23,8 +23,9 @@ pub const USER_NODE_TTL: Duration = Duration::from_secs(3600);
 ///
 /// The queue is a list of JSON searchers, oldest first, plus a hash user id → that user's list
 /// element, so replacing or cancelling a user's entry needs no scan. Pairing reads the list a
-/// page at a time and stops at the first compatible searcher that is not the one to avoid
-/// (the avoided one is only taken when nobody else fits): without filters that is the head.
+/// page at a time and stops at the first compatible searcher that neither avoids the newcomer
+/// nor is avoided by it (such a pair is never made, even when nobody else fits): without
+/// filters and avoidance that is the head.
 ///
 /// KEYS: queue, entries. ARGV: searcher JSON, searcher id. Returns the partner's JSON, or nil
 /// when queued.
@@ -56,7 +57,6 @@ local function take(raw, id)
   redis.call('HDEL', KEYS[2], id)
   return raw
 end
-local fallback, fallback_id = nil, nil
 local start, page_size = 0, 64
 while true do
   local page = redis.call('LRANGE', KEYS[1], start, start + page_size - 1)
@@ -64,13 +64,11 @@ while true do
     local other = cjson.decode(raw)
     if other.user.id ~= me.user.id and accepts(me.filters, other.user) and accepts(other.filters, me.user) then
       if not avoids(me, other) then return take(raw, other.user.id) end
-      if fallback == nil then fallback, fallback_id = raw, other.user.id end
     end
   end
   if #page < page_size then break end
   start = start + page_size
 end
-if fallback then return take(fallback, fallback_id) end
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
 return false

@@ -32,7 +32,7 @@ chat_suite!(
         search_pairs_the_oldest_compatible_searcher,
         concurrent_searches_pair_each_searcher_once,
         filters_hold_both_ways,
-        the_avoided_partner_is_only_a_fallback,
+        the_avoided_partner_is_never_paired,
         cancel_takes_a_searcher_out_once,
         rooms_open_and_close_exactly_once,
         a_new_room_survives_closing_the_old_one,
@@ -47,7 +47,7 @@ chat_suite!(
         search_pairs_the_oldest_compatible_searcher,
         concurrent_searches_pair_each_searcher_once,
         filters_hold_both_ways,
-        the_avoided_partner_is_only_a_fallback,
+        the_avoided_partner_is_never_paired,
         cancel_takes_a_searcher_out_once,
         rooms_open_and_close_exactly_once,
         a_new_room_survives_closing_the_old_one,
@@ -62,7 +62,7 @@ chat_suite!(
         search_pairs_the_oldest_compatible_searcher,
         concurrent_searches_pair_each_searcher_once,
         filters_hold_both_ways,
-        the_avoided_partner_is_only_a_fallback,
+        the_avoided_partner_is_never_paired,
         cancel_takes_a_searcher_out_once,
         rooms_open_and_close_exactly_once,
         a_new_room_survives_closing_the_old_one,
@@ -185,7 +185,7 @@ async fn filters_hold_both_ways<S: ChatStore>(store: &S) {
     assert!(store.cancel_search(&male_wants_m.user.id).await.unwrap());
 }
 
-async fn the_avoided_partner_is_only_a_fallback<S: ChatStore>(store: &S) {
+async fn the_avoided_partner_is_never_paired<S: ChatStore>(store: &S) {
     // Two women who want a man wait, the one just left first.
     let (left, other) = (searcher("f", Some("m")), searcher("f", Some("m")));
     assert_eq!(search(store, &left).await, None);
@@ -199,11 +199,18 @@ async fn the_avoided_partner_is_only_a_fallback<S: ChatStore>(store: &S) {
     );
     assert_eq!(
         search(store, &leaving).await,
-        Some(left.user.id.clone()),
-        "only she fits"
+        None,
+        "only she fits, and he waits rather than meet her again"
     );
+    // Whoever else fits takes him; she still waits.
+    let newcomer = searcher("f", None);
+    assert_eq!(
+        search(store, &newcomer).await,
+        Some(leaving.user.id.clone())
+    );
+    assert!(store.cancel_search(&left.user.id).await.unwrap());
 
-    // Avoidance holds from the waiting side too.
+    // Avoidance holds from the waiting side too, even when nobody else fits.
     let y = searcher("m", None);
     let mut quitter = searcher("f", Some("m"));
     quitter.avoid = Some(y.user.id.clone());
@@ -211,7 +218,22 @@ async fn the_avoided_partner_is_only_a_fallback<S: ChatStore>(store: &S) {
     assert_eq!(search(store, &quitter).await, None);
     assert_eq!(search(store, &z).await, None);
     assert_eq!(search(store, &y).await, Some(z.user.id.clone()));
+    assert_eq!(
+        search(store, &y).await,
+        None,
+        "the quitter avoids him: he waits"
+    );
     assert!(store.cancel_search(&quitter.user.id).await.unwrap());
+    assert!(store.cancel_search(&y.user.id).await.unwrap());
+
+    // The two of a `match:next`, each avoiding the other, both wait.
+    let (mut first, mut second) = (searcher("f", None), searcher("m", None));
+    first.avoid = Some(second.user.id.clone());
+    second.avoid = Some(first.user.id.clone());
+    assert_eq!(search(store, &first).await, None);
+    assert_eq!(search(store, &second).await, None);
+    assert!(store.cancel_search(&first.user.id).await.unwrap());
+    assert!(store.cancel_search(&second.user.id).await.unwrap());
 }
 
 async fn cancel_takes_a_searcher_out_once<S: ChatStore>(store: &S) {

@@ -3,7 +3,7 @@
 CARGO ?= cargo
 NODE_TESTS := tests/node
 
-.PHONY: run build release test test-rust test-node test-browser test-schemathesis schemathesis-venv node-deps lint fmt clippy doc bench fuzz clean
+.PHONY: run build release test test-rust test-node test-browser test-schemathesis schemathesis-venv node-deps lint fmt clippy doc bench fuzz soak clean
 
 ## Start the server on the embedded defaults (in-memory storage, 127.0.0.1:8080).
 run:
@@ -82,6 +82,18 @@ fuzz:
 	  RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target fuzz/target/corpus/$$target fuzz/corpus/$$target \
 	    -- -max_total_time=$(FUZZ_SECS) -print_final_stats=1 || exit 1; \
 	done
+
+## Long randomized fault injection (not part of make test): crates/signaling/tests/simulation.rs
+## over SOAK_SEEDS seeds of SOAK_STEPS steps, starting no new seed after SOAK_SECS seconds;
+## prints the totals (operations, faults by kind, violations). SIM_FAULTS picks the fault kinds
+## (default: the set that passes; `all` for every kind). A failing seed prints its schedule and
+## a minimal one; replay it with SIM_SEED=<n>.
+SOAK_SEEDS ?= 100000
+SOAK_STEPS ?= 2000
+SOAK_SECS ?= 600
+soak:
+	SIM_SEEDS=$(SOAK_SEEDS) SIM_STEPS=$(SOAK_STEPS) SOAK_SECS=$(SOAK_SECS) \
+	  $(CARGO) test --release -p chat-signaling --test simulation -- --nocapture
 
 clean:
 	$(CARGO) clean

@@ -3,14 +3,40 @@
 //! In Redis mode every call goes to Redis, and what a write leaves in Redis (and each session
 //! read) is mirrored into a [`MemoryStore`], so this node's sessions survive an outage. The
 //! first outage error switches to memory mode at once and the same call is answered from
-//! memory: callers never see an error because Redis went away. Writes made in memory mode mark
-//! their ids dirty. A background task probes Redis with backoff and, once it answers, writes
-//! the memory back (see `recovery.rs`) before switching to Redis mode again.
+//! memory: callers never see an error because Redis went away. Writes made in memory mode are
+//! marked (`dirty.rs`). A background task probes Redis with backoff (and at once when the
+//! pool reconnects) and, once it answers, writes the marks back (see `recovery.rs`) before
+//! switching to Redis mode again.
+//!
+//! # Who is the authority
+//!
+//! While Redis is up it alone answers: the memory copy is never consulted, only kept in step
+//! (a session or room Redis no longer has is dropped from memory when a read finds it gone).
+//! Memory answers only in memory mode. At recovery this node writes back only what it did in
+//! memory mode, and never lets an older copy win over what other nodes wrote meanwhile:
+//!
+//! - a session it **created** is written unless Redis holds a copy active later (a later
+//!   `lastSeen`);
+//! - a session it **changed** is written only if Redis still holds it (or Redis lost its data),
+//!   and only if Redis's copy was not active later: a session deleted through another node
+//!   is never brought back, one kept active through another node is never rolled back;
+//! - a session it **deleted** or saw **expire** is deleted from Redis only if Redis's copy was
+//!   not active after the copy that went (one kept alive elsewhere stays);
+//! - files it stored are written if absent; rooms whose files it deleted lose them in Redis;
+//! - rooms it **closed** are closed in Redis too; rooms it **opened** are written unless a
+//!   member is in another open room there by then (such a room stays this node's own: only
+//!   closing it still answers `true` once);
+//! - searchers left in its queue go back to the end of the shared queue, unless they are
+//!   queued or in a room there already;
+//! - only if Redis lost its data (its epoch marker changed) are the other live sessions and
+//!   files of its memory written too, where Redis lacks them.
 //!
 //! Known limits: in memory mode only sessions this node created, changed or read are known;
-//! stats and the online list cover those sessions only.
+//! stats and the online list cover those sessions only. A searcher put back into the shared
+//! queue is paired by the next compatible newcomer, not with another waiting searcher.
 
 mod chat;
+mod dirty;
 mod recovery;
 
 use std::collections::HashSet;
@@ -20,6 +46,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_domain::{FileId, GuestUser, RoomId, Stats, Timestamp, UserId};
+use dirty::Dirty;
 use tokio::sync::{Notify, RwLock};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -62,13 +89,9 @@ struct Shared {
     fell_back: Notify,
     /// The data epoch of Redis last seen (see [`RedisStore::epoch`]); `None` before the first.
     epoch: Mutex<Option<String>>,
-}
-
-/// What changed in memory mode and must be written to Redis as memory has it.
-#[derive(Debug, Default)]
-struct Dirty {
-    sessions: HashSet<UserId>,
-    rooms: HashSet<RoomId>,
+    /// Rooms opened during an outage that could not be written back (a member was in another
+    /// room by then): only this node knows them, so only its memory can close them.
+    local_rooms: Mutex<HashSet<RoomId>>,
 }
 
 impl FailoverStore {
@@ -99,6 +122,7 @@ impl FailoverStore {
             dirty: Mutex::default(),
             fell_back: Notify::new(),
             epoch: Mutex::default(),
+            local_rooms: Mutex::default(),
         });
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
@@ -160,6 +184,12 @@ impl Shared {
 
     fn remember_epoch(&self, epoch: String) {
         *self.epoch.lock().unwrap_or_else(PoisonError::into_inner) = Some(epoch);
+    }
+
+    fn local_rooms(&self) -> MutexGuard<'_, HashSet<RoomId>> {
+        self.local_rooms
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Runs a write on memory in memory mode and marks what it touched, or returns `None` if
@@ -250,21 +280,18 @@ impl SessionStore for FailoverStore {
             self.shared,
             |store| store.create(user),
             |_created| memory.put_session(user.clone()),
-            |dirty, _| {
-                dirty.sessions.insert(user.id.clone());
-            }
+            |dirty, _| dirty.created(&user.id)
         )
     }
 
     async fn get(&self, id: &UserId) -> StoreResult<Option<GuestUser>> {
         let memory = &self.shared.memory;
-        serve_read!(
-            self.shared,
-            |store| store.get(id),
-            |found| if let Some(user) = found {
-                memory.put_session(user.clone())
-            }
-        )
+        serve_read!(self.shared, |store| store.get(id), |found| match found {
+            Some(user) => memory.put_session(user.clone()),
+            // Gone from Redis (deleted or expired through another node): a copy kept here
+            // could only come back wrongly after a later outage.
+            None => memory.forget_session(id),
+        })
     }
 
     async fn update(&self, id: &UserId, patch: SessionPatch) -> StoreResult<Option<GuestUser>> {
@@ -275,11 +302,14 @@ impl SessionStore for FailoverStore {
             // Only a copy this node holds is refreshed: an update that finishes after a
             // concurrent delete (a disconnect racing `DELETE /api/guest/me`) must not leave a
             // copy behind until its expiry. Copies are made on create and on read.
-            |updated| if let Some(user) = &updated {
-                memory.refresh_session(user.clone())
+            |updated| match &updated {
+                Some(user) => memory.refresh_session(user.clone()),
+                None => memory.forget_session(id),
             },
-            |dirty, _| {
-                dirty.sessions.insert(id.clone());
+            // Only a session memory holds is changed; an id it does not know (created through
+            // another node) is not marked, so the write-back never deletes it from Redis.
+            |dirty, updated: &Option<GuestUser>| if updated.is_some() {
+                dirty.changed(id)
             }
         )
     }
@@ -290,23 +320,39 @@ impl SessionStore for FailoverStore {
             self.shared,
             |store| store.delete(id),
             |_deleted| memory.forget_session(id),
-            |dirty, _| {
-                dirty.sessions.insert(id.clone());
+            |dirty, deleted: &Option<GuestUser>| if let Some(user) = deleted {
+                dirty.removed(user)
             }
         )
     }
 
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<Vec<UserId>> {
-        let memory = &self.shared.memory;
-        // In Redis mode Redis reports the expired ids; memory just drops its copies.
-        serve_write!(
-            self.shared,
-            |store| store.sweep_expired(now),
-            |_expired| memory.sweep_expired(now).await?,
-            |dirty, expired: &Vec<UserId>| {
-                dirty.sessions.extend(expired.iter().cloned());
+        let shared = &self.shared;
+        loop {
+            // In Redis mode Redis reports the expired ids; memory just drops its copies.
+            if shared.redis_mode() {
+                match shared.redis.sweep_expired(now).await {
+                    Ok(expired) => {
+                        shared.memory.sweep_expired_sessions(now);
+                        return Ok(expired);
+                    }
+                    Err(error) => shared.fall_back(error)?,
+                }
             }
-        )
+            let swept = shared
+                .write_in_memory(
+                    async |memory: &MemoryStore| Ok(memory.sweep_expired_sessions(now)),
+                    |dirty, expired: &Vec<GuestUser>| {
+                        for user in expired {
+                            dirty.removed(user);
+                        }
+                    },
+                )
+                .await;
+            if let Some(result) = swept {
+                return result.map(|expired| expired.into_iter().map(|user| user.id).collect());
+            }
+        }
     }
 
     async fn stats(&self, now: Timestamp) -> StoreResult<Stats> {
@@ -329,12 +375,13 @@ impl SessionStore for FailoverStore {
 
     async fn put_file(&self, file: StoredFile) -> StoreResult<()> {
         let memory = &self.shared.memory;
-        // Files written in memory mode are restored with every other live file.
         serve_write!(
             self.shared,
             |store| store.put_file(file.clone()),
             |_stored| memory.put_file(file.clone()).await?,
-            |_, _| ()
+            |dirty, _| {
+                dirty.files.insert(file.meta.file_id.clone());
+            }
         )
     }
 
@@ -353,7 +400,7 @@ impl SessionStore for FailoverStore {
             |store| store.delete_room_files(room),
             |_deleted| memory.delete_room_files(room).await?,
             |dirty, _| {
-                dirty.rooms.insert(room.clone());
+                dirty.room_files.insert(room.clone());
             }
         )
     }

@@ -7,8 +7,9 @@
 //! - [`redis`]: [`RedisStore`], Redis through a small `fred` pool (standalone, Sentinel or
 //!   Cluster URLs), Lua scripts so a session and its indexes change atomically, stats in O(1)
 //!   round trips and the online list in O(page); no `KEYS`, no scan of every session.
-//! - [`failover`]: [`FailoverStore`], Redis while it answers, this node's memory (a mirror kept
-//!   on every write) while it does not, and the memory written back when Redis returns.
+//! - [`failover`]: [`FailoverStore`], Redis while it answers (the sole authority then), this
+//!   node's memory (a mirror kept on every write) while it does not, and what was done in
+//!   memory written back when Redis returns, never over newer writes of other nodes.
 //! - [`cluster`]: [`Cluster`], the bus between nodes and the user → node directory, with the
 //!   in-process driver [`InProcessNetwork`] (several nodes in one process).
 //! - [`error`]: [`StorageError`], what any store call can fail with.

@@ -77,6 +77,15 @@ impl MemoryStore {
         lock(&self.sessions).live_users(now, self.config.session_ttl)
     }
 
+    /// Removes the sessions that expire at or before `now` and returns them (what
+    /// [`SessionStore::sweep_expired`] reports by id); the failover store remembers their last
+    /// activity.
+    pub fn sweep_expired_sessions(&self, now: Timestamp) -> Vec<GuestUser> {
+        let expired = lock(&self.sessions).sweep(now, self.config.session_ttl);
+        self.drop_expired_files(now);
+        expired
+    }
+
     /// Every file not yet expired at `now`; the bytes are shared, not copied.
     pub fn live_files(&self, now: Timestamp) -> Vec<StoredFile> {
         lock(&self.files).live(now)
@@ -156,9 +165,8 @@ impl SessionStore for MemoryStore {
     }
 
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<Vec<UserId>> {
-        let expired = lock(&self.sessions).sweep(now, self.config.session_ttl);
-        self.drop_expired_files(now);
-        Ok(expired)
+        let expired = self.sweep_expired_sessions(now);
+        Ok(expired.into_iter().map(|user| user.id).collect())
     }
 
     async fn stats(&self, now: Timestamp) -> StoreResult<Stats> {
@@ -261,6 +269,12 @@ impl MemoryStore {
     /// Every open room this process knows (for the failover write-back).
     pub fn open_rooms(&self) -> Vec<crate::RoomRecord> {
         lock(&self.chat).rooms()
+    }
+
+    /// Clones of the searchers waiting in this process's queue, oldest first (the failover
+    /// store puts them back into the shared queue when Redis returns).
+    pub fn queued_searchers(&self) -> Vec<chat_domain::Searcher> {
+        lock(&self.chat).queue.searchers().cloned().collect()
     }
 }
 

@@ -30,7 +30,7 @@ use fred::types::scripts::Script;
 
 use crate::{StorageError, StoreConfig, StoreResult, StoredFile};
 use keys::Keys;
-use scripts::{EPOCH, PUT_FILE, WRITE_SESSION};
+use scripts::{DELETE_SESSION, EPOCH, PUT_FILE, WRITE_SESSION};
 
 /// Connections in the pool.
 const POOL_SIZE: usize = 3;
@@ -176,6 +176,37 @@ impl RedisStore {
         self.write_session(user, Condition::Absent).await
     }
 
+    /// Writes a session unless the stored one was active later (its last activity is after
+    /// `user.last_seen`); where none is stored, writes only if `create` is set. Returns whether
+    /// it wrote. The failover write-back uses it so that an older copy never rolls back (or
+    /// brings back) what other nodes wrote.
+    pub(crate) async fn put_session_if_newer(
+        &self,
+        user: &GuestUser,
+        create: bool,
+    ) -> StoreResult<bool> {
+        let condition = if create {
+            Condition::NewerOrAbsent
+        } else {
+            Condition::NewerAndPresent
+        };
+        self.write_session(user, condition).await
+    }
+
+    /// Deletes a session unless it was active after `last_seen`; returns whether a session was
+    /// deleted.
+    pub(crate) async fn delete_session_unless_newer(
+        &self,
+        id: &UserId,
+        last_seen: Timestamp,
+    ) -> StoreResult<bool> {
+        let args = vec![Value::from(id.as_str()), Value::from(last_seen.as_millis())];
+        let old: Option<String> = self
+            .run(&DELETE_SESSION, self.keys.session_and_indexes(id), args)
+            .await?;
+        Ok(old.is_some())
+    }
+
     /// Stores a file only if Redis holds none under its id; returns whether it wrote.
     pub async fn put_file_if_absent(&self, file: &StoredFile) -> StoreResult<bool> {
         self.store_file(file, true).await
@@ -217,6 +248,8 @@ impl RedisStore {
         let condition = match condition {
             Condition::Always => "0",
             Condition::Absent => "2",
+            Condition::NewerOrAbsent => "3",
+            Condition::NewerAndPresent => "4",
         };
         let args = vec![
             Value::from(user.id.as_str()),
@@ -273,6 +306,10 @@ enum Condition {
     Always,
     /// Only if no session is stored under the id.
     Absent,
+    /// Unless the stored session was active later than the one written.
+    NewerOrAbsent,
+    /// Only if a session is stored, and it was not active later than the one written.
+    NewerAndPresent,
 }
 
 fn millis(duration: Duration) -> i64 {

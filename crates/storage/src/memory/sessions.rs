@@ -53,8 +53,8 @@ impl Sessions {
         Some(user)
     }
 
-    /// Removes every session that expires at or before `now` and returns their ids.
-    pub(super) fn sweep(&mut self, now: Timestamp, ttl: Duration) -> Vec<UserId> {
+    /// Removes every session that expires at or before `now` and returns them.
+    pub(super) fn sweep(&mut self, now: Timestamp, ttl: Duration) -> Vec<GuestUser> {
         let mut expired = Vec::new();
         while let Some((expires_at, id)) = self.expiries.first().cloned() {
             if expires_at > now {
@@ -62,7 +62,7 @@ impl Sessions {
             }
             let removed = UserId::parse(&id).and_then(|user_id| self.remove(&user_id, ttl));
             match removed {
-                Some(user) => expired.push(user.id),
+                Some(user) => expired.push(user),
                 // Unreachable while the invariant holds; never loop on a stray entry.
                 None => {
                     self.expiries.remove(&(expires_at, id));

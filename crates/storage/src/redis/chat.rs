@@ -101,6 +101,43 @@ return 1
     )
 });
 
+/// Opens a room written back after an outage, unless a member is in another open room by
+/// now. KEYS: room, first member's room pointer, second's. ARGV: JSON, room id, TTL ms, room
+/// key prefix. Returns 1 when opened, 0 when a member is taken.
+static OPEN_ROOM_IF_FREE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+for i = 2, 3 do
+  local current = redis.call('GET', KEYS[i])
+  if current and current ~= ARGV[2] and redis.call('EXISTS', ARGV[4] .. current) == 1 then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
+return 1
+"#,
+    )
+});
+
+/// Puts a searcher back at the end of the queue without pairing it, unless it is queued
+/// already (it searched again elsewhere) or in an open room. KEYS: queue, entries, the
+/// searcher's room pointer. ARGV: searcher JSON, searcher id, room key prefix. Returns 1 when
+/// queued.
+static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(
+        r#"
+if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 0 end
+local room = redis.call('GET', KEYS[3])
+if room and redis.call('EXISTS', ARGV[3] .. room) == 1 then return 0 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"#,
+    )
+});
+
 /// Closes a room once. KEYS: room, members' room pointers. ARGV: room id. Returns 1 for the
 /// caller that closed it, 0 for everyone else.
 static CLOSE_ROOM: LazyLock<Script> = LazyLock::new(|| {
@@ -182,6 +219,56 @@ impl RedisStore {
         Ok(())
     }
 
+    /// Opens `room` unless one of its members is in another open room; returns whether it
+    /// opened (the failover write-back of rooms opened during an outage).
+    pub(crate) async fn open_room_if_free(&self, room: &RoomRecord) -> StoreResult<bool> {
+        let ttl = i64::try_from(ROOM_TTL.as_millis()).unwrap_or(i64::MAX);
+        let args = vec![
+            Value::from(encode(room)?),
+            Value::from(room.room_id.as_str()),
+            Value::from(ttl),
+            Value::from(self.room_key_prefix(&room.room_id)),
+        ];
+        let opened: i64 = self
+            .run(&OPEN_ROOM_IF_FREE, self.room_keys(room), args)
+            .await?;
+        Ok(opened == 1)
+    }
+
+    /// Puts `searcher` back into the queue without pairing it, unless it is queued already or
+    /// in an open room; returns whether it queued (the failover write-back of searchers queued
+    /// in memory during an outage).
+    pub(crate) async fn requeue(&self, searcher: &Searcher) -> StoreResult<bool> {
+        let keys = vec![
+            self.keys.queue(),
+            self.keys.queue_entries(),
+            self.keys.user_room(&searcher.user.id),
+        ];
+        let args = vec![
+            Value::from(encode(searcher)?),
+            Value::from(searcher.user.id.as_str()),
+            Value::from(self.room_key_prefix(&RoomId::generate())),
+        ];
+        let queued: i64 = self.run(&REQUEUE, keys, args).await?;
+        Ok(queued == 1)
+    }
+
+    /// A room's key and its members' room pointers, in the order the room scripts take them.
+    fn room_keys(&self, room: &RoomRecord) -> Vec<String> {
+        vec![
+            self.keys.room(&room.room_id),
+            self.keys.user_room(&room.members[0].0),
+            self.keys.user_room(&room.members[1].0),
+        ]
+    }
+
+    /// What precedes a room id in its key: scripts build the key of a room they only know by
+    /// the id a member's pointer holds.
+    fn room_key_prefix(&self, any: &RoomId) -> String {
+        let key = self.keys.room(any);
+        key.strip_suffix(any.as_str()).unwrap_or(&key).to_owned()
+    }
+
     async fn room_by_key(&self, key: String) -> StoreResult<Option<RoomRecord>> {
         let raw: Option<String> = self.pool.get(key).await.map_err(crate::error::redis)?;
         raw.as_deref().map(decode).transpose()
@@ -216,11 +303,7 @@ impl ChatStore for RedisStore {
     }
 
     async fn open_room(&self, room: &RoomRecord) -> StoreResult<()> {
-        let keys = vec![
-            self.keys.room(&room.room_id),
-            self.keys.user_room(&room.members[0].0),
-            self.keys.user_room(&room.members[1].0),
-        ];
+        let keys = self.room_keys(room);
         let ttl = i64::try_from(ROOM_TTL.as_millis()).unwrap_or(i64::MAX);
         let args = vec![
             Value::from(encode(room)?),
@@ -249,11 +332,7 @@ impl ChatStore for RedisStore {
     }
 
     async fn close_room(&self, room: &RoomRecord) -> StoreResult<bool> {
-        let keys = vec![
-            self.keys.room(&room.room_id),
-            self.keys.user_room(&room.members[0].0),
-            self.keys.user_room(&room.members[1].0),
-        ];
+        let keys = self.room_keys(room);
         let closed: i64 = self
             .run(&CLOSE_ROOM, keys, vec![Value::from(room.room_id.as_str())])
             .await?;

@@ -9,13 +9,23 @@ use fred::types::scripts::Script;
 /// Writes a session and its index entries.
 ///
 /// KEYS: session, expiries, online, searching, in chat, activity.
-/// ARGV: id, JSON, condition (`0`: none; `2`: only if no session is stored), expiry ms, key TTL
-/// ms, online, searching, in chat (`1`/`0`), last seen ms. Returns 1 when written, 0 when the
-/// condition failed.
+/// ARGV: id, JSON, condition (`0`: none; `2`: only if no session is stored; `3`: unless the
+/// stored one was active later, i.e. its activity score is above ARGV[9]; `4`: like `3`, and
+/// only if one is stored), expiry ms, key TTL ms, online, searching, in chat (`1`/`0`), last
+/// seen ms. Returns 1 when written, 0 when the condition failed.
 pub(super) static WRITE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
-if ARGV[3] == '2' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local condition = ARGV[3]
+if condition == '2' and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if condition == '3' or condition == '4' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    local seen = tonumber(redis.call('ZSCORE', KEYS[6], ARGV[1]))
+    if seen ~= nil and seen > tonumber(ARGV[9]) then return 0 end
+  elseif condition == '4' then
+    return 0
+  end
+end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[5])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 if ARGV[6] == '1' then redis.call('ZADD', KEYS[3], 0, ARGV[1]) else redis.call('ZREM', KEYS[3], ARGV[1]) end
@@ -64,10 +74,16 @@ return json
 
 /// Deletes a session and its index entries; returns the JSON it held (or nil).
 ///
-/// KEYS: session, expiries, online, searching, in chat, activity. ARGV: id.
+/// KEYS: session, expiries, online, searching, in chat, activity. ARGV: id, and optionally a
+/// last-seen bound in ms: a session active after it (its activity score is above it) is left
+/// alone and nil returned.
 pub(super) static DELETE_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
+if ARGV[2] then
+  local seen = tonumber(redis.call('ZSCORE', KEYS[6], ARGV[1]))
+  if seen ~= nil and seen > tonumber(ARGV[2]) then return false end
+end
 local old = redis.call('GET', KEYS[1])
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])

@@ -201,7 +201,11 @@ for (const transports of TRANSPORTS) {
       const guest = await guestOnline(server.url, transports);
       const cases = [
         ['chat:message', { type: 'text', content: 'hello?' }],
+        // Membership is judged before the payload.
+        ['chat:message', { type: 'file', content: 'not-an-object' }],
+        ['chat:message', undefined],
         ['chat:typing', { isTyping: true }],
+        ['chat:typing', { isTyping: 'yes' }],
         ['chat:leave', undefined],
         ['chat:clear', undefined],
       ];

@@ -140,6 +140,10 @@ for (const transports of TRANSPORTS) {
         ['webrtc:offer', OFFER],
         ['webrtc:answer', ANSWER],
         ['webrtc:ice-candidate', CANDIDATE],
+        // Membership is judged before the payload.
+        ['webrtc:offer', { offer: 5 }],
+        ['webrtc:answer', {}],
+        ['webrtc:ice-candidate', { candidate: 'x'.repeat(5000) }],
         ['webrtc:call-end', undefined],
         ['webrtc:call-reject', undefined],
       ];

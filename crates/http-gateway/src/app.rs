@@ -109,6 +109,7 @@ impl Gateway {
                     let membership = Membership {
                         cluster: cluster.clone(),
                         inbox,
+                        node_timeout: Duration::from_secs(settings.cluster.node_timeout_secs),
                     };
                     (failover.clone(), failover, Some((membership, cluster)))
                 }

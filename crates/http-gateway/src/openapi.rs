@@ -51,6 +51,7 @@ pub(crate) const UNAVAILABLE: &str =
         routes::public::healthz,
         routes::public::readyz,
         routes::public::metrics,
+        routes::cluster::nodes,
         routes::webrtc::ice_servers,
         crate::files::upload,
         crate::files::download,

@@ -23,6 +23,8 @@ pub struct Settings {
     pub webrtc: WebRtcSettings,
     /// Chat rooms.
     pub chat: ChatSettings,
+    /// Many nodes behind one Redis.
+    pub cluster: ClusterSettings,
     /// Presence.
     pub presence: PresenceSettings,
     /// Live statistics.
@@ -148,6 +150,23 @@ impl Default for ChatSettings {
     fn default() -> Self {
         Self {
             reconnect_grace_secs: 10,
+        }
+    }
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// A node that dies without a word is noticed by the others within this many seconds:
+    /// its users show offline and their partners hear `partner:disconnected`.
+    pub node_timeout_secs: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            node_timeout_secs: 10,
         }
     }
 }
@@ -302,6 +321,7 @@ impl Settings {
             u64::from(self.rate.sessions_per_minute),
         );
         positive("rate.events_per_sec", u64::from(self.rate.events_per_sec));
+        positive("cluster.node_timeout_secs", self.cluster.node_timeout_secs);
         positive("presence.stale_after_secs", self.presence.stale_after_secs);
         positive("presence.ping_interval_ms", self.presence.ping_interval_ms);
         positive("presence.ping_timeout_ms", self.presence.ping_timeout_ms);
@@ -557,6 +577,18 @@ mod tests {
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].starts_with("session.ttl_secs"));
         assert!(format!("{:?}", settings.auth).contains("[redacted]"));
+    }
+
+    #[test]
+    fn the_node_timeout_is_at_least_a_second() {
+        let mut settings = Settings::default();
+        assert_eq!(settings.cluster.node_timeout_secs, 10);
+        settings.cluster.node_timeout_secs = 0;
+        let problems = settings.validate().err().unwrap_or_default();
+        assert_eq!(
+            problems,
+            vec!["cluster.node_timeout_secs: must be greater than 0".to_owned()]
+        );
     }
 
     #[test]

@@ -8,14 +8,26 @@
 //! - This node's inbox is served by the [`ChatService`](crate::ChatService): an event is
 //!   observed into the recipient's link, then handed to their socket; a `replaced` message
 //!   closes the user's socket here ([`Delivery::replaced_elsewhere`](crate::Delivery::replaced_elsewhere)) and
-//!   forgets their chat, which their new node holds now.
+//!   forgets their chat, which their new node holds now; an `ended` message (a session
+//!   deleted or expired through another node) ends the user's socket here and forgets what
+//!   this node held for them.
 //! - A socket connecting claims its user in the directory, telling the node that held them
-//!   before; a socket leaving releases them (unless another node took over).
+//!   before; a socket leaving releases them (unless another node took over). A user whose
+//!   chat waits for them (reconnect grace) stays *held* by this node until the wait is over.
+//! - Liveness: every [`Membership::node_timeout`] / 5 the node beats its record (with its
+//!   socket count) and, once it has been beating without a failure for a while, looks for
+//!   nodes unseen for 4/5 of the timeout: it claims each (one survivor gets it) and stands in
+//!   for the users it held (see `service/nodes.rs`). A dead node is thus noticed within the
+//!   timeout of its last beat. When a beat finds the node unregistered (first beat, Redis
+//!   lost its data or took it for dead) or a directory write did not land (Redis away), the
+//!   node records every local user again.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
-use chat_domain::UserId;
+use chat_domain::{Timestamp, UserId};
 use chat_storage::{Cluster, Inbox};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -28,14 +40,19 @@ use crate::delivery::Outgoing;
 pub const FORWARD_BATCH: usize = 256;
 
 /// This node's membership in a cluster, handed to [`ChatService::new`](crate::ChatService::new)
-/// through [`ChatParts`](crate::ChatParts): the cluster handle and the inbox of messages
-/// published to this node.
+/// through [`ChatParts`](crate::ChatParts): the cluster handle, the inbox of messages
+/// published to this node, and how soon a silent node counts as dead.
 pub struct Membership {
     /// The bus and the directory, as this node sees them.
     pub cluster: Arc<dyn Cluster>,
     /// Messages published to this node.
     pub inbox: Inbox,
+    /// A node that dies without a word is noticed by the others within this long.
+    pub node_timeout: Duration,
 }
+
+/// The default [`Membership::node_timeout`].
+pub const NODE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What travels on the bus between nodes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +69,14 @@ pub(crate) enum BusMessage {
     Replaced {
         /// The user.
         user: UserId,
+    },
+    /// The user's session ended through another node: their socket here ends, and this
+    /// node forgets what it held for them.
+    Ended {
+        /// The user.
+        user: UserId,
+        /// Whether it expired (the socket is told `session:expired` first).
+        expired: bool,
     },
 }
 
@@ -73,6 +98,13 @@ pub(crate) struct Node {
     cluster: Arc<dyn Cluster>,
     /// Events for users on other nodes, in order.
     outbox: mpsc::UnboundedSender<(UserId, Outgoing)>,
+    node_timeout: Duration,
+    started_at: Timestamp,
+    /// The users whose socket is on this node, as claimed.
+    local: Mutex<HashSet<UserId>>,
+    /// A directory write did not land: every local user is recorded again at the next beat
+    /// that reaches the shared store.
+    resync: AtomicBool,
 }
 
 impl Node {
@@ -83,10 +115,71 @@ impl Node {
         tasks: &TaskTracker,
         shutdown: &CancellationToken,
     ) -> (Self, Inbox) {
-        let Membership { cluster, inbox } = membership;
+        let Membership {
+            cluster,
+            inbox,
+            node_timeout,
+        } = membership;
         let (outbox, queue) = mpsc::unbounded_channel();
         tasks.spawn(run_forwarder(cluster.clone(), queue, shutdown.clone()));
-        (Self { cluster, outbox }, inbox)
+        let node = Self {
+            cluster,
+            outbox,
+            // Below a few milliseconds the beats would spin.
+            node_timeout: node_timeout.max(Duration::from_millis(50)),
+            started_at: Timestamp::now(),
+            local: Mutex::default(),
+            resync: AtomicBool::new(false),
+        };
+        (node, inbox)
+    }
+
+    /// How often this node beats (and looks for dead nodes).
+    pub(crate) fn beat_period(&self) -> Duration {
+        self.node_timeout / 5
+    }
+
+    /// How long a node may stay unseen before it counts as dead: four beats, so that a dead
+    /// node is noticed within the timeout of its last beat.
+    pub(crate) fn dead_after(&self) -> Duration {
+        self.beat_period() * 4
+    }
+
+    /// When this node started.
+    pub(crate) fn started_at(&self) -> Timestamp {
+        self.started_at
+    }
+
+    fn local(&self) -> MutexGuard<'_, HashSet<UserId>> {
+        self.local.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many users have their socket here.
+    pub(crate) fn local_count(&self) -> usize {
+        self.local().len()
+    }
+
+    /// Every local user is to be recorded again.
+    pub(crate) fn needs_resync(&self) {
+        self.resync.store(true, Ordering::Relaxed);
+    }
+
+    /// Records every local user in the directory again if a write did not land (or the node
+    /// was unregistered); keeps the flag when a write fails again.
+    pub(crate) async fn resync_if_needed(&self) {
+        if !self.resync.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let users: Vec<UserId> = self.local().iter().cloned().collect();
+        if !users.is_empty() {
+            tracing::info!(users = users.len(), "recording this node's users again");
+        }
+        for user in users {
+            if self.cluster.set_user_node(&user).await.is_err() {
+                self.needs_resync();
+                return;
+            }
+        }
     }
 
     /// The cluster handle.
@@ -102,6 +195,7 @@ impl Node {
     /// `user` connected here: the node that held them before (if another) replaces its
     /// socket, and this node becomes the one their events go to.
     pub(crate) async fn claim(&self, user: &UserId) {
+        self.local().insert(user.clone());
         let previous = self.cluster.user_node(user).await.ok().flatten();
         if let Some(previous) = previous.filter(|previous| previous != self.cluster.node_id()) {
             let message = [BusMessage::Replaced { user: user.clone() }];
@@ -112,14 +206,58 @@ impl Node {
             }
         }
         if let Err(error) = self.cluster.set_user_node(user).await {
-            tracing::warn!(%error, "could not record the user's node");
+            // Redis is away, say: recorded again when it is back.
+            tracing::debug!(%error, "could not record the user's node");
+            self.needs_resync();
         }
     }
 
-    /// `user`'s socket here is gone.
-    pub(crate) async fn release(&self, user: &UserId) {
-        if let Err(error) = self.cluster.clear_user_node(user).await {
+    /// `user`'s session ended here while their socket (per the directory) is on another
+    /// node: that node is told to end it.
+    pub(crate) async fn end_elsewhere(&self, user: &UserId, expired: bool) {
+        let node = match self.cluster.user_node(user).await {
+            Ok(node) => node,
+            Err(error) => {
+                tracing::warn!(%error, "could not look up the node of an ended session");
+                return;
+            }
+        };
+        let Some(node) = node.filter(|node| node != self.cluster.node_id()) else {
+            return;
+        };
+        let message = [BusMessage::Ended {
+            user: user.clone(),
+            expired,
+        }];
+        if let Ok(text) = serde_json::to_string(&message)
+            && let Err(error) = self.cluster.publish(&node, text).await
+        {
+            tracing::warn!(%error, "could not tell another node that a session ended");
+        }
+    }
+
+    /// `user`'s socket here is gone; with `hold`, their chat waits for them here.
+    pub(crate) async fn release(&self, user: &UserId, hold: bool) {
+        self.local().remove(user);
+        let cleared = if hold {
+            self.cluster.clear_user_node_held(user).await
+        } else {
+            self.cluster.clear_user_node(user).await
+        };
+        if let Err(error) = cleared {
             tracing::warn!(%error, "could not clear the user's node");
+        }
+    }
+
+    /// `user`'s socket moved to another node, which holds them now (or their session ended).
+    pub(crate) fn moved_away(&self, user: &UserId) {
+        self.local().remove(user);
+    }
+
+    /// The wait for `user` here is over: this node no longer answers for them.
+    pub(crate) async fn unhold(&self, user: &UserId) {
+        if let Err(error) = self.cluster.drop_held_user(user).await {
+            tracing::warn!(%error, "could not drop a held user");
         }
     }
 }

@@ -4,15 +4,18 @@ use chat_domain::webrtc::{CallKind, IceCandidate, SessionDescription};
 use chat_domain::{FileId, Message, MessageId, PublicUser, RoomId, Timestamp, UserId, Username};
 use serde::{Deserialize, Serialize};
 
-use crate::service::Receipt;
+use crate::service::{Receipt, SessionEnd};
 
 /// Why a room closed, as `room:closed` says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CloseReason {
     /// The receiver left.
     Left,
-    /// The partner left (or skipped, or deleted the session).
+    /// The partner left (or deleted the session).
     PartnerLeft,
+    /// The partner skipped to someone new (`match:next`); on the wire `partner_left`. The
+    /// receiver's next search avoids them, as the skipper's avoids the receiver.
+    PartnerSkipped,
     /// The partner's socket dropped and did not come back in time.
     PartnerDisconnected,
     /// The partner's session expired.
@@ -24,7 +27,7 @@ impl CloseReason {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Left => "left",
-            Self::PartnerLeft => "partner_left",
+            Self::PartnerLeft | Self::PartnerSkipped => "partner_left",
             Self::PartnerDisconnected => "partner_disconnected",
             Self::SessionExpired => "session_expired",
         }
@@ -162,6 +165,15 @@ pub trait Delivery: Send + Sync + 'static {
     /// reconnect grace). Never called on a single node; does nothing unless implemented.
     fn replaced_elsewhere(&self, user: &UserId) {
         let _ = user;
+    }
+
+    /// `user`'s session ended through another node (deleted, expired or ended by an
+    /// operator): their socket here, if any, is ended as if it had happened here (the
+    /// gateway says `session:expired` when `end` is [`SessionEnd::Expired`], then disconnects
+    /// it, without reconnect grace). Their room is closed by the node where it ended. Never
+    /// called on a single node; does nothing unless implemented.
+    fn ended_elsewhere(&self, user: &UserId, end: SessionEnd) {
+        let _ = (user, end);
     }
 }
 

@@ -12,6 +12,10 @@ pub enum ChatError {
     /// The partner's socket is gone and the room is waiting for it to come back.
     #[error("Connected user is not available")]
     PartnerUnavailable,
+    /// The partner's socket is on another node, and this node cannot reach the others now
+    /// (Redis or this node's bus subscription is down): the event was not sent.
+    #[error("Connected user is not available")]
+    PartnerUnreachable,
     /// The store failed.
     #[error("storage is unavailable")]
     Storage(#[from] StorageError),
@@ -22,7 +26,7 @@ impl ChatError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Domain(error) => error.code(),
-            Self::PartnerUnavailable => ErrorCode::Unavailable,
+            Self::PartnerUnavailable | Self::PartnerUnreachable => ErrorCode::Unavailable,
             Self::Storage(_) => ErrorCode::Unavailable,
         }
     }

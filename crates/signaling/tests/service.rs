@@ -261,7 +261,8 @@ async fn typing_leave_and_next() {
         .await
         .unwrap();
     harness.take();
-    // Dave skips: Carol is told, Dave is paired with Erin, not with Carol.
+    // Dave skips: Carol is told (`partner_left` on the wire), Dave is paired with Erin, not
+    // with Carol.
     harness
         .chat
         .next(&dave, SearchFilters::default())
@@ -272,7 +273,7 @@ async fn typing_leave_and_next() {
         carol.clone(),
         Outgoing::RoomClosed {
             room_id: room,
-            reason: CloseReason::PartnerLeft
+            reason: CloseReason::PartnerSkipped
         }
     )));
     let dave_room = harness.chat.room_of(&dave).await.unwrap();
@@ -411,8 +412,7 @@ async fn a_dropped_user_who_returns_in_time_keeps_the_chat() {
 async fn a_dropped_user_who_does_not_return_closes_the_room() {
     let harness = Harness::new();
     let (alice, bob, room) = harness.pair().await;
-    harness.place(&alice, None).await;
-    harness.chat.user_disconnected(&alice).await;
+    harness.disconnect(&alice).await;
     tokio::time::sleep(Duration::from_secs(11)).await;
     let events = harness.for_user(&bob);
     assert!(events.contains(&Outgoing::RoomClosed {

@@ -220,7 +220,7 @@ async fn a_cross_node_chat_from_match_to_next() {
         alice.clone(),
         Outgoing::RoomClosed {
             room_id: room.clone(),
-            reason: CloseReason::PartnerLeft
+            reason: CloseReason::PartnerSkipped
         }
     )));
     assert!(events.contains(&(bob.clone(), Outgoing::Searching)));

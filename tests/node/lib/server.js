@@ -147,7 +147,15 @@ export async function startServer(env = {}) {
     proc,
     exited,
     stderr: () => stderr,
-    /** SIGTERM without closing clients first; resolves with `{code, signal}` on exit. */
+    /**
+     * Sends `signal` (default SIGKILL: the node dies without a word, its clients' sockets
+     * are cut) and resolves with `{code, signal}` on exit.
+     */
+    kill(signal = 'SIGKILL', ms = 15000) {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return withTimeout(exited, ms, `chat-server to exit after ${signal}`);
+    },
+        /** SIGTERM without closing clients first; resolves with `{code, signal}` on exit. */
     terminate(ms = 15000) {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       return withTimeout(exited, ms, 'chat-server to exit after SIGTERM');

@@ -99,6 +99,15 @@ pub async fn dispatch(state: &AppState, socket: &Socket<SocketState>, event: Eve
     record_activity(state, &user, name == "presence:heartbeat").await;
     let payload = args.first().unwrap_or(&Value::Null);
     let hub = &state.hub;
+    // Membership first (this node's link, no I/O): outside a chat the payload is not judged.
+    if needs_chat(&name) && !hub.chat.in_chat(&user) {
+        let outcome = match name.strip_prefix("webrtc:") {
+            Some(what) => webrtc(socket, what, Err(ChatError::not_in_chat())),
+            None => Err(ChatError::not_in_chat().into()),
+        };
+        respond(socket, &name, ack, outcome);
+        return;
+    }
     let outcome = match name.as_str() {
         "presence:heartbeat" => ok_with("serverTime", json!(Timestamp::now())),
         "presence:online" => set_online(state, &user, payload).await,
@@ -162,6 +171,23 @@ pub async fn dispatch(state: &AppState, socket: &Socket<SocketState>, event: Eve
     respond(socket, &name, ack, outcome);
 }
 
+/// Whether the event needs a chat (`chat:*`, `webrtc:*`): outside one it fails with
+/// `not_in_chat` whatever its payload.
+fn needs_chat(name: &str) -> bool {
+    matches!(
+        name,
+        "chat:message"
+            | "chat:typing"
+            | "chat:leave"
+            | "chat:clear"
+            | "webrtc:offer"
+            | "webrtc:answer"
+            | "webrtc:ice-candidate"
+            | "webrtc:call-end"
+            | "webrtc:call-reject"
+    )
+}
+
 /// Every event is activity (see [`chat_presence_stats::SessionLifecycle::activity`]).
 async fn record_activity(state: &AppState, user: &UserId, heartbeat: bool) {
     state.hub.lifecycle.activity(user, heartbeat).await;
@@ -212,8 +238,8 @@ fn confirm(state: &AppState, user: &UserId, payload: &Value) -> Outcome {
     ok_with("confirmed", Value::Bool(confirmed))
 }
 
-/// `webrtc:offer`: `{offer: {type: "offer", sdp}, type?: "audio" | "video"}`, checked before
-/// the chat is asked (a bad payload is refused even outside a chat).
+/// `webrtc:offer`: `{offer: {type: "offer", sdp}, type?: "audio" | "video"}`, checked (once
+/// the user is known to be in a chat) before the chat is asked.
 fn offer(chat: &ChatService, user: &UserId, payload: &Value) -> Result<(), ChatError> {
     let description = SessionDescription::parse(payload.get("offer"), SdpType::Offer)?;
     let kind = webrtc::parse_call_kind(payload.get("type"))?;
@@ -235,7 +261,9 @@ fn candidate(chat: &ChatService, user: &UserId, payload: &Value) -> Result<(), C
 fn webrtc(socket: &Socket<SocketState>, what: &str, result: Result<(), ChatError>) -> Outcome {
     let Err(error) = result else { return ok() };
     let message = match &error {
-        ChatError::PartnerUnavailable => "Connected user is not available".to_owned(),
+        ChatError::PartnerUnavailable | ChatError::PartnerUnreachable => {
+            "Connected user is not available".to_owned()
+        }
         ChatError::Domain(DomainError::NotInChat) => "Not connected to user".to_owned(),
         ChatError::Domain(DomainError::InvalidInput(_) | DomainError::TooLarge(_)) => {
             format!("Invalid {what} format")

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_socketio::EncodedPacket;
-use chat_domain::{FileId, UserId};
+use chat_domain::{FileId, Timestamp, UserId};
 use chat_presence_stats::{RealtimeStats, SessionLifecycle, StatsBroadcaster, StatsSink};
 use chat_signaling::{
     ChatConfig, ChatParts, ChatService, Delivery, FileUrls, Membership, Outgoing, Receipt,
     SessionEnd,
 };
+use chat_storage::cluster::NodeRecord;
 use chat_storage::{ChatStore, SessionStore};
 use serde_json::json;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -40,6 +41,8 @@ pub struct Hub {
     pub chat: ChatService,
     /// The session lifecycle: presence writes and stats pokes.
     pub lifecycle: SessionLifecycle,
+    /// When this node started (for `/api/cluster/nodes` on a single node).
+    started_at: Timestamp,
     /// Stops the background tasks spawned on `tasks`.
     shutdown: CancellationToken,
     /// Background tasks that stop when `shutdown` is cancelled (so far the lifecycle's: stats
@@ -117,6 +120,7 @@ impl Hub {
                 registry,
                 chat,
                 lifecycle,
+                started_at: Timestamp::now(),
                 _stop_on_drop: shutdown.clone().drop_guard(),
                 shutdown,
                 tasks,
@@ -133,15 +137,14 @@ impl Hub {
         }
     }
 
-    /// Ends `user`'s realtime life: closes the room, tells and disconnects the socket.
+    /// Ends `user`'s realtime life wherever their socket is: closes the room, tells and
+    /// disconnects the socket (here, or through the node holding it).
     pub async fn end_session(&self, user: &UserId, end: SessionEnd) {
         if let Some(socket) = self.registry.get(user) {
-            if end == SessionEnd::Expired {
-                let _ = socket.emit("session:expired", &json!({}));
-            }
-            self.registry.remove(&socket);
-            socket.disconnect();
+            end_socket(&self.registry, &self.lifecycle, &socket, end);
             self.release_user(user).await;
+        } else {
+            self.chat.end_elsewhere(user, end).await;
         }
         self.lifecycle.ended(user);
         self.chat.session_ended(user, end).await;
@@ -177,10 +180,41 @@ impl Hub {
         self.chat.shutdown().await;
     }
 
+    /// The live nodes (`GET /api/cluster/nodes`), by id: with Redis those of the registry
+    /// (this one alone while Redis is away), on a single node this one.
+    pub async fn live_nodes(&self) -> Vec<NodeRecord> {
+        if let Some(nodes) = self.chat.live_nodes().await {
+            return nodes;
+        }
+        vec![NodeRecord {
+            id: self.node_id().to_owned(),
+            started_at: self.started_at,
+            last_seen: Timestamp::now(),
+            sockets: u64::try_from(self.registry.len()).unwrap_or(u64::MAX),
+        }]
+    }
+
     /// This node's id (`local` on a single node).
     pub fn node_id(&self) -> &str {
         self.chat.node_id().unwrap_or("local")
     }
+}
+
+/// Ends `socket`, `user`'s socket here, with their session: `session:expired` when it
+/// expired, then disconnected. It is taken out of the registry first, so its disconnect
+/// starts no reconnect grace.
+fn end_socket(
+    registry: &Registry,
+    lifecycle: &SessionLifecycle,
+    socket: &actix_socketio::Socket<crate::realtime::handler::SocketState>,
+    end: SessionEnd,
+) {
+    if end == SessionEnd::Expired {
+        let _ = socket.emit("session:expired", &json!({}));
+    }
+    registry.remove(socket);
+    socket.disconnect();
+    lifecycle.ended(&socket.state().user_id);
 }
 
 fn sweep_period(settings: &Settings) -> Duration {
@@ -227,6 +261,12 @@ impl Delivery for SocketDelivery {
             self.registry.remove(&socket);
             socket.disconnect();
             self.lifecycle.replaced(user);
+        }
+    }
+
+    fn ended_elsewhere(&self, user: &UserId, end: SessionEnd) {
+        if let Some(socket) = self.registry.get(user) {
+            end_socket(&self.registry, &self.lifecycle, &socket, end);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! REST routes of the contract, one module per resource.
 
+pub mod cluster;
 pub mod guest;
 pub mod public;
 pub mod webrtc;
@@ -10,6 +11,7 @@ use crate::error::ApiError;
 
 /// Mounts every REST route on `config`.
 pub fn configure(config: &mut web::ServiceConfig) {
+    cluster::configure(config);
     guest::configure(config);
     public::configure(config);
     webrtc::configure(config);

@@ -108,7 +108,15 @@ pub enum RedisState {
     Down,
 }
 
-/// `200` of `GET /readyz`.
+/// This node's bus subscription (the messages other nodes send it), when it is down.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BusState {
+    /// Messages published to this node do not arrive.
+    Down,
+}
+
+/// `200` (or `503`) of `GET /readyz`.
 #[derive(Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Readiness {
@@ -116,6 +124,9 @@ pub struct Readiness {
     pub storage: StorageName,
     /// Whether Redis answers.
     pub redis: RedisState,
+    /// Present only with several nodes, while this node's bus subscription is down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bus: Option<BusState>,
 }
 
 /// Mounts the public routes.
@@ -213,7 +224,13 @@ pub(crate) async fn healthz() -> HttpResponse {
 
 /// Readiness: where data is served from. Always 200: with Redis away the node goes on from
 /// memory, and says so.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "The storage mode and Redis's state.", body = Readiness)))]
+/// Ready unless this node is cut off from the others while Redis answers (its bus
+/// subscription is down): then 503, so that a proxy sends new traffic elsewhere. During a
+/// Redis outage every node is alone and says so with 200.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, description = "The storage mode and Redis's state (with `bus: \"down\"` during a Redis outage on several nodes).", body = Readiness),
+    (status = 503, description = "Redis answers but this node's bus subscription is down (`bus: \"down\"`): other nodes cannot reach its users.", body = Readiness),
+))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let health = state.store.health();
     let storage = match health.mode {
@@ -225,7 +242,17 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     } else {
         RedisState::Down
     };
-    HttpResponse::Ok().json(Readiness { storage, redis })
+    let bus_down = state.hub.chat.bus_health().is_some_and(|bus| !bus.up);
+    let readiness = Readiness {
+        storage,
+        redis,
+        bus: bus_down.then_some(BusState::Down),
+    };
+    if bus_down && health.redis_up {
+        HttpResponse::ServiceUnavailable().json(readiness)
+    } else {
+        HttpResponse::Ok().json(readiness)
+    }
 }
 
 /// Prometheus metrics of this process.

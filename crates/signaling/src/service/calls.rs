@@ -1,5 +1,6 @@
 //! WebRTC signaling: offers, answers and candidates relayed to the partner (checked at the
-//! edge, typed here), hang-ups and rejects, and the call timer on the caller's node.
+//! edge, typed here), hang-ups and rejects, and the call timer on the caller's node. Each
+//! fails with `unavailable` when the partner is away or on a node this one cannot reach.
 
 use chat_domain::webrtc::{CallKind, IceCandidate, SessionDescription};
 use chat_domain::{Timestamp, UserId};
@@ -19,6 +20,7 @@ impl ChatService {
         kind: CallKind,
     ) -> Result<(), ChatError> {
         let (room, partner, own, _) = self.sides(user, true)?;
+        let local = self.route(&partner)?;
         let timer = {
             let mut state = self.state();
             let generation = state.next_generation();
@@ -38,7 +40,7 @@ impl ChatService {
                 generation
             })
         };
-        self.deliver(
+        self.deliver_to(
             &partner,
             Outgoing::Offer {
                 offer,
@@ -47,6 +49,7 @@ impl ChatService {
                 from_username: own,
                 timestamp: Timestamp::now(),
             },
+            local,
         );
         if let Some(generation) = timer {
             let caller = user.clone();
@@ -88,6 +91,7 @@ impl ChatService {
     /// `webrtc:answer`: relays the answer and stops the call timer.
     pub fn answer(&self, user: &UserId, answer: SessionDescription) -> Result<(), ChatError> {
         let (_, partner, own, _) = self.sides(user, true)?;
+        let local = self.route(&partner)?;
         if let Some(call) = self
             .state()
             .links
@@ -97,13 +101,14 @@ impl ChatService {
         {
             call.answered = true;
         }
-        self.deliver(
+        self.deliver_to(
             &partner,
             Outgoing::Answer {
                 answer,
                 from: user.clone(),
                 from_username: own,
             },
+            local,
         );
         Ok(())
     }
@@ -111,12 +116,14 @@ impl ChatService {
     /// `webrtc:ice-candidate`: relays one candidate.
     pub fn candidate(&self, user: &UserId, candidate: IceCandidate) -> Result<(), ChatError> {
         let (_, partner, _, _) = self.sides(user, true)?;
-        self.deliver(
+        let local = self.route(&partner)?;
+        self.deliver_to(
             &partner,
             Outgoing::Candidate {
                 candidate,
                 from: user.clone(),
             },
+            local,
         );
         Ok(())
     }
@@ -128,6 +135,8 @@ impl ChatService {
         if let Some(link) = self.state().links.get_mut(user) {
             link.call = None;
         }
+        // The call is over here either way; the partner hears of it if reachable.
+        let local = self.route(&partner)?;
         let (from, from_username) = (user.clone(), own);
         let event = if reject {
             Outgoing::CallRejected {
@@ -140,7 +149,7 @@ impl ChatService {
                 from_username,
             }
         };
-        self.deliver(&partner, event);
+        self.deliver_to(&partner, event, local);
         Ok(())
     }
 }

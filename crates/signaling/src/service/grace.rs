@@ -3,6 +3,7 @@
 //! any node, keeps the chat; a session that ends closes its room.
 
 use chat_domain::{RoomId, UserId};
+use chat_storage::RoomRecord;
 
 use super::ChatService;
 use crate::delivery::{CloseReason, Outgoing};
@@ -19,31 +20,93 @@ pub enum SessionEnd {
 
 impl ChatService {
     /// The user's socket dropped: leave the queue, and if in a chat, the room waits
-    /// `reconnect_grace` for them (the partner gets `partner:disconnected`).
+    /// `reconnect_grace` for them (the partner gets `partner:disconnected`). A user whose
+    /// match is being made gets the same once the room is open; one taken out of the queue
+    /// by another node's search whose room is already open gets it here.
     pub async fn user_disconnected(&self, user: &UserId) {
-        match self.inner.shared.cancel_search(user).await {
+        let was_waiting = self.state().waiting.remove(user);
+        let queued = match self.inner.shared.cancel_search(user).await {
             Ok(true) => {
                 self.set_searching(user, false).await;
+                true
             }
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "could not take a dropped user out of the queue"),
-        }
+            Ok(false) => false,
+            Err(error) => {
+                tracing::warn!(%error, "could not take a dropped user out of the queue");
+                true
+            }
+        };
         let waiting = {
             let mut state = self.state();
+            if let Some(pairing) = state.pairing.get_mut(user) {
+                // The pairing sees it once its room is open.
+                pairing.away = true;
+                return;
+            }
             let generation = state.next_generation();
-            state.links.get_mut(user).and_then(|link| {
+            state.links.get_mut(user).map(|link| {
                 link.self_away = Some(generation);
-                let (partner, _) = link.sides(user)?;
-                Some((partner, link.partner_away, generation))
+                (link.sides(user), link.partner_away, generation)
             })
         };
-        let Some((partner, partner_away, generation)) = waiting else {
+        match waiting {
+            Some((Some((partner, _)), partner_away, generation)) => {
+                self.await_return(user, &partner, partner_away, generation);
+            }
+            Some((None, _, _)) => {}
+            // Taken out of the queue by a search elsewhere, whose match:found missed the
+            // socket: the room, if already open, waits for them here. (If it is not open
+            // yet, the pairing node sees the session without a socket and does the same.)
+            None if was_waiting && !queued => self.dropped_while_paired(user).await,
+            None => {}
+        }
+    }
+
+    /// `user` dropped after a search on another node took them out of the queue: if their
+    /// room is open and this node holds no link into it, the room waits for them here.
+    async fn dropped_while_paired(&self, user: &UserId) {
+        let Ok(Some(room)) = self.inner.shared.room_of(user).await else {
             return;
         };
+        if self.inner.delivery.is_local(user) {
+            return;
+        }
+        self.wait_for_dropped(user, room);
+    }
+
+    /// The room `room` of `user`, who has no socket here, waits for them as after any drop:
+    /// a link away, `partner:disconnected` to the partner, the grace timer on this node.
+    pub(super) fn wait_for_dropped(&self, user: &UserId, room: RoomRecord) {
+        let Some((partner, _)) = room.partner_of(user).cloned() else {
+            return;
+        };
+        let generation = {
+            let mut state = self.state();
+            if state
+                .links
+                .get(user)
+                .is_some_and(|link| link.room_id() != &room.room_id)
+            {
+                return;
+            }
+            let generation = state.next_generation();
+            let link = state
+                .links
+                .entry(user.clone())
+                .or_insert_with(|| Link::new(room));
+            link.self_away = Some(generation);
+            generation
+        };
+        self.await_return(user, &partner, false, generation);
+    }
+
+    /// `user` is away from their room with `partner`: the partner hears it (unless away
+    /// too) and the grace timer `generation` starts.
+    fn await_return(&self, user: &UserId, partner: &UserId, partner_away: bool, generation: u64) {
         let grace = self.inner.config.reconnect_grace;
         if !partner_away {
             self.deliver(
-                &partner,
+                partner,
                 Outgoing::PartnerDisconnected {
                     grace_secs: grace.as_secs(),
                 },
@@ -71,6 +134,8 @@ impl ChatService {
             }
         };
         let Some(link) = link else { return };
+        // The wait here is over, whatever comes next.
+        self.unhold_user(user).await;
         // Back on another node in time: that node holds the chat now.
         let back_elsewhere = matches!(self.inner.sessions.get(user).await, Ok(Some(session)) if session.socket_id.is_some());
         if back_elsewhere {
@@ -114,6 +179,16 @@ impl ChatService {
         Some(room_id)
     }
 
+    /// `user`'s session ended on this node (deleted, expired) while their socket is not
+    /// here: the node holding it (per the directory) ends it, saying `session:expired` first
+    /// when it expired. Call it before [`ChatService::session_ended`]; a no-op on a single
+    /// node.
+    pub async fn end_elsewhere(&self, user: &UserId, end: SessionEnd) {
+        if let Some(node) = &self.inner.node {
+            node.end_elsewhere(user, end == SessionEnd::Expired).await;
+        }
+    }
+
     /// The user's session is gone: leave the queue and close the room (the partner gets
     /// `session_expired` or `partner_left`).
     pub async fn session_ended(&self, user: &UserId, end: SessionEnd) {
@@ -121,6 +196,7 @@ impl ChatService {
             tracing::warn!(%error, "could not take an ended session out of the queue");
         }
         let local = self.state().links.remove(user).map(|link| link.room);
+        self.forget_local(user);
         let room = match local {
             Some(room) => Some(room),
             None => self.inner.shared.room_of(user).await.ok().flatten(),

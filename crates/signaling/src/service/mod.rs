@@ -18,13 +18,14 @@ mod matching;
 mod nodes;
 mod relay;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chat_domain::{RoomId, UserId, Username};
 use chat_storage::{ChatStore, RoomRecord, SessionPatch, SessionStore};
+use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
 
@@ -96,6 +97,42 @@ pub(crate) struct Inner {
 struct State {
     links: HashMap<UserId, Link>,
     generation: u64,
+    /// This node's users whose match is being made here, as searcher or as the popped
+    /// partner: set before the first await of the pairing, taken once both sides are told.
+    pairing: HashMap<UserId, Pairing>,
+    /// This node's users waiting in the shared queue (their last search queued them), until
+    /// they are paired, cancel, search again or drop.
+    waiting: HashSet<UserId>,
+    /// This node's users who moved on (cancelled, searched again, left) after another
+    /// search took them out of the queue: the `match:found` in flight for them is refused.
+    moved_on: HashMap<UserId, Instant>,
+    /// The partner each of this node's users left, or was left by, through `match:next`:
+    /// their searches avoid each other until their next pairing.
+    avoid: HashMap<UserId, UserId>,
+}
+
+/// A match being made for one user on this node.
+#[derive(Debug, Clone, Copy)]
+struct Pairing {
+    /// Tells this pairing from a later one of the same user.
+    token: u64,
+    /// The user's socket dropped meanwhile: once the room is open, it waits for them.
+    away: bool,
+}
+
+/// How long a user who moved on refuses a `match:found` from the search that had already
+/// taken them out of the queue (that search opens its room within a few round trips).
+const MOVED_ON_FOR: Duration = Duration::from_secs(30);
+
+/// What [`ChatService::observe`] decided about an event for a user of this node.
+enum Observed {
+    /// Hand it to the socket.
+    Deliver,
+    /// Drop it: it tells the socket nothing new (a second `partner:disconnected`).
+    Drop,
+    /// A `match:found` for a user who moved on, or is in another room: not delivered, and
+    /// the new room is to be closed, its other member told `partner_left`.
+    Refuse(RoomRecord),
 }
 
 impl State {
@@ -146,6 +183,7 @@ impl ChatService {
         if let Some(inbox) = inbox {
             service.serve_inbox(inbox);
         }
+        service.watch_nodes();
         service
     }
 
@@ -191,14 +229,52 @@ impl ChatService {
         });
     }
 
+    /// Runs `work` on this service's tasks now (it stops at shutdown like a timer).
+    fn in_background<F, Fut>(&self, work: F)
+    where
+        F: FnOnce(ChatService) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        self.after(Duration::ZERO, work);
+    }
+
     /// Sends `event` to `to`: on this node observed into their link and handed to their
     /// socket, else queued for the node holding their socket.
     fn deliver(&self, to: &UserId, event: Outgoing) {
         let local = self.inner.delivery.is_local(to);
+        self.deliver_to(to, event, local);
+    }
+
+    /// [`ChatService::deliver`] when `local` (whether `to`'s socket is here) is known.
+    fn deliver_to(&self, to: &UserId, event: Outgoing, local: bool) {
         if local {
-            self.observe(to, &event);
+            match self.observe(to, &event) {
+                Observed::Deliver => {}
+                Observed::Drop => return,
+                Observed::Refuse(room) => return self.refuse_room(to, room),
+            }
         }
         self.hand_over(to, event, local);
+    }
+
+    /// Whether events can reach users on other nodes now: with a cluster, this node's bus
+    /// subscription is live and the store reaches Redis. Two flags, no I/O.
+    fn others_reachable(&self) -> bool {
+        self.inner.node.as_ref().is_none_or(|node| {
+            node.cluster().bus_health().up && self.inner.sessions.health().redis_up
+        })
+    }
+
+    /// Where an event of a relay for `to` goes: `Ok(true)` to their socket here, `Ok(false)`
+    /// to another node; [`ChatError::PartnerUnreachable`] when it would need another node
+    /// and they cannot be reached (Redis or the bus is down), so that the sender is told
+    /// instead of the event being lost. A partner on this node costs nothing more.
+    fn route(&self, to: &UserId) -> Result<bool, ChatError> {
+        let local = self.inner.delivery.is_local(to);
+        if !local && !self.others_reachable() {
+            return Err(ChatError::PartnerUnreachable);
+        }
+        Ok(local)
     }
 
     /// Hands an already observed `event` to `to`'s socket on this node (a message with its
@@ -219,19 +295,32 @@ impl ChatService {
     /// chat, then hand it to their socket (dropped if they are not here any more).
     pub(crate) fn receive(&self, to: &UserId, event: Outgoing) {
         if self.inner.delivery.is_local(to) {
-            self.observe(to, &event);
-            self.hand_over(to, event, true);
+            self.deliver_to(to, event, true);
         }
     }
 
-    /// Keeps `to`'s link in step with the events they receive.
-    fn observe(&self, to: &UserId, event: &Outgoing) {
+    /// `to` refused the `match:found` of `room` (see [`Observed::Refuse`]): the room closes
+    /// in the background and its other member hears `partner_left`.
+    fn refuse_room(&self, to: &UserId, room: RoomRecord) {
+        tracing::debug!(room_id = %room.room_id, "match refused: the partner moved on");
+        let notices = room
+            .partner_of(to)
+            .map(|(partner, _)| vec![(partner.clone(), CloseReason::PartnerLeft)])
+            .unwrap_or_default();
+        self.in_background(move |service| async move {
+            service.close(&room, notices).await;
+        });
+    }
+
+    /// Keeps `to`'s link in step with the events they receive, and says whether the event
+    /// still goes to their socket.
+    fn observe(&self, to: &UserId, event: &Outgoing) -> Observed {
         let mut state = self.state();
         if let Outgoing::Found {
             room_id,
             partner,
             own_username,
-            ..
+            initiator,
         } = event
         {
             let room = RoomRecord {
@@ -241,19 +330,40 @@ impl ChatService {
                     (partner.id.clone(), partner.username.clone()),
                 ],
             };
+            state.waiting.remove(to);
+            // The waiting side (the initiator) may have moved on since it was popped; and
+            // nobody is ever in two rooms.
+            let moved_on = *initiator
+                && state
+                    .moved_on
+                    .remove(to)
+                    .is_some_and(|since| since.elapsed() < MOVED_ON_FOR);
+            let elsewhere = state
+                .links
+                .get(to)
+                .is_some_and(|link| link.room_id() != room_id);
+            if moved_on || elsewhere {
+                return Observed::Refuse(room);
+            }
+            state.avoid.remove(to);
             state.links.insert(to.clone(), Link::new(room));
-            return;
+            return Observed::Deliver;
         }
         let Some(link) = state.links.get_mut(to) else {
-            return;
+            return Observed::Deliver;
         };
         match event {
-            Outgoing::RoomClosed { room_id, .. } if link.room_id() == room_id => {
+            Outgoing::RoomClosed { room_id, reason } if link.room_id() == room_id => {
+                let partner = link.sides(to).map(|(partner, _)| partner);
                 state.links.remove(to);
+                if let (CloseReason::PartnerSkipped, Some(partner)) = (reason, partner) {
+                    state.avoid.insert(to.clone(), partner);
+                }
             }
             Outgoing::Message(message) if link.room_id() == &message.room_id => {
                 link.expect_receipt(message.id.clone(), message.sender_id.clone())
             }
+            Outgoing::PartnerDisconnected { .. } if link.partner_away => return Observed::Drop,
             Outgoing::PartnerDisconnected { .. } => link.partner_away = true,
             Outgoing::PartnerReconnected => link.partner_away = false,
             Outgoing::Offer { from, .. } => {
@@ -274,12 +384,24 @@ impl ChatService {
             | Outgoing::CallTimeout { .. } => link.call = None,
             _ => {}
         }
+        Observed::Deliver
     }
 
-    /// `user`'s socket moved to another node, which now holds their chat: forget it here
-    /// without telling anyone.
+    /// `user`'s socket moved to another node, which now holds their chat (or their session
+    /// ended): forget everything of theirs here without telling anyone.
     pub(crate) fn forget_local(&self, user: &UserId) {
-        self.state().links.remove(user);
+        let mut state = self.state();
+        state.links.remove(user);
+        state.waiting.remove(user);
+        state.moved_on.remove(user);
+        state.avoid.remove(user);
+    }
+
+    /// Whether `user` is in a chat as this node knows it (their socket is here). No I/O:
+    /// events that need a chat are refused with `not_in_chat` on this before their payload
+    /// is read.
+    pub fn in_chat(&self, user: &UserId) -> bool {
+        self.state().links.contains_key(user)
     }
 
     /// Number of this node's users in a chat.

@@ -1,12 +1,23 @@
-//! This node among others: users claimed and released in the directory, and the inbox of
-//! events and notices other nodes publish to this one. Without a cluster each is a no-op.
+//! This node among others: users claimed and released in the directory, the inbox of events
+//! and notices other nodes publish to this one, and liveness: this node's heartbeat, and
+//! standing in for a node that died. Without a cluster each is a no-op.
+//!
+//! Standing in for a dead node, for each user it held: a user the directory still places
+//! there has their entry dropped and their session marked offline with the socket detached,
+//! exactly as if their socket had dropped: out of the queue, and in a chat the partner gets
+//! `partner:disconnected` and the room waits `reconnect_grace`, on this node's timer, then
+//! closes (`partner_disconnected`) unless the user has a socket again (reconnected on any live
+//! node). A user who was already away there (in grace) only gets the timer: the partner was
+//! told. A user the directory places on a live node is left alone.
 
 use std::sync::Arc;
 
 use chat_domain::UserId;
-use chat_storage::{BusHealth, Inbox};
+use chat_storage::cluster::{Heartbeat, NodeRecord};
+use chat_storage::{BusHealth, Inbox, SessionPatch};
+use tokio::time::Instant;
 
-use super::ChatService;
+use super::{ChatService, SessionEnd};
 use crate::cluster::BusMessage;
 
 impl ChatService {
@@ -26,6 +37,31 @@ impl ChatService {
             .map(|node| node.cluster().bus_health())
     }
 
+    /// The live nodes of the cluster, by id, this one included even while the registry is
+    /// out of reach (then it is the only one listed); `None` on a single node.
+    pub async fn live_nodes(&self) -> Option<Vec<NodeRecord>> {
+        let node = self.inner.node.as_ref()?;
+        let cluster = node.cluster();
+        let mut live = match cluster.census(node.dead_after()).await {
+            Ok(Some(census)) => census.live,
+            Ok(None) => Vec::new(),
+            Err(error) => {
+                tracing::warn!(%error, "could not read the registry of nodes");
+                Vec::new()
+            }
+        };
+        if !live.iter().any(|record| record.id == cluster.node_id()) {
+            live.push(NodeRecord {
+                id: cluster.node_id().to_owned(),
+                started_at: node.started_at(),
+                last_seen: chat_domain::Timestamp::now(),
+                sockets: u64::try_from(node.local_count()).unwrap_or(u64::MAX),
+            });
+            live.sort_by(|first, second| first.id.cmp(&second.id));
+        }
+        Some(live)
+    }
+
     /// `user` connected on this node: a socket of theirs on another node is replaced, and
     /// this node becomes the one their events go to. Call it before
     /// [`ChatService::user_connected`].
@@ -35,10 +71,21 @@ impl ChatService {
         }
     }
 
-    /// `user`'s socket on this node is gone (not if another node took them over since).
+    /// `user`'s socket on this node is gone (not if another node took them over since). Call
+    /// it before [`ChatService::user_disconnected`]: a user in a chat stays held by this node
+    /// while the room waits for them.
     pub async fn release_user(&self, user: &UserId) {
         if let Some(node) = &self.inner.node {
-            node.release(user).await;
+            let hold = self.state().links.contains_key(user);
+            node.release(user, hold).await;
+        }
+    }
+
+    /// The wait for `user` on this node is over (their grace ran out, here or because they
+    /// came back elsewhere).
+    pub(super) async fn unhold_user(&self, user: &UserId) {
+        if let Some(node) = &self.inner.node {
+            node.unhold(user).await;
         }
     }
 
@@ -68,8 +115,166 @@ impl ChatService {
                 BusMessage::Replaced { user } => {
                     self.inner.delivery.replaced_elsewhere(&user);
                     self.forget_local(&user);
+                    if let Some(node) = &self.inner.node {
+                        node.moved_away(&user);
+                    }
+                }
+                BusMessage::Ended { user, expired } => {
+                    let end = if expired {
+                        SessionEnd::Expired
+                    } else {
+                        SessionEnd::Deleted
+                    };
+                    self.inner.delivery.ended_elsewhere(&user, end);
+                    self.forget_local(&user);
+                    if let Some(node) = &self.inner.node {
+                        node.moved_away(&user);
+                    }
                 }
             }
+        }
+    }
+
+    /// Beats this node's record on the service's tasks until shutdown (then the record is
+    /// marked gone), and stands in for the nodes found dead.
+    pub(super) fn watch_nodes(&self) {
+        let Some(node) = &self.inner.node else {
+            return;
+        };
+        let cluster = node.cluster().clone();
+        let period = node.beat_period();
+        let weak = Arc::downgrade(&self.inner);
+        let shutdown = self.inner.shutdown.clone();
+        self.inner.tasks.spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut healthy_since = None;
+            loop {
+                tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => break,
+                    _ = ticks.tick() => {}
+                }
+                let Some(inner) = weak.upgrade() else { break };
+                healthy_since = ChatService { inner }.beat(healthy_since).await;
+            }
+            if let Err(error) = cluster.deregister().await {
+                tracing::debug!(%error, "could not deregister this node");
+            }
+        });
+    }
+
+    /// One heartbeat; returns since when the beats have been reaching the shared store
+    /// without a failure. Dead nodes are only judged after that lasted `dead_after`, so a
+    /// node back from an outage first lets the others beat again.
+    async fn beat(&self, healthy_since: Option<Instant>) -> Option<Instant> {
+        let node = self.inner.node.as_ref()?;
+        let sockets = u64::try_from(node.local_count()).unwrap_or(u64::MAX);
+        match node.cluster().heartbeat(node.started_at(), sockets).await {
+            Ok(Heartbeat::Refreshed) => {}
+            Ok(Heartbeat::Registered) => node.needs_resync(),
+            Ok(Heartbeat::Alone) => {
+                node.needs_resync();
+                return None;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "heartbeat failed");
+                node.needs_resync();
+                return None;
+            }
+        }
+        node.resync_if_needed().await;
+        let since = healthy_since.unwrap_or_else(Instant::now);
+        if since.elapsed() >= node.dead_after() {
+            self.stand_in_for_dead_nodes().await;
+        }
+        Some(since)
+    }
+
+    /// Claims every node unseen for too long and stands in for the users it held.
+    async fn stand_in_for_dead_nodes(&self) {
+        let Some(node) = &self.inner.node else {
+            return;
+        };
+        let cluster = node.cluster();
+        let dead = match cluster.census(node.dead_after()).await {
+            Ok(Some(census)) => census.dead,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the registry of nodes");
+                return;
+            }
+        };
+        for dead in dead.iter().filter(|dead| *dead != cluster.node_id()) {
+            let users = match cluster.claim_dead_node(dead, node.dead_after()).await {
+                Ok(Some(users)) => users,
+                Ok(None) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, node = %dead, "could not claim a dead node");
+                    continue;
+                }
+            };
+            tracing::warn!(node = %dead, users = users.len(), "a node is gone: standing in for its users");
+            for user in users {
+                self.stand_in(dead, &user).await;
+            }
+        }
+    }
+
+    /// `user` was held by the dead node `dead`: they are treated as if their socket dropped.
+    async fn stand_in(&self, dead: &str, user: &UserId) {
+        let Some(node) = &self.inner.node else {
+            return;
+        };
+        let cluster = node.cluster();
+        let dropped = match cluster.user_node(user).await {
+            Ok(Some(entry)) if entry == dead => cluster.take_user_from(user, dead).await,
+            // Connected on a live node now.
+            Ok(Some(_)) => return,
+            // Already away there: their chat was waiting for them.
+            Ok(None) => Ok(false),
+            Err(error) => Err(error),
+        };
+        let dropped = match dropped {
+            Ok(dropped) => dropped,
+            Err(error) => {
+                tracing::warn!(%error, "could not take over a dead node's user");
+                return;
+            }
+        };
+        let session = match self.inner.sessions.get(user).await {
+            Ok(Some(session)) => session,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "could not read a dead node's user");
+                return;
+            }
+        };
+        if !dropped && session.socket_id.is_some() {
+            return;
+        }
+        if dropped {
+            let offline = SessionPatch {
+                is_online: Some(false),
+                socket: Some(None),
+                ..SessionPatch::default()
+            };
+            self.set_flags(user, offline).await;
+            self.changed();
+        }
+        match self.inner.shared.cancel_search(user).await {
+            Ok(true) => self.set_searching(user, false).await,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, "could not take a dead node's user out of the queue")
+            }
+        }
+        match self.inner.shared.room_of(user).await {
+            // As after any drop; a partner already told (the user was away there) hears
+            // nothing twice.
+            Ok(Some(room)) => self.wait_for_dropped(user, room),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "could not read a dead node's user's room"),
         }
     }
 }

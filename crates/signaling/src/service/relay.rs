@@ -68,7 +68,8 @@ impl std::fmt::Debug for Receipt {
 }
 
 impl ChatService {
-    /// `chat:message`: relays a message to the partner and returns what the sender's ack says.
+    /// `chat:message`: relays a message to the partner and returns what the sender's ack says
+    /// (`unavailable` while the partner is away, or on a node this one cannot reach).
     #[tracing::instrument(skip_all, fields(user_id = %user))]
     pub async fn send_message(
         &self,
@@ -76,6 +77,7 @@ impl ChatService {
         payload: ChatPayload,
     ) -> Result<SentMessage, ChatError> {
         let (room, recipient, own_name, _) = self.sides(user, true)?;
+        let local = self.route(&recipient)?;
         let (kind, content) = self
             .content(&room.room_id, payload.body, &recipient)
             .await?;
@@ -91,7 +93,7 @@ impl ChatService {
             timestamp,
             status: MessageStatus::Delivered,
         };
-        self.deliver(&recipient, Outgoing::Message(Box::new(message)));
+        self.deliver_to(&recipient, Outgoing::Message(Box::new(message)), local);
         self.deliver(
             user,
             Outgoing::Sent {
@@ -184,16 +186,19 @@ impl ChatService {
         true
     }
 
-    /// `chat:typing` (dropped while the partner is away).
+    /// `chat:typing` (dropped while the partner is away; `unavailable` while the partner's
+    /// node cannot be reached).
     pub fn typing(&self, user: &UserId, is_typing: bool) -> Result<(), ChatError> {
         let (_, partner, _, away) = self.sides(user, false)?;
         if !away {
-            self.deliver(
+            let local = self.route(&partner)?;
+            self.deliver_to(
                 &partner,
                 Outgoing::Typing {
                     from: user.clone(),
                     is_typing,
                 },
+                local,
             );
         }
         Ok(())

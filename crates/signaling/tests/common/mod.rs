@@ -7,6 +7,11 @@
 //! nodes run with paused time and [`Harness::settle`] after each step.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+mod gated;
+
+#[allow(unused_imports)]
+pub use gated::{Gated, Held, Step};
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -18,8 +23,9 @@ use chat_domain::webrtc::{self, IceCandidate, SdpType, SessionDescription};
 use chat_domain::{ChatPayload, FileId, GuestUser, MessageId, Profile, RoomId, Timestamp, UserId};
 use chat_signaling::{
     ChatConfig, ChatError, ChatParts, ChatService, Delivery, FileUrls, Membership, Outgoing,
-    Receipt, SearchFilters,
+    Receipt, SearchFilters, SessionEnd,
 };
+use chat_storage::cluster::{Census, Heartbeat};
 use chat_storage::memory::MemoryStore;
 use chat_storage::{
     BusHealth, Cluster, InProcessCluster, InProcessNetwork, SessionPatch, SessionStore,
@@ -34,6 +40,8 @@ struct Log {
     receipts: Mutex<HashMap<(UserId, MessageId), Receipt>>,
     /// `(node, user)` for each socket replaced from another node.
     replaced: Mutex<Vec<(usize, UserId)>>,
+    /// `(node, user, how)` for each socket ended from another node.
+    ended: Mutex<Vec<(usize, UserId, SessionEnd)>>,
     nodes: OnceLock<Vec<ChatService>>,
     /// For each `match:found` handed to a socket: how many chat links all nodes held then.
     links_at_found: Mutex<Vec<usize>>,
@@ -74,6 +82,16 @@ impl Delivery for Sockets {
                 .push((self.index, user.clone()));
         }
     }
+
+    fn ended_elsewhere(&self, user: &UserId, end: SessionEnd) {
+        if self.users.lock().unwrap().remove(user) {
+            self.log
+                .ended
+                .lock()
+                .unwrap()
+                .push((self.index, user.clone(), end));
+        }
+    }
 }
 
 /// A node's in-process cluster handle that counts the calls made through it (each would be
@@ -110,6 +128,16 @@ impl Cluster for Counted {
         self.inner.clear_user_node(user).await
     }
 
+    async fn clear_user_node_held(&self, user: &UserId) -> StoreResult<()> {
+        self.count();
+        self.inner.clear_user_node_held(user).await
+    }
+
+    async fn drop_held_user(&self, user: &UserId) -> StoreResult<()> {
+        self.count();
+        self.inner.drop_held_user(user).await
+    }
+
     async fn user_node(&self, user: &UserId) -> StoreResult<Option<String>> {
         self.count();
         self.inner.user_node(user).await
@@ -117,6 +145,32 @@ impl Cluster for Counted {
 
     fn bus_health(&self) -> BusHealth {
         self.inner.bus_health()
+    }
+
+    // Liveness runs on timers, not per event: not counted.
+
+    async fn heartbeat(&self, started_at: Timestamp, sockets: u64) -> StoreResult<Heartbeat> {
+        self.inner.heartbeat(started_at, sockets).await
+    }
+
+    async fn census(&self, timeout: Duration) -> StoreResult<Option<Census>> {
+        self.inner.census(timeout).await
+    }
+
+    async fn claim_dead_node(
+        &self,
+        node: &str,
+        timeout: Duration,
+    ) -> StoreResult<Option<Vec<UserId>>> {
+        self.inner.claim_dead_node(node, timeout).await
+    }
+
+    async fn take_user_from(&self, user: &UserId, node: &str) -> StoreResult<bool> {
+        self.inner.take_user_from(user, node).await
+    }
+
+    async fn deregister(&self) -> StoreResult<()> {
+        self.inner.deregister().await
     }
 }
 
@@ -128,6 +182,9 @@ impl FileUrls for Urls {
         format!("/api/files/{file}?for={viewer}")
     }
 }
+
+/// How soon a node that died is noticed, in every test with several nodes.
+pub const NODE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The chat's timings in every test: a 30 s call timeout, 10 s of reconnect grace.
 pub fn config() -> ChatConfig {
@@ -143,6 +200,8 @@ pub struct Harness {
     pub nodes: Vec<ChatService>,
     /// The store every node shares.
     pub store: Arc<MemoryStore>,
+    /// The same store as the nodes see it: Redis health and held calls.
+    pub gated: Arc<Gated>,
     /// The cluster's network (`None` for a single node without a cluster).
     pub network: Option<InProcessNetwork>,
     /// The first node.
@@ -165,6 +224,7 @@ impl Harness {
 
     fn build(count: usize, network: Option<InProcessNetwork>) -> Self {
         let store = Arc::new(MemoryStore::new(StoreConfig::default()));
+        let gated = Arc::new(Gated::new(store.clone()));
         let log = Arc::new(Log::default());
         let mut nodes = Vec::new();
         let mut sockets = Vec::new();
@@ -181,11 +241,15 @@ impl Harness {
                     inner: cluster,
                     calls: cluster_calls.clone(),
                 });
-                Membership { cluster, inbox }
+                Membership {
+                    cluster,
+                    inbox,
+                    node_timeout: NODE_TIMEOUT,
+                }
             });
             let parts = ChatParts {
-                sessions: store.clone(),
-                shared: store.clone(),
+                sessions: gated.clone(),
+                shared: gated.clone(),
                 delivery: node_sockets.clone(),
                 urls: Arc::new(Urls),
                 cluster,
@@ -198,6 +262,7 @@ impl Harness {
         Self {
             nodes,
             store,
+            gated,
             network,
             chat,
             sockets,
@@ -236,6 +301,11 @@ impl Harness {
         self.log.replaced.lock().unwrap().clone()
     }
 
+    /// The sockets ended from another node so far: `(node, user, how)`.
+    pub fn ended(&self) -> Vec<(usize, UserId, SessionEnd)> {
+        self.log.ended.lock().unwrap().clone()
+    }
+
     /// How many chat links all nodes held at each `match:found` handed to a socket.
     pub fn links_at_found(&self) -> Vec<usize> {
         self.log.links_at_found.lock().unwrap().clone()
@@ -257,11 +327,14 @@ impl Harness {
         receipt.is_some_and(Receipt::confirm)
     }
 
-    /// A new session whose socket is on node `node`.
+    /// A new session whose socket is on node `node` (the session names the socket, as after
+    /// a connect).
     pub async fn user_on(&self, node: usize, profile: Value) -> UserId {
         let user = GuestUser::new(Profile::from_json(&profile).unwrap(), Timestamp::now());
         self.store.create(&user).await.unwrap();
         self.place(&user.id, Some(node)).await;
+        self.set_socket(&user.id, Some(format!("socket-{node}")))
+            .await;
         user.id
     }
 
@@ -353,6 +426,21 @@ impl Harness {
     /// Two users matched on the first node.
     pub async fn pair(&self) -> (UserId, UserId, RoomId) {
         self.pair_on(0, 0).await
+    }
+
+    /// Node `node` dies without a word (a crash): it leaves the network (publishes nothing,
+    /// beats no more, hears nothing), its sockets are gone without any disconnect being
+    /// handled, and its chat stops (no timer of its fires).
+    pub async fn crash(&self, node: usize) {
+        let network = self.network.as_ref().expect("a cluster");
+        network.leave(&format!("node-{node}"));
+        self.sockets[node].users.lock().unwrap().clear();
+        self.nodes[node].shutdown().await;
+    }
+
+    /// Simulates an outage of the shared directory and bus (`true`) and its end (`false`).
+    pub fn set_outage(&self, outage: bool) {
+        self.network.as_ref().expect("a cluster").set_outage(outage);
     }
 
     /// Shuts every node down.

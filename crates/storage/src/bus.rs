@@ -1,7 +1,5 @@
 //! The bus between nodes over Redis pub/sub: each node subscribes to its own channel, and
-//! others publish to it what its users must receive. [`crate::redis::RedisCluster`] drives it;
-//! [`BusSubscription`] is the same subscription on its own, for callers that have not moved
-//! to the [`Cluster`](crate::Cluster) trait yet.
+//! others publish to it what its users must receive. [`crate::redis::RedisCluster`] drives it.
 //!
 //! Two tasks serve a subscription, both stopped through one cancellation token:
 //! - the forwarder moves messages from `fred`'s broadcast channel into the node's bounded
@@ -267,41 +265,4 @@ async fn supervise(mut supervisor: Supervisor) {
     let _ =
         tokio::time::timeout(GOODBYE_WAIT, client.unsubscribe(supervisor.channel.clone())).await;
     let _ = tokio::time::timeout(GOODBYE_WAIT, client.quit()).await;
-}
-
-/// A node's subscription on its own, for callers still outside the [`Cluster`] trait
-/// (superseded by [`crate::redis::RedisCluster`]). Dropping it stops its tasks, which then
-/// unsubscribe and close the connection; [`BusSubscription::shutdown`] waits for that.
-///
-/// [`Cluster`]: crate::Cluster
-pub struct BusSubscription {
-    subscription: Subscription,
-}
-
-impl BusSubscription {
-    /// Subscribes to `channel` on the Redis at `url`; messages arrive on the returned
-    /// receiver. The subscription survives reconnections (it is renewed after each).
-    pub async fn subscribe(
-        url: &str,
-        channel: String,
-    ) -> StoreResult<(Self, mpsc::Receiver<String>)> {
-        let (subscription, inbox) =
-            Subscription::start(url, channel, BusOptions::default()).await?;
-        Ok((Self { subscription }, inbox))
-    }
-
-    /// Whether the subscription is confirmed and its connection up.
-    pub fn is_up(&self) -> bool {
-        self.subscription.is_up()
-    }
-
-    /// How many messages were lost so far because the node read too slowly.
-    pub fn lagged(&self) -> u64 {
-        self.subscription.lagged()
-    }
-
-    /// Unsubscribes, closes the connection and waits for the tasks to end.
-    pub async fn shutdown(&self) {
-        self.subscription.shutdown().await;
-    }
 }

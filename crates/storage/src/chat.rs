@@ -1,6 +1,6 @@
-//! [`ChatStore`]: what the chat shares between nodes: the search queue, who is in which room,
-//! and (until every caller uses [`crate::Cluster`]) which node holds a user's socket and the
-//! bus between nodes.
+//! [`ChatStore`]: what the chat shares between nodes: the search queue and who is in which
+//! room. Which node holds a user's socket, and the bus between nodes, are the
+//! [`crate::Cluster`]'s.
 //!
 //! Per-message state (receipts, call timers, who is away) stays on the nodes; only these
 //! rarely-changing facts are shared, so relaying a message costs no storage round trip.
@@ -64,24 +64,4 @@ pub trait ChatStore: Send + Sync + 'static {
 
     /// Closes a room; exactly one caller gets `true`.
     async fn close_room(&self, room: &RoomRecord) -> StoreResult<bool>;
-
-    /// Records that `user`'s socket lives on `node`.
-    ///
-    /// Moved to [`Cluster`](crate::Cluster); kept until every caller has switched.
-    async fn set_user_node(&self, user: &UserId, node: &str) -> StoreResult<()>;
-
-    /// Forgets that `user`'s socket lives on `node` (not if another node took over).
-    ///
-    /// Moved to [`Cluster`](crate::Cluster); kept until every caller has switched.
-    async fn clear_user_node(&self, user: &UserId, node: &str) -> StoreResult<()>;
-
-    /// The node holding `user`'s socket.
-    ///
-    /// Moved to [`Cluster`](crate::Cluster); kept until every caller has switched.
-    async fn user_node(&self, user: &UserId) -> StoreResult<Option<String>>;
-
-    /// Sends `payload` to `node`'s bus channel. A no-op on a single node.
-    ///
-    /// Moved to [`Cluster`](crate::Cluster); kept until every caller has switched.
-    async fn publish(&self, node: &str, payload: String) -> StoreResult<()>;
 }

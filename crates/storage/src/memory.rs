@@ -247,22 +247,6 @@ impl crate::ChatStore for MemoryStore {
     async fn close_room(&self, room: &crate::RoomRecord) -> StoreResult<bool> {
         Ok(lock(&self.chat).close(&room.room_id))
     }
-
-    async fn set_user_node(&self, _user: &UserId, _node: &str) -> StoreResult<()> {
-        Ok(())
-    }
-
-    async fn clear_user_node(&self, _user: &UserId, _node: &str) -> StoreResult<()> {
-        Ok(())
-    }
-
-    async fn user_node(&self, _user: &UserId) -> StoreResult<Option<String>> {
-        Ok(None)
-    }
-
-    async fn publish(&self, _node: &str, _payload: String) -> StoreResult<()> {
-        Ok(())
-    }
 }
 
 impl MemoryStore {

@@ -43,7 +43,6 @@ pub const KEY_TTL_GRACE: Duration = Duration::from_secs(60);
 /// How many expired sessions one sweep script removes at a time.
 const SWEEP_BATCH: usize = 500;
 
-pub use chat::USER_NODE_TTL;
 pub use cluster::RedisCluster;
 
 /// A store backed by Redis (standalone, Sentinel or Cluster, as the URL says).

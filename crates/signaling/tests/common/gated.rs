@@ -124,22 +124,6 @@ impl ChatStore for Gated {
     async fn close_room(&self, room: &RoomRecord) -> StoreResult<bool> {
         self.inner.close_room(room).await
     }
-
-    async fn set_user_node(&self, user: &UserId, node: &str) -> StoreResult<()> {
-        ChatStore::set_user_node(self.inner.as_ref(), user, node).await
-    }
-
-    async fn clear_user_node(&self, user: &UserId, node: &str) -> StoreResult<()> {
-        ChatStore::clear_user_node(self.inner.as_ref(), user, node).await
-    }
-
-    async fn user_node(&self, user: &UserId) -> StoreResult<Option<String>> {
-        ChatStore::user_node(self.inner.as_ref(), user).await
-    }
-
-    async fn publish(&self, node: &str, payload: String) -> StoreResult<()> {
-        ChatStore::publish(self.inner.as_ref(), node, payload).await
-    }
 }
 
 #[async_trait]

@@ -153,29 +153,4 @@ impl ChatStore for FailoverStore {
             }
         }
     }
-
-    async fn set_user_node(&self, user: &UserId, node: &str) -> StoreResult<()> {
-        self.on_redis(async |redis| redis.set_user_node(user, node).await)
-            .await
-            .map(drop)
-    }
-
-    async fn clear_user_node(&self, user: &UserId, node: &str) -> StoreResult<()> {
-        self.on_redis(async |redis| redis.clear_user_node(user, node).await)
-            .await
-            .map(drop)
-    }
-
-    async fn user_node(&self, user: &UserId) -> StoreResult<Option<String>> {
-        Ok(self
-            .on_redis(async |redis| redis.user_node(user).await)
-            .await?
-            .flatten())
-    }
-
-    async fn publish(&self, node: &str, payload: String) -> StoreResult<()> {
-        self.on_redis(async |redis| redis.publish(node, payload).await)
-            .await
-            .map(drop)
-    }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chat_domain::{RoomId, Searcher, UserId};
 use fred::prelude::{KeysInterface, PubsubInterface};
+use fred::types::Value;
 use fred::types::scripts::Script;
-use fred::types::{Expiration, Value};
 
 use crate::chat::{ChatStore, RoomRecord};
 use crate::redis::RedisStore;
@@ -16,8 +16,6 @@ use crate::{StorageError, StoreResult};
 
 /// How long a room record outlives its last write at most (rooms of crashed nodes go then).
 const ROOM_TTL: Duration = Duration::from_secs(24 * 3600);
-/// How long a user → node entry lives; connected sockets refresh it.
-pub const USER_NODE_TTL: Duration = Duration::from_secs(3600);
 
 /// Queues a searcher or pairs it with the oldest compatible one.
 ///
@@ -152,16 +150,6 @@ return 1
     )
 });
 
-/// Forgets a user's node only if it is still that node. KEYS: entry. ARGV: node.
-static CLEAR_NODE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"#,
-    )
-});
-
 fn encode<T: serde::Serialize>(value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|error| StorageError::Corrupt(error.to_string()))
 }
@@ -171,43 +159,6 @@ fn decode<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
 }
 
 impl RedisStore {
-    /// Records that `user`'s socket lives on `node` (for [`USER_NODE_TTL`]).
-    pub(crate) async fn set_node_of(&self, user: &UserId, node: &str) -> StoreResult<()> {
-        let ttl = i64::try_from(USER_NODE_TTL.as_secs()).unwrap_or(i64::MAX);
-        let _: Option<String> = self
-            .pool
-            .set(
-                self.keys.user_node(user),
-                node,
-                Some(Expiration::EX(ttl)),
-                None,
-                false,
-            )
-            .await
-            .map_err(crate::error::redis)?;
-        Ok(())
-    }
-
-    /// Forgets `user`'s node if it is still `node`.
-    pub(crate) async fn clear_node_of(&self, user: &UserId, node: &str) -> StoreResult<()> {
-        let _: i64 = self
-            .run(
-                &CLEAR_NODE,
-                vec![self.keys.user_node(user)],
-                vec![Value::from(node)],
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// The node holding `user`'s socket.
-    pub(crate) async fn node_of(&self, user: &UserId) -> StoreResult<Option<String>> {
-        self.pool
-            .get(self.keys.user_node(user))
-            .await
-            .map_err(crate::error::redis)
-    }
-
     /// Publishes `payload` on `node`'s channel.
     pub(crate) async fn publish_to(&self, node: &str, payload: String) -> StoreResult<()> {
         let _: i64 = self
@@ -337,21 +288,5 @@ impl ChatStore for RedisStore {
             .run(&CLOSE_ROOM, keys, vec![Value::from(room.room_id.as_str())])
             .await?;
         Ok(closed == 1)
-    }
-
-    async fn set_user_node(&self, user: &UserId, node: &str) -> StoreResult<()> {
-        self.set_node_of(user, node).await
-    }
-
-    async fn clear_user_node(&self, user: &UserId, node: &str) -> StoreResult<()> {
-        self.clear_node_of(user, node).await
-    }
-
-    async fn user_node(&self, user: &UserId) -> StoreResult<Option<String>> {
-        self.node_of(user).await
-    }
-
-    async fn publish(&self, node: &str, payload: String) -> StoreResult<()> {
-        self.publish_to(node, payload).await
     }
 }

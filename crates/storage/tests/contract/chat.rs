@@ -1,5 +1,5 @@
-//! The contract every [`ChatStore`] keeps: the shared search queue, rooms, and (while it is
-//! still on the store) the user → node directory.
+//! The contract every [`ChatStore`] keeps: the shared search queue and rooms (the user → node
+//! directory is the [`chat_storage::Cluster`]'s, in `cluster.rs`).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -36,7 +36,6 @@ chat_suite!(
         cancel_takes_a_searcher_out_once,
         rooms_open_and_close_exactly_once,
         a_new_room_survives_closing_the_old_one,
-        a_single_node_directory_knows_nobody,
     ]
 );
 #[cfg(feature = "redis")]
@@ -51,7 +50,6 @@ chat_suite!(
         cancel_takes_a_searcher_out_once,
         rooms_open_and_close_exactly_once,
         a_new_room_survives_closing_the_old_one,
-        the_directory_follows_the_last_node,
     ]
 );
 #[cfg(feature = "redis")]
@@ -66,7 +64,6 @@ chat_suite!(
         cancel_takes_a_searcher_out_once,
         rooms_open_and_close_exactly_once,
         a_new_room_survives_closing_the_old_one,
-        the_directory_follows_the_last_node,
     ]
 );
 
@@ -305,33 +302,4 @@ async fn a_new_room_survives_closing_the_old_one<S: ChatStore>(store: &S) {
     assert_eq!(store.room_of(&second.user.id).await.unwrap(), None);
     assert!(new.has_member(&third.user.id) && !new.has_member(&second.user.id));
     assert!(store.close_room(&new).await.unwrap());
-}
-
-#[cfg_attr(not(feature = "redis"), allow(dead_code))]
-async fn the_directory_follows_the_last_node<S: ChatStore>(store: &S) {
-    let user = UserId::generate();
-    assert_eq!(store.user_node(&user).await.unwrap(), None);
-    store.set_user_node(&user, "a").await.unwrap();
-    assert_eq!(store.user_node(&user).await.unwrap().as_deref(), Some("a"));
-    store.set_user_node(&user, "b").await.unwrap();
-    store.clear_user_node(&user, "a").await.unwrap();
-    assert_eq!(
-        store.user_node(&user).await.unwrap().as_deref(),
-        Some("b"),
-        "a lost the user"
-    );
-    store.clear_user_node(&user, "b").await.unwrap();
-    assert_eq!(store.user_node(&user).await.unwrap(), None);
-}
-
-async fn a_single_node_directory_knows_nobody<S: ChatStore>(store: &S) {
-    let user = UserId::generate();
-    store.set_user_node(&user, "a").await.unwrap();
-    assert_eq!(
-        store.user_node(&user).await.unwrap(),
-        None,
-        "every user is on this node"
-    );
-    store.clear_user_node(&user, "a").await.unwrap();
-    store.publish("a", "nobody listens".into()).await.unwrap();
 }

@@ -224,7 +224,22 @@ impl crate::ChatStore for MemoryStore {
         &self,
         searcher: &chat_domain::Searcher,
     ) -> StoreResult<Option<chat_domain::Searcher>> {
-        Ok(lock(&self.chat).queue.search(searcher.clone()))
+        // Searchers whose session's TTL ran out (before the sweep ended it) are never
+        // paired: they leave the queue first.
+        let (now, ttl) = (Timestamp::now(), self.config.session_ttl);
+        let sessions = lock(&self.sessions);
+        let mut chat = lock(&self.chat);
+        let gone: Vec<UserId> = chat
+            .queue
+            .searchers()
+            .filter(|queued| sessions.ran_out(&queued.user.id, now, ttl))
+            .map(|queued| queued.user.id.clone())
+            .collect();
+        drop(sessions);
+        for user in &gone {
+            chat.queue.remove(user);
+        }
+        Ok(chat.queue.search(searcher.clone()))
     }
 
     async fn cancel_search(&self, user: &UserId) -> StoreResult<bool> {

@@ -29,6 +29,13 @@ impl Sessions {
         self.users.get(id).filter(|user| expiry(user, ttl) > now)
     }
 
+    /// Whether `id`'s session is stored but its TTL ran out (the sweep has not ended it yet).
+    pub(super) fn ran_out(&self, id: &UserId, now: Timestamp, ttl: Duration) -> bool {
+        self.users
+            .get(id)
+            .is_some_and(|user| expiry(user, ttl) <= now)
+    }
+
     /// Inserts or replaces a session, keeping the indexes in step.
     pub(super) fn put(&mut self, user: GuestUser, ttl: Duration) {
         if let Some(old) = self.users.remove(&user.id) {

@@ -23,10 +23,13 @@ const ROOM_TTL: Duration = Duration::from_secs(24 * 3600);
 /// element, so replacing or cancelling a user's entry needs no scan. Pairing reads the list a
 /// page at a time and stops at the first compatible searcher that neither avoids the newcomer
 /// nor is avoided by it (such a pair is never made, even when nobody else fits): without
-/// filters and avoidance that is the head.
+/// filters and avoidance that is the head. Entries whose session's TTL ran out (its score in
+/// the expiries set is not after now: the sweep has not ended it yet) are never paired and
+/// leave the queue as the walk meets them; a session swept or deleted leaves the queue with
+/// its end.
 ///
-/// KEYS: queue, entries. ARGV: searcher JSON, searcher id. Returns the partner's JSON, or nil
-/// when queued.
+/// KEYS: queue, entries, session expiries. ARGV: searcher JSON, searcher id, now ms. Returns
+/// the partner's JSON, or nil when queued.
 static SEARCH: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
@@ -55,18 +58,30 @@ local function take(raw, id)
   redis.call('HDEL', KEYS[2], id)
   return raw
 end
+local now = tonumber(ARGV[3])
+local dead = {}
+local function drop_dead()
+  for _, entry in ipairs(dead) do take(entry[1], entry[2]) end
+end
 local start, page_size = 0, 64
 while true do
   local page = redis.call('LRANGE', KEYS[1], start, start + page_size - 1)
   for _, raw in ipairs(page) do
     local other = cjson.decode(raw)
-    if other.user.id ~= me.user.id and accepts(me.filters, other.user) and accepts(other.filters, me.user) then
-      if not avoids(me, other) then return take(raw, other.user.id) end
+    if other.user.id ~= me.user.id then
+      local expires = tonumber(redis.call('ZSCORE', KEYS[3], other.user.id))
+      if expires ~= nil and expires <= now then
+        table.insert(dead, {raw, other.user.id})
+      elseif accepts(me.filters, other.user) and accepts(other.filters, me.user) and not avoids(me, other) then
+        drop_dead()
+        return take(raw, other.user.id)
+      end
     end
   end
   if #page < page_size then break end
   start = start + page_size
 end
+drop_dead()
 redis.call('RPUSH', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
 return false
@@ -232,10 +247,15 @@ impl ChatStore for RedisStore {
         let partner: Option<String> = self
             .run(
                 &SEARCH,
-                vec![self.keys.queue(), self.keys.queue_entries()],
+                vec![
+                    self.keys.queue(),
+                    self.keys.queue_entries(),
+                    self.keys.expiries(),
+                ],
                 vec![
                     Value::from(encode(searcher)?),
                     Value::from(searcher.user.id.as_str()),
+                    Value::from(chat_domain::Timestamp::now().as_millis()),
                 ],
             )
             .await?;

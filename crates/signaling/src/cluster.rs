@@ -194,9 +194,17 @@ impl Node {
 
     /// `user` connected here: the node that held them before (if another) replaces its
     /// socket, and this node becomes the one their events go to.
+    /// The directory names this node before the old node hears of it: a `replaced` that
+    /// arrives late is checked against the directory there (see
+    /// [`Node::replaced_here`]), so it never closes a socket newer than this claim.
     pub(crate) async fn claim(&self, user: &UserId) {
         self.local().insert(user.clone());
         let previous = self.cluster.user_node(user).await.ok().flatten();
+        if let Err(error) = self.cluster.set_user_node(user).await {
+            // Redis is away, say: recorded again when it is back.
+            tracing::debug!(%error, "could not record the user's node");
+            self.needs_resync();
+        }
         if let Some(previous) = previous.filter(|previous| previous != self.cluster.node_id()) {
             let message = [BusMessage::Replaced { user: user.clone() }];
             if let Ok(text) = serde_json::to_string(&message)
@@ -205,10 +213,16 @@ impl Node {
                 tracing::warn!(%error, "could not publish to another node");
             }
         }
-        if let Err(error) = self.cluster.set_user_node(user).await {
-            // Redis is away, say: recorded again when it is back.
-            tracing::debug!(%error, "could not record the user's node");
-            self.needs_resync();
+    }
+
+    /// Whether a `replaced` for `user` still applies here: not when the directory names this
+    /// node, which means the user connected here again after the claim that sent it (the
+    /// claiming node records itself before it publishes).
+    pub(crate) async fn replaced_here(&self, user: &UserId) -> bool {
+        match self.cluster.user_node(user).await {
+            Ok(node) => node.as_deref() != Some(self.cluster.node_id()),
+            // Cannot tell: the claim is newer than anything the directory could say.
+            Err(_) => true,
         }
     }
 

@@ -32,6 +32,9 @@ pub struct Link {
     pub self_away: Option<u64>,
     /// The current call.
     pub call: Option<Call>,
+    /// Whether this user's socket was handed the room's `match:found` (a link made for a
+    /// user who dropped while their match was being made was not).
+    pub announced: bool,
     /// Messages to this user not yet confirmed: (id, sender), oldest first.
     pending: VecDeque<(MessageId, UserId)>,
 }
@@ -44,6 +47,7 @@ impl Link {
             partner_away: false,
             self_away: None,
             call: None,
+            announced: false,
             pending: VecDeque::new(),
         }
     }

@@ -156,27 +156,102 @@ impl ChatService {
             let mut state = self.state();
             state.links.get_mut(user).map(|link| {
                 let was_away = link.self_away.take().is_some();
+                let announced = std::mem::replace(&mut link.announced, true);
                 (
-                    link.room_id().clone(),
-                    link.sides(user)
-                        .map(|(partner, _)| partner)
-                        .filter(|_| was_away),
+                    link.room.clone(),
+                    link.sides(user).map(|(partner, _)| partner),
+                    was_away,
+                    announced,
                 )
             })
         };
-        if let Some((room_id, partner)) = known {
+        if let Some((room, partner, was_away, announced)) = known {
+            let room_id = room.room_id.clone();
+            if !was_away {
+                // A second socket of a user connected here: the link is current.
+                return Some(room_id);
+            }
+            // Back where they dropped from: events for a user away are not observed here
+            // (their socket is gone), so the room may have closed meanwhile.
+            if !self.still_open(user, &room_id).await {
+                let mut state = self.state();
+                if state
+                    .links
+                    .get(user)
+                    .is_some_and(|link| link.room_id() == &room_id)
+                {
+                    state.links.remove(user);
+                }
+                return None;
+            }
+            if !announced && !self.announce_again(user, &room).await {
+                return None;
+            }
             if let Some(partner) = partner {
                 self.deliver(&partner, Outgoing::PartnerReconnected);
             }
             return Some(room_id);
         }
-        // Came back to another node than the one that knew the chat.
+        // Came back to another node than the one that knew the chat. Whether their client
+        // heard of the room is not known here (its match:found may have died with a node),
+        // so it hears it (again) before anything else of the room.
         let room = self.inner.shared.room_of(user).await.ok().flatten()?;
         let partner = room.partner_of(user).map(|(partner, _)| partner.clone())?;
         let room_id = room.room_id.clone();
-        self.state().links.insert(user.clone(), Link::new(room));
+        let mut link = Link::new(room.clone());
+        link.announced = true;
+        self.state().links.insert(user.clone(), link);
+        if !self.announce_again(user, &room).await {
+            return None;
+        }
         self.deliver(&partner, Outgoing::PartnerReconnected);
         Some(room_id)
+    }
+
+    /// Hands `user`'s socket here the `match:found` of their open `room`, whose link this
+    /// node holds. If the partner's session is gone, the room closes instead (the partner's
+    /// end is closing it) and this returns false.
+    async fn announce_again(&self, user: &UserId, room: &RoomRecord) -> bool {
+        let Some(((partner, _), (_, own_username))) = room.partner_of(user).cloned().zip(
+            room.members
+                .iter()
+                .find(|(member, _)| member == user)
+                .cloned(),
+        ) else {
+            return false;
+        };
+        let mut view = match self.inner.sessions.get(&partner).await {
+            Ok(Some(session)) => session.public(),
+            Ok(None) | Err(_) => {
+                self.close(room, Vec::new()).await;
+                return false;
+            }
+        };
+        view.is_searching = false;
+        view.in_chat = true;
+        // The one who waited longer, first in the record, sends the offer.
+        let initiator = &room.members[0].0 == user;
+        let found = Outgoing::Found {
+            room_id: room.room_id.clone(),
+            partner: view,
+            initiator,
+            own_username,
+        };
+        let local = self.inner.delivery.is_local(user);
+        self.hand_over(user, found, local);
+        true
+    }
+
+    /// Whether `room_id` is still `user`'s open room in the shared store (taken as open when
+    /// the store cannot say).
+    async fn still_open(&self, user: &UserId, room_id: &RoomId) -> bool {
+        match self.inner.shared.room_of(user).await {
+            Ok(room) => room.is_some_and(|room| &room.room_id == room_id),
+            Err(error) => {
+                tracing::warn!(%error, "could not check the room of a returning user");
+                true
+            }
+        }
     }
 
     /// `user`'s session ended on this node (deleted, expired) while their socket is not

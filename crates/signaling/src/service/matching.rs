@@ -124,6 +124,8 @@ impl ChatService {
         // A search that replaces a queued one: if the queued one is gone, another search
         // took it and its match is being made.
         if was_waiting && !self.inner.shared.cancel_search(user).await? {
+            // Still taken: a drop meanwhile must find them as waiting for that match:found.
+            self.state().waiting.insert(user.clone());
             return Err(being_matched());
         }
         let me = self.searcher_view(user).await?;

@@ -346,7 +346,9 @@ impl ChatService {
                 return Observed::Refuse(room);
             }
             state.avoid.remove(to);
-            state.links.insert(to.clone(), Link::new(room));
+            let mut link = Link::new(room);
+            link.announced = true;
+            state.links.insert(to.clone(), link);
             return Observed::Deliver;
         }
         let Some(link) = state.links.get_mut(to) else {

@@ -103,16 +103,24 @@ impl ChatService {
                 let (Some(text), Some(inner)) = (text, weak.upgrade()) else {
                     return;
                 };
-                ChatService { inner }.handle_bus_message(&text);
+                ChatService { inner }.handle_bus_message(&text).await;
             }
         });
     }
 
-    fn handle_bus_message(&self, text: &str) {
+    async fn handle_bus_message(&self, text: &str) {
         for message in BusMessage::decode(text).unwrap_or_default() {
             match message {
                 BusMessage::Event { to, event } => self.receive(&to, event),
                 BusMessage::Replaced { user } => {
+                    // A late replace never closes a socket newer than its claim.
+                    let applies = match &self.inner.node {
+                        Some(node) => node.replaced_here(&user).await,
+                        None => true,
+                    };
+                    if !applies {
+                        continue;
+                    }
                     self.inner.delivery.replaced_elsewhere(&user);
                     self.forget_local(&user);
                     if let Some(node) = &self.inner.node {

@@ -184,7 +184,9 @@ impl Model {
     /// A socket of `label` connected to `slot` (`takeover`: while another was live) and
     /// got `result` (whose room, per the store, is with `partner`); `paused`: some bus is
     /// paused, so a `match:found` may still be on its way: the client takes the room from
-    /// the answer.
+    /// the answer. `announced`: the new socket was handed the room's `match:found` while it
+    /// connected.
+    #[allow(clippy::too_many_arguments)]
     pub fn connected(
         &mut self,
         label: usize,
@@ -193,6 +195,7 @@ impl Model {
         partner: Option<UserId>,
         takeover: bool,
         paused: bool,
+        announced: bool,
     ) -> Checked {
         let now = Instant::now();
         let grace = self.grace;
@@ -239,7 +242,7 @@ impl Model {
                     view.room
                 ),
             ),
-            (None, Some(room)) if !paused => violation(
+            (None, Some(room)) if !paused && !announced => violation(
                 "every room a user is in was announced to them",
                 format!("u{label} reconnected into {room}, never announced to them"),
             ),

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_domain::{ChatPayload, GuestUser, Profile, Timestamp, UserId};
-use chat_signaling::{ChatConfig, ChatError, SearchFilters};
+use chat_signaling::{ChatConfig, ChatError, Outgoing, SearchFilters};
 use chat_storage::{ChatStore, InProcessNetwork, MemoryStore, StoreConfig};
 use tokio::time::Instant;
 
 use super::checks::Conditions;
 use super::model::{Checked, Model, NODE_TIMEOUT, Sock};
-use super::node::{Connect, Log, Node, SocketId};
+use super::node::{Connect, Log, Node, Seen, SocketId};
 use super::ops::{Op, Snapshot};
 
 /// How many node slots the world has.
@@ -397,10 +397,20 @@ impl World {
                 .and_then(|room| room.partner_of(id).map(|(partner, _)| partner.clone())),
             _ => None,
         };
+        // A match:found handed to the new socket while it connected announces its room.
+        let entries = self.log.take();
+        let announced = match &result {
+            Connect::Connected(Some(room)) => entries.iter().any(|entry| {
+                entry.socket == socket
+                    && matches!(&entry.seen, Seen::Event(Outgoing::Found { room_id, .. }) if room_id == room)
+            }),
+            _ => false,
+        };
         let socket = Sock { id: socket, slot };
         let checked: Checked = self
             .model
-            .connected(label, socket, &result, partner, takeover, paused);
+            .connected(label, socket, &result, partner, takeover, paused, announced);
+        let checked = checked.and_then(|()| self.model.absorb(entries));
         Some(checked.map(|()| said))
     }
 

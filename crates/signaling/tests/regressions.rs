@@ -1,0 +1,131 @@
+//! Defects the fault simulation (`simulation.rs`, `sim/`) found, each pinned by the minimal
+//! schedule it shrank to, replayed deterministically on three nodes with paused time and
+//! judged by the same model. A schedule ends with `quiesce`, so that what must happen
+//! within a grace or a node timeout is judged too.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+mod sim;
+
+use sim::knobs::Faults;
+use sim::ops::Op;
+use sim::{Steps, run};
+
+/// Replays `ops` (then `quiesce`) and fails with the schedule if an invariant broke.
+async fn check(ops: &[Op]) {
+    let mut ops = ops.to_vec();
+    ops.push(Op::Quiesce);
+    let faults = Faults::parse(None).unwrap();
+    let outcome = run(Steps::Replayed(&ops), &faults).await;
+    if let Some(failure) = outcome.failure {
+        panic!(
+            "broke \"{}\" at step {}: {}\n{}",
+            failure.violation.invariant,
+            failure.step,
+            failure.violation.detail,
+            outcome.schedule.join("\n")
+        );
+    }
+}
+
+use Op::{Connect, Create, Disconnect, Expire, Kill, Next, Pause, Resume, Search, Takeover};
+
+/// The partner moves on while the user is away in grace; the user comes back to the node
+/// they dropped from, which must not bring the closed room back.
+#[tokio::test(start_paused = true)]
+async fn a_user_back_on_the_node_they_left_keeps_no_closed_room() {
+    check(&[
+        Create { user: 5, via: 1 },
+        Create { user: 7, via: 0 },
+        Connect { user: 7, node: 1 },
+        Connect { user: 5, node: 0 },
+        Search { user: 5 },
+        Search { user: 7 },
+        Disconnect { user: 5 },
+        Next { user: 7 },
+        Connect { user: 5, node: 0 },
+    ])
+    .await;
+}
+
+/// As above, but the user comes back elsewhere first, then takes over on the old node.
+#[tokio::test(start_paused = true)]
+async fn a_takeover_on_the_node_left_keeps_no_closed_room() {
+    check(&[
+        Create { user: 5, via: 1 },
+        Create { user: 7, via: 0 },
+        Connect { user: 7, node: 1 },
+        Connect { user: 5, node: 0 },
+        Search { user: 5 },
+        Search { user: 7 },
+        Disconnect { user: 5 },
+        Next { user: 7 },
+        Connect { user: 5, node: 1 },
+        Takeover { user: 5, node: 0 },
+    ])
+    .await;
+}
+
+/// A searcher on a crashed node is matched before the crash is noticed, then reconnects
+/// elsewhere: they must never be in a room they were not told of.
+#[tokio::test(start_paused = true)]
+async fn a_ghost_match_is_never_a_room_its_user_did_not_hear_of() {
+    check(&[
+        Create { user: 1, via: 2 },
+        Create { user: 5, via: 2 },
+        Connect { user: 5, node: 2 },
+        Connect { user: 1, node: 1 },
+        Search { user: 1 },
+        Kill { node: 1 },
+        Search { user: 5 },
+        Connect { user: 1, node: 2 },
+    ])
+    .await;
+}
+
+/// A searcher whose session ran out is not paired, even before the expiry sweep.
+#[tokio::test(start_paused = true)]
+async fn an_expired_searcher_is_never_paired() {
+    check(&[
+        Create { user: 5, via: 2 },
+        Connect { user: 5, node: 2 },
+        Create { user: 8, via: 2 },
+        Connect { user: 8, node: 0 },
+        Search { user: 8 },
+        Expire { user: 8 },
+        Search { user: 5 },
+    ])
+    .await;
+}
+
+/// A `replaced` notice that arrives late never closes a socket newer than the claim.
+#[tokio::test(start_paused = true)]
+async fn a_late_replace_never_closes_the_newest_socket() {
+    check(&[
+        Create { user: 5, via: 2 },
+        Connect { user: 5, node: 0 },
+        Pause { node: 0 },
+        Takeover { user: 5, node: 1 },
+        Disconnect { user: 5 },
+        Connect { user: 5, node: 0 },
+        Resume { node: 0 },
+    ])
+    .await;
+}
+
+/// A user who drops while their `match:found` is in flight gets the grace like any drop:
+/// the partner hears `partner:disconnected`, then the room closes.
+#[tokio::test(start_paused = true)]
+async fn a_drop_while_the_match_is_in_flight_is_waited_for() {
+    check(&[
+        Create { user: 7, via: 0 },
+        Connect { user: 7, node: 0 },
+        Search { user: 7 },
+        Create { user: 8, via: 0 },
+        Connect { user: 8, node: 2 },
+        Pause { node: 0 },
+        Search { user: 8 },
+        Search { user: 7 },
+        Disconnect { user: 7 },
+    ])
+    .await;
+}

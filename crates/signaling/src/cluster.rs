@@ -69,6 +69,22 @@ pub(crate) enum BusMessage {
     Replaced {
         /// The user.
         user: UserId,
+        /// The claiming node, told with [`BusMessage::Handed`] if a search of the user's
+        /// waits in the queue.
+        #[serde(default)]
+        by: Option<String>,
+    },
+    /// The user's socket moved to the receiving node while their search waited in the queue:
+    /// the search is theirs there now.
+    Handed {
+        /// The user.
+        user: UserId,
+    },
+    /// The user's socket on a node that died is gone, and the receiving node holds their
+    /// socket now: a search of theirs it does not know of was the dead socket's, and ends.
+    Orphaned {
+        /// The user.
+        user: UserId,
     },
     /// The user's session ended through another node: their socket here ends, and this
     /// node forgets what it held for them.
@@ -197,7 +213,8 @@ impl Node {
     /// The directory names this node before the old node hears of it: a `replaced` that
     /// arrives late is checked against the directory there (see
     /// [`Node::replaced_here`]), so it never closes a socket newer than this claim.
-    pub(crate) async fn claim(&self, user: &UserId) {
+    /// Returns the other node that held them, if any.
+    pub(crate) async fn claim(&self, user: &UserId) -> Option<String> {
         self.local().insert(user.clone());
         let previous = self.cluster.user_node(user).await.ok().flatten();
         if let Err(error) = self.cluster.set_user_node(user).await {
@@ -205,14 +222,22 @@ impl Node {
             tracing::debug!(%error, "could not record the user's node");
             self.needs_resync();
         }
-        if let Some(previous) = previous.filter(|previous| previous != self.cluster.node_id()) {
-            let message = [BusMessage::Replaced { user: user.clone() }];
-            if let Ok(text) = serde_json::to_string(&message)
-                && let Err(error) = self.cluster.publish(&previous, text).await
-            {
-                tracing::warn!(%error, "could not publish to another node");
-            }
+        let previous = previous.filter(|previous| previous != self.cluster.node_id())?;
+        let message = [BusMessage::Replaced {
+            user: user.clone(),
+            by: Some(self.cluster.node_id().to_owned()),
+        }];
+        if let Ok(text) = serde_json::to_string(&message)
+            && let Err(error) = self.cluster.publish(&previous, text).await
+        {
+            tracing::warn!(%error, "could not publish to another node");
         }
+        Some(previous)
+    }
+
+    /// How long after a claim from `previous` this node looks whether it was alive.
+    pub(crate) fn node_timeout(&self) -> Duration {
+        self.node_timeout
     }
 
     /// Whether a `replaced` for `user` still applies here: not when the directory names this
@@ -247,6 +272,23 @@ impl Node {
             && let Err(error) = self.cluster.publish(&node, text).await
         {
             tracing::warn!(%error, "could not tell another node that a session ended");
+        }
+    }
+
+    /// `user`, held by a dead node, has their socket on the live node `node` now: that node
+    /// ends the search the dead socket left (see [`BusMessage::Orphaned`]).
+    pub(crate) async fn orphaned_on(&self, node: &str, user: &UserId) {
+        self.tell(node, BusMessage::Orphaned { user: user.clone() })
+            .await;
+    }
+
+    /// Publishes one `message` to `node`.
+    pub(crate) async fn tell(&self, node: &str, message: BusMessage) {
+        let message = [message];
+        if let Ok(text) = serde_json::to_string(&message)
+            && let Err(error) = self.cluster.publish(node, text).await
+        {
+            tracing::warn!(%error, "could not tell a node of a dead node's user");
         }
     }
 

@@ -27,7 +27,9 @@ async fn check(ops: &[Op]) {
     }
 }
 
-use Op::{Connect, Create, Disconnect, Expire, Kill, Next, Pause, Resume, Search, Takeover};
+use Op::{
+    Advance, Connect, Create, Disconnect, Expire, Kill, Next, Pause, Resume, Search, Takeover,
+};
 
 /// The partner moves on while the user is away in grace; the user comes back to the node
 /// they dropped from, which must not bring the closed room back.
@@ -126,6 +128,68 @@ async fn a_drop_while_the_match_is_in_flight_is_waited_for() {
         Search { user: 8 },
         Search { user: 7 },
         Disconnect { user: 7 },
+    ])
+    .await;
+}
+
+/// A searcher on a node that crashes reconnects elsewhere before the crash is noticed: the
+/// dead socket's search ends (nothing replaced it there, and the dead node's claim no longer
+/// lists the user).
+#[tokio::test(start_paused = true)]
+async fn a_dead_sockets_search_ends_when_its_user_is_back_elsewhere() {
+    check(&[
+        Create { user: 4, via: 1 },
+        Connect { user: 4, node: 1 },
+        Search { user: 4 },
+        Kill { node: 1 },
+        Connect { user: 4, node: 0 },
+    ])
+    .await;
+}
+
+/// As above, with the user moving on once more before the check: the node they are on
+/// now ends the search.
+#[tokio::test(start_paused = true)]
+async fn a_dead_sockets_search_ends_after_a_second_move() {
+    check(&[
+        Create { user: 0, via: 0 },
+        Connect { user: 0, node: 2 },
+        Search { user: 0 },
+        Kill { node: 2 },
+        Connect { user: 0, node: 1 },
+        Takeover { user: 0, node: 0 },
+    ])
+    .await;
+}
+
+/// A search survives a takeover from a live node even when that node dies afterwards.
+#[tokio::test(start_paused = true)]
+async fn a_search_handed_over_by_a_takeover_outlives_the_old_node() {
+    check(&[
+        Create { user: 2, via: 1 },
+        Connect { user: 2, node: 2 },
+        Search { user: 2 },
+        Takeover { user: 2, node: 1 },
+        Kill { node: 2 },
+    ])
+    .await;
+}
+
+/// A user back elsewhere after their node died hears their open room again, even with the
+/// partner away: a repeated announcement, no new match.
+#[tokio::test(start_paused = true)]
+async fn a_room_announced_again_on_reconnect_is_no_ghost_match() {
+    check(&[
+        Create { user: 2, via: 2 },
+        Create { user: 9, via: 2 },
+        Connect { user: 2, node: 0 },
+        Next { user: 2 },
+        Connect { user: 9, node: 0 },
+        Search { user: 9 },
+        Kill { node: 0 },
+        Advance { millis: 2_896 },
+        Advance { millis: 9_500 },
+        Connect { user: 2, node: 1 },
     ])
     .await;
 }

@@ -65,10 +65,31 @@ impl ChatService {
     /// `user` connected on this node: a socket of theirs on another node is replaced, and
     /// this node becomes the one their events go to. Call it before
     /// [`ChatService::user_connected`].
+    ///
+    /// If the node that held them was in fact dead (its crash not noticed yet), nothing
+    /// replaced the socket there and its claim will not list them: a node timeout later this
+    /// node looks, and ends the search the dead socket left (an `orphaned` bus message).
     pub async fn claim_user(&self, user: &UserId) {
-        if let Some(node) = &self.inner.node {
-            node.claim(user).await;
-        }
+        let Some(node) = &self.inner.node else {
+            return;
+        };
+        let Some(previous) = node.claim(user).await else {
+            return;
+        };
+        let user = user.clone();
+        self.after(node.node_timeout(), move |service| async move {
+            let Some(node) = &service.inner.node else {
+                return;
+            };
+            let alive = match node.cluster().census(node.dead_after()).await {
+                Ok(Some(census)) => census.live.iter().any(|record| record.id == previous),
+                // Nothing shared or unreadable: no judgement.
+                Ok(None) | Err(_) => true,
+            };
+            if !alive {
+                service.orphaned(&user, true).await;
+            }
+        });
     }
 
     /// `user`'s socket on this node is gone (not if another node took them over since). Call
@@ -112,7 +133,12 @@ impl ChatService {
         for message in BusMessage::decode(text).unwrap_or_default() {
             match message {
                 BusMessage::Event { to, event } => self.receive(&to, event),
-                BusMessage::Replaced { user } => {
+                BusMessage::Handed { user } => {
+                    if self.inner.delivery.is_local(&user) {
+                        self.state().waiting.insert(user);
+                    }
+                }
+                BusMessage::Replaced { user, by } => {
                     // A late replace never closes a socket newer than its claim.
                     let applies = match &self.inner.node {
                         Some(node) => node.replaced_here(&user).await,
@@ -121,12 +147,19 @@ impl ChatService {
                     if !applies {
                         continue;
                     }
+                    // The search the old socket made goes on for the new one.
+                    let waiting = self.state().waiting.contains(&user);
+                    if let (true, Some(by), Some(node)) = (waiting, by, &self.inner.node) {
+                        node.tell(&by, BusMessage::Handed { user: user.clone() })
+                            .await;
+                    }
                     self.inner.delivery.replaced_elsewhere(&user);
                     self.forget_local(&user);
                     if let Some(node) = &self.inner.node {
                         node.moved_away(&user);
                     }
                 }
+                BusMessage::Orphaned { user } => self.orphaned(&user, false).await,
                 BusMessage::Ended { user, expired } => {
                     let end = if expired {
                         SessionEnd::Expired
@@ -139,6 +172,38 @@ impl ChatService {
                         node.moved_away(&user);
                     }
                 }
+            }
+        }
+    }
+
+    /// `user`'s socket on a dead node is gone, their socket is here now: a queue entry of
+    /// theirs this node did not make (no search of theirs waits or is being made here) was
+    /// the dead socket's, and goes. With `forward`, a user whose socket moved on from here
+    /// meanwhile is looked up and their node told.
+    async fn orphaned(&self, user: &UserId, forward: bool) {
+        let ours = {
+            let state = self.state();
+            state.waiting.contains(user)
+                || state.pairing.contains_key(user)
+                || state.links.contains_key(user)
+        };
+        if ours {
+            return;
+        }
+        if !self.inner.delivery.is_local(user) {
+            if let (true, Some(node)) = (forward, &self.inner.node)
+                && let Ok(Some(entry)) = node.cluster().user_node(user).await
+                && entry != node.cluster().node_id()
+            {
+                node.orphaned_on(&entry, user).await;
+            }
+            return;
+        }
+        match self.inner.shared.cancel_search(user).await {
+            Ok(true) => self.set_searching(user, false).await,
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(%error, "could not take a dead socket's search out of the queue")
             }
         }
     }
@@ -237,8 +302,16 @@ impl ChatService {
         let cluster = node.cluster();
         let dropped = match cluster.user_node(user).await {
             Ok(Some(entry)) if entry == dead => cluster.take_user_from(user, dead).await,
-            // Connected on a live node now.
-            Ok(Some(_)) => return,
+            // Connected on a live node now (before the death was noticed): a search the dead
+            // socket left in the queue ends there, unless that node knows it as its own.
+            Ok(Some(entry)) => {
+                if entry == cluster.node_id() {
+                    self.orphaned(user, false).await;
+                } else {
+                    node.orphaned_on(&entry, user).await;
+                }
+                return;
+            }
             // Already away there: their chat was waiting for them.
             Ok(None) => Ok(false),
             Err(error) => Err(error),

@@ -147,7 +147,14 @@ impl Model {
                 format!("u{label} in {room}"),
             );
         }
-        if let Some(other) = self.users.get(&partner_label) {
+        // The room the client already sees, announced again (on a reconnect elsewhere), is
+        // no new match.
+        let repeated = self
+            .users
+            .get(&label)
+            .and_then(|user| user.view.as_ref())
+            .is_some_and(|view| view.room == room);
+        if let Some(other) = self.users.get(&partner_label).filter(|_| !repeated) {
             // A match:found held on a paused bus may arrive after its partner ended.
             if other.ended.is_some_and(|ended| ended > self.last_resume) {
                 return violation(

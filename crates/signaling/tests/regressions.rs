@@ -28,7 +28,8 @@ async fn check(ops: &[Op]) {
 }
 
 use Op::{
-    Advance, Connect, Create, Disconnect, Expire, Kill, Next, Pause, Resume, Search, Takeover,
+    Advance, Connect, Create, Delete, Disconnect, Expire, Kill, Leave, Next, Pause, Resume, Search,
+    Takeover,
 };
 
 /// The partner moves on while the user is away in grace; the user comes back to the node
@@ -190,6 +191,78 @@ async fn a_room_announced_again_on_reconnect_is_no_ghost_match() {
         Advance { millis: 2_896 },
         Advance { millis: 9_500 },
         Connect { user: 2, node: 1 },
+    ])
+    .await;
+}
+
+/// A session deleted through the node of a replaced socket (its replace held on a paused
+/// bus) ends the newer socket on the claiming node too.
+#[tokio::test(start_paused = true)]
+async fn a_delete_through_the_old_node_ends_the_newer_socket() {
+    check(&[
+        Create { user: 1, via: 1 },
+        Pause { node: 1 },
+        Connect { user: 1, node: 1 },
+        Takeover { user: 1, node: 2 },
+        Delete { user: 1, via: 1 },
+    ])
+    .await;
+}
+
+/// A match made on the old node of a user who moved (its replace held on a paused bus)
+/// follows the user to their new node.
+#[tokio::test(start_paused = true)]
+async fn a_room_opened_on_the_old_node_follows_the_moved_user() {
+    check(&[
+        Create { user: 1, via: 1 },
+        Create { user: 3, via: 1 },
+        Connect { user: 3, node: 1 },
+        Pause { node: 1 },
+        Takeover { user: 3, node: 0 },
+        Connect { user: 1, node: 1 },
+        Search { user: 3 },
+        Search { user: 1 },
+    ])
+    .await;
+}
+
+/// A search handed over by a late replace does not make a user who is in a room since
+/// "being matched" (their `match:next` works).
+#[tokio::test(start_paused = true)]
+async fn a_handed_search_never_outlives_the_match() {
+    check(&[
+        Create { user: 3, via: 1 },
+        Create { user: 7, via: 2 },
+        Connect { user: 3, node: 1 },
+        Pause { node: 1 },
+        Search { user: 3 },
+        Takeover { user: 3, node: 0 },
+        Connect { user: 7, node: 0 },
+        Search { user: 7 },
+        Op::Quiesce,
+        Next { user: 3 },
+    ])
+    .await;
+}
+
+/// A node that missed events for a user it still took as connected (their replace held on
+/// a paused bus) does not bring back a room that closed meanwhile.
+#[tokio::test(start_paused = true)]
+async fn a_socket_back_on_a_node_that_missed_events_keeps_no_closed_room() {
+    check(&[
+        Create { user: 7, via: 0 },
+        Create { user: 9, via: 1 },
+        Pause { node: 0 },
+        Connect { user: 9, node: 0 },
+        Connect { user: 7, node: 0 },
+        Search { user: 7 },
+        Search { user: 9 },
+        Disconnect { user: 9 },
+        Takeover { user: 7, node: 1 },
+        Disconnect { user: 7 },
+        Connect { user: 9, node: 1 },
+        Leave { user: 9 },
+        Connect { user: 7, node: 0 },
     ])
     .await;
 }

@@ -143,9 +143,10 @@ impl Hub {
         if let Some(socket) = self.registry.get(user) {
             end_socket(&self.registry, &self.lifecycle, &socket, end);
             self.release_user(user).await;
-        } else {
-            self.chat.end_elsewhere(user, end).await;
         }
+        // Also after ending a socket here: a newer one on another node (whose replace has
+        // not arrived yet) ends too.
+        self.chat.end_elsewhere(user, end).await;
         self.lifecycle.ended(user);
         self.chat.session_ended(user, end).await;
     }

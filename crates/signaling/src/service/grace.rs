@@ -167,12 +167,9 @@ impl ChatService {
         };
         if let Some((room, partner, was_away, announced)) = known {
             let room_id = room.room_id.clone();
-            if !was_away {
-                // A second socket of a user connected here: the link is current.
-                return Some(room_id);
-            }
-            // Back where they dropped from: events for a user away are not observed here
-            // (their socket is gone), so the room may have closed meanwhile.
+            // Back where they dropped from, events for a user away were not observed here
+            // (their socket was gone); and a socket replaced from another node whose notice
+            // has not arrived missed events too: the room may have closed meanwhile.
             if !self.still_open(user, &room_id).await {
                 let mut state = self.state();
                 if state
@@ -187,7 +184,7 @@ impl ChatService {
             if !announced && !self.announce_again(user, &room).await {
                 return None;
             }
-            if let Some(partner) = partner {
+            if let Some(partner) = partner.filter(|_| was_away) {
                 self.deliver(&partner, Outgoing::PartnerReconnected);
             }
             return Some(room_id);
@@ -209,24 +206,51 @@ impl ChatService {
     }
 
     /// Hands `user`'s socket here the `match:found` of their open `room`, whose link this
-    /// node holds. If the partner's session is gone, the room closes instead (the partner's
-    /// end is closing it) and this returns false.
+    /// node holds, then `partner:disconnected` if the partner has no socket now (the link
+    /// marks them away). If the partner's session is gone, the room closes instead (the
+    /// partner's end is closing it) and this returns false.
     async fn announce_again(&self, user: &UserId, room: &RoomRecord) -> bool {
-        let Some(((partner, _), (_, own_username))) = room.partner_of(user).cloned().zip(
-            room.members
-                .iter()
-                .find(|(member, _)| member == user)
-                .cloned(),
-        ) else {
+        let Some((found, partner_away)) = self.found_of(user, room).await else {
+            self.close(room, Vec::new()).await;
             return false;
         };
-        let mut view = match self.inner.sessions.get(&partner).await {
-            Ok(Some(session)) => session.public(),
-            Ok(None) | Err(_) => {
-                self.close(room, Vec::new()).await;
-                return false;
+        let local = self.inner.delivery.is_local(user);
+        self.hand_over(user, found, local);
+        if partner_away {
+            // The room waits for the partner (their grace runs where they dropped).
+            if let Some(link) = self.state().links.get_mut(user)
+                && link.room_id() == &room.room_id
+            {
+                link.partner_away = true;
+            }
+            let grace_secs = self.inner.config.reconnect_grace.as_secs();
+            self.hand_over(user, Outgoing::PartnerDisconnected { grace_secs }, local);
+        }
+        true
+    }
+
+    /// The `match:found` of `room` for its member `user`, and whether the partner has no
+    /// socket now; `None` when the partner's session is gone (or cannot be read).
+    pub(super) async fn found_of(
+        &self,
+        user: &UserId,
+        room: &RoomRecord,
+    ) -> Option<(Outgoing, bool)> {
+        let (partner, _) = room.partner_of(user)?.clone();
+        let (_, own_username) = room
+            .members
+            .iter()
+            .find(|(member, _)| member == user)?
+            .clone();
+        let session = match self.inner.sessions.get(&partner).await {
+            Ok(session) => session?,
+            Err(error) => {
+                tracing::warn!(%error, "could not read the partner of a room to announce");
+                return None;
             }
         };
+        let partner_away = session.socket_id.is_none();
+        let mut view = session.public();
         view.is_searching = false;
         view.in_chat = true;
         // The one who waited longer, first in the record, sends the offer.
@@ -237,14 +261,12 @@ impl ChatService {
             initiator,
             own_username,
         };
-        let local = self.inner.delivery.is_local(user);
-        self.hand_over(user, found, local);
-        true
+        Some((found, partner_away))
     }
 
     /// Whether `room_id` is still `user`'s open room in the shared store (taken as open when
     /// the store cannot say).
-    async fn still_open(&self, user: &UserId, room_id: &RoomId) -> bool {
+    pub(super) async fn still_open(&self, user: &UserId, room_id: &RoomId) -> bool {
         match self.inner.shared.room_of(user).await {
             Ok(room) => room.is_some_and(|room| &room.room_id == room_id),
             Err(error) => {
@@ -254,10 +276,11 @@ impl ChatService {
         }
     }
 
-    /// `user`'s session ended on this node (deleted, expired) while their socket is not
-    /// here: the node holding it (per the directory) ends it, saying `session:expired` first
-    /// when it expired. Call it before [`ChatService::session_ended`]; a no-op on a single
-    /// node.
+    /// `user`'s session ended on this node (deleted, expired): the other node holding their
+    /// socket per the directory, if any, ends it, saying `session:expired` first when it
+    /// expired. Call it after ending and releasing a socket here (a newer socket elsewhere,
+    /// whose replace has not arrived yet, ends too) and before
+    /// [`ChatService::session_ended`]; a no-op on a single node.
     pub async fn end_elsewhere(&self, user: &UserId, end: SessionEnd) {
         if let Some(node) = &self.inner.node {
             node.end_elsewhere(user, end == SessionEnd::Expired).await;

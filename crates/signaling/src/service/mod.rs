@@ -338,6 +338,14 @@ impl ChatService {
                     .moved_on
                     .remove(to)
                     .is_some_and(|since| since.elapsed() < MOVED_ON_FOR);
+            // Already known (announced again after a move between nodes): nothing new.
+            if state
+                .links
+                .get(to)
+                .is_some_and(|link| link.room_id() == room_id)
+            {
+                return Observed::Drop;
+            }
             let elsewhere = state
                 .links
                 .get(to)

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use chat_domain::UserId;
 use chat_storage::cluster::{Heartbeat, NodeRecord};
-use chat_storage::{BusHealth, Inbox, SessionPatch};
+use chat_storage::{BusHealth, Inbox, RoomRecord, SessionPatch};
 use tokio::time::Instant;
 
 use super::{ChatService, SessionEnd};
@@ -134,8 +134,12 @@ impl ChatService {
             match message {
                 BusMessage::Event { to, event } => self.receive(&to, event),
                 BusMessage::Handed { user } => {
-                    if self.inner.delivery.is_local(&user) {
-                        self.state().waiting.insert(user);
+                    let mut state = self.state();
+                    if self.inner.delivery.is_local(&user)
+                        && !state.links.contains_key(&user)
+                        && !state.pairing.contains_key(&user)
+                    {
+                        state.waiting.insert(user);
                     }
                 }
                 BusMessage::Replaced { user, by } => {
@@ -153,10 +157,14 @@ impl ChatService {
                         node.tell(&by, BusMessage::Handed { user: user.clone() })
                             .await;
                     }
+                    let room = self.state().links.get(&user).map(|link| link.room.clone());
                     self.inner.delivery.replaced_elsewhere(&user);
                     self.forget_local(&user);
                     if let Some(node) = &self.inner.node {
                         node.moved_away(&user);
+                    }
+                    if let Some(room) = room {
+                        self.hand_room_over(&user, &room).await;
                     }
                 }
                 BusMessage::Orphaned { user } => self.orphaned(&user, false).await,
@@ -173,6 +181,19 @@ impl ChatService {
                     }
                 }
             }
+        }
+    }
+
+    /// `user`'s socket moved to another node while this one held a link into `room`: a room
+    /// opened after the claim (this node still took the old socket for theirs) is unknown
+    /// there, so its `match:found` follows the user (dropped there if already known).
+    async fn hand_room_over(&self, user: &UserId, room: &RoomRecord) {
+        if !self.still_open(user, &room.room_id).await {
+            return;
+        }
+        if let (Some((found, _)), Some(node)) = (self.found_of(user, room).await, &self.inner.node)
+        {
+            node.forward(user, found);
         }
     }
 

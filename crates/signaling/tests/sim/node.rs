@@ -327,9 +327,8 @@ impl Node {
     pub async fn end_session(&self, user: &UserId, end: SessionEnd) {
         if self.sockets.end(user, end) {
             self.chat.release_user(user).await;
-        } else {
-            self.chat.end_elsewhere(user, end).await;
         }
+        self.chat.end_elsewhere(user, end).await;
         self.lifecycle.ended(user);
         self.chat.session_ended(user, end).await;
     }

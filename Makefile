@@ -91,9 +91,20 @@ fuzz:
 SOAK_SEEDS ?= 100000
 SOAK_STEPS ?= 2000
 SOAK_SECS ?= 600
-soak:
+## Then the same against real processes: tests/node/chaos.test.js (three chat-server nodes on a
+## private redis-server, SIGKILL/SIGSTOP of nodes, Redis killed and restarted) over
+## CHAOS_SOAK_SEEDS seeds (1..n) of CHAOS_SOAK_STEPS steps; prints its own totals. CHAOS_FAULTS
+## picks its fault kinds (default kill,pause; kill,redis,pause for every kind). A failing seed
+## prints its schedule; replay it with CHAOS_SEED=<n>.
+CHAOS_SOAK_SEEDS ?= 50
+CHAOS_SOAK_STEPS ?= 200
+soak: node-deps
 	SIM_SEEDS=$(SOAK_SEEDS) SIM_STEPS=$(SOAK_STEPS) SOAK_SECS=$(SOAK_SECS) \
 	  $(CARGO) test --release -p chat-signaling --test simulation -- --nocapture
+	$(CARGO) build -p chat-server
+	cd $(NODE_TESTS) && CHAT_SERVER_BIN=$(CURDIR)/target/debug/chat-server \
+	  CHAOS_SEEDS=$(CHAOS_SOAK_SEEDS) CHAOS_STEPS=$(CHAOS_SOAK_STEPS) $(if $(CHAOS_FAULTS),CHAOS_FAULTS=$(CHAOS_FAULTS)) \
+	  node --test --test-reporter=spec chaos.test.js
 
 clean:
 	$(CARGO) clean

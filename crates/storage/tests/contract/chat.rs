@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use chat_domain::{ProfileField, RoomId, SearchFilters, Searcher, UserId};
-use chat_storage::{ChatStore, RoomRecord};
+use chat_domain::{ProfileField, RoomId, SearchFilters, Searcher, Timestamp, UserId};
+use chat_storage::{ChatStore, RoomRecord, SessionPatch, SessionStore};
 use futures_util::future::join_all;
 
 use crate::common::user_seen;
@@ -36,6 +36,7 @@ chat_suite!(
         cancel_takes_a_searcher_out_once,
         rooms_open_and_close_exactly_once,
         a_new_room_survives_closing_the_old_one,
+        a_searcher_whose_session_ran_out_is_never_paired,
     ]
 );
 #[cfg(feature = "redis")]
@@ -50,6 +51,7 @@ chat_suite!(
         cancel_takes_a_searcher_out_once,
         rooms_open_and_close_exactly_once,
         a_new_room_survives_closing_the_old_one,
+        a_searcher_whose_session_ran_out_is_never_paired,
     ]
 );
 #[cfg(feature = "redis")]
@@ -64,6 +66,7 @@ chat_suite!(
         cancel_takes_a_searcher_out_once,
         rooms_open_and_close_exactly_once,
         a_new_room_survives_closing_the_old_one,
+        a_searcher_whose_session_ran_out_is_never_paired,
     ]
 );
 
@@ -302,4 +305,43 @@ async fn a_new_room_survives_closing_the_old_one<S: ChatStore>(store: &S) {
     assert_eq!(store.room_of(&second.user.id).await.unwrap(), None);
     assert!(new.has_member(&third.user.id) && !new.has_member(&second.user.id));
     assert!(store.close_room(&new).await.unwrap());
+}
+
+/// A searcher whose session's TTL ran out before any sweep ended it is skipped (and leaves
+/// the queue); one with no session record at all is not judged.
+async fn a_searcher_whose_session_ran_out_is_never_paired<S: ChatStore + SessionStore>(store: &S) {
+    let (gone, waiting, newcomer) = (
+        user_seen(Duration::ZERO),
+        user_seen(Duration::ZERO),
+        user_seen(Duration::ZERO),
+    );
+    for user in [&gone, &waiting, &newcomer] {
+        store.create(user).await.unwrap();
+    }
+    let as_searcher = |user: &chat_domain::GuestUser| Searcher {
+        user: user.public(),
+        filters: SearchFilters::default(),
+        avoid: None,
+    };
+    assert_eq!(search(store, &as_searcher(&gone)).await, None);
+    // The TTL runs out now: the last activity moves back past it.
+    let ran_out = SessionPatch {
+        touch: Some(Timestamp::from_millis(0)),
+        ..SessionPatch::default()
+    };
+    store.update(&gone.id, ran_out).await.unwrap();
+    assert_eq!(store.get(&gone.id).await.unwrap(), None);
+    assert_eq!(
+        search(store, &as_searcher(&waiting)).await,
+        None,
+        "the only one queued ran out: not paired, the newcomer waits"
+    );
+    assert_eq!(
+        search(store, &as_searcher(&newcomer)).await,
+        Some(waiting.id.clone())
+    );
+    assert!(
+        !store.cancel_search(&gone.id).await.unwrap(),
+        "the walk took the one that ran out out of the queue"
+    );
 }

@@ -6,7 +6,7 @@
 //   CHAOS_SEED=<n>        one seed (replays a failing run's schedule)
 //   CHAOS_SEEDS=<a,b,..>  or a count <n> (seeds 1..n); default: the CI set below
 //   CHAOS_STEPS=<n>       steps per seed (default 40)
-//   CHAOS_FAULTS=kill,redis,pause   the fault kinds (default: kill,pause, see CI_FAULTS; empty: none)
+//   CHAOS_FAULTS=kill,redis,pause   the fault kinds (default: all, see CI_FAULTS; empty: none)
 //   CHAOS_VERBOSE=1       prints every schedule, passing or not
 //   CHAOS_SUMMARY=<file>  appends the totals as one JSON line (make soak reads it)
 import assert from 'node:assert/strict';
@@ -28,10 +28,11 @@ function seeds() {
 }
 
 const STEPS = Number(process.env.CHAOS_STEPS ?? 40);
-// `redis` is off by default: it finds a defect not fixed yet (a searcher queued on a node
-// during a Redis outage is written back and paired when Redis returns empty, but never hears
-// its match:found; replay: CHAOS_SEED=1 CHAOS_STEPS=12 CHAOS_FAULTS=kill,redis,pause).
-export const CI_FAULTS = FAULT_KINDS.filter((kind) => kind !== 'redis');
+// Every fault kind runs by default. (`redis` found a defect, fixed since: a searcher queued
+// on a node during a Redis outage was written back and paired when Redis returned empty, but
+// its match:found was dropped while its node had not recorded it in the directory again;
+// replay: CHAOS_SEED=1 CHAOS_STEPS=12.)
+export const CI_FAULTS = FAULT_KINDS;
 const FAULTS = process.env.CHAOS_FAULTS === undefined
   ? CI_FAULTS
   : process.env.CHAOS_FAULTS.split(',').map((kind) => kind.trim()).filter(Boolean);

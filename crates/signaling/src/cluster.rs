@@ -318,26 +318,52 @@ impl Node {
     }
 }
 
+/// How long events for a user the directory places nowhere wait for an entry before they are
+/// dropped: their node may be recording its users again after a Redis outage (its searchers
+/// go back into the shared queue at the same time, and can be paired before the directory
+/// names their node again).
+pub const UNPLACED_WAIT: Duration = Duration::from_secs(5);
+
+/// How often events waiting for a directory entry look again.
+const UNPLACED_RETRY: Duration = Duration::from_millis(100);
+
+/// Events for users the directory did not place yet, in order per user, with when the first
+/// of them arrived.
+type Unplaced = HashMap<UserId, (tokio::time::Instant, Vec<Outgoing>)>;
+
 /// Forwards queued events in order, a batch at a time, until the queue's sender is gone or
-/// `shutdown` is cancelled; then what is already queued is sent too.
+/// `shutdown` is cancelled; then what is already queued is sent too. Events for a user with
+/// no directory entry wait (up to [`UNPLACED_WAIT`], later events for that user behind them)
+/// and are looked up again every [`UNPLACED_RETRY`].
 async fn run_forwarder(
     cluster: Arc<dyn Cluster>,
     mut queue: mpsc::UnboundedReceiver<(UserId, Outgoing)>,
     shutdown: CancellationToken,
 ) {
     let mut batch = Vec::with_capacity(FORWARD_BATCH);
+    let mut unplaced = Unplaced::new();
+    let mut retry_at = tokio::time::Instant::now();
     loop {
         let received = tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
+            () = tokio::time::sleep_until(retry_at), if !unplaced.is_empty() => {
+                retry_unplaced(cluster.as_ref(), &mut unplaced).await;
+                retry_at = tokio::time::Instant::now() + UNPLACED_RETRY;
+                continue;
+            }
             received = queue.recv_many(&mut batch, FORWARD_BATCH) => received,
         };
         if received == 0 {
             return;
         }
-        send_batch(cluster.as_ref(), &mut batch).await;
+        let waited = !unplaced.is_empty();
+        send_batch(cluster.as_ref(), &mut batch, &mut unplaced).await;
+        if !waited && !unplaced.is_empty() {
+            retry_at = tokio::time::Instant::now() + UNPLACED_RETRY;
+        }
     }
-    // Shutting down: what was queued before still goes out.
+    // Shutting down: what was queued before still goes out (once; nothing waits any more).
     loop {
         while batch.len() < FORWARD_BATCH {
             match queue.try_recv() {
@@ -346,35 +372,100 @@ async fn run_forwarder(
             }
         }
         if batch.is_empty() {
-            return;
+            break;
         }
-        send_batch(cluster.as_ref(), &mut batch).await;
+        send_batch(cluster.as_ref(), &mut batch, &mut unplaced).await;
+    }
+    retry_unplaced(cluster.as_ref(), &mut unplaced).await;
+    drop_unplaced(unplaced);
+}
+
+/// The node holding `to`'s socket other than this one: `Ok(None)` when `to` is on this node,
+/// `Err(())` when the directory places them nowhere (or cannot be read).
+async fn node_of(cluster: &dyn Cluster, to: &UserId) -> Result<Option<String>, ()> {
+    match cluster.user_node(to).await {
+        Ok(Some(node)) if node == cluster.node_id() => Ok(None),
+        Ok(Some(node)) => Ok(Some(node)),
+        Ok(None) | Err(_) => Err(()),
     }
 }
 
-/// Sends the events of `batch` (emptied) to their users' nodes, one bus message per node;
-/// events for users on no other node are dropped.
-async fn send_batch(cluster: &dyn Cluster, batch: &mut Vec<(UserId, Outgoing)>) {
-    let own = cluster.node_id();
-    let mut nodes: HashMap<UserId, Option<String>> = HashMap::new();
+/// Sends the events of `batch` (emptied) to their users' nodes, one bus message per node.
+/// Events for a user on this node again are dropped (their socket left); events for a user
+/// placed nowhere, or behind such events, go to `unplaced`.
+async fn send_batch(
+    cluster: &dyn Cluster,
+    batch: &mut Vec<(UserId, Outgoing)>,
+    unplaced: &mut Unplaced,
+) {
+    let mut nodes: HashMap<UserId, Result<Option<String>, ()>> = HashMap::new();
     let mut by_node: HashMap<String, Vec<BusMessage>> = HashMap::new();
     for (to, event) in batch.drain(..) {
+        if let Some((_, waiting)) = unplaced.get_mut(&to) {
+            waiting.push(event);
+            continue;
+        }
         if !nodes.contains_key(&to) {
-            let node = cluster
-                .user_node(&to)
-                .await
-                .ok()
-                .flatten()
-                .filter(|node| node != own);
+            let node = node_of(cluster, &to).await;
             nodes.insert(to.clone(), node);
         }
-        if let Some(Some(node)) = nodes.get(&to) {
-            by_node
+        match nodes.get(&to) {
+            Some(Ok(Some(node))) => by_node
                 .entry(node.clone())
                 .or_default()
-                .push(BusMessage::Event { to, event });
+                .push(BusMessage::Event { to, event }),
+            Some(Err(())) => {
+                unplaced.insert(to, (tokio::time::Instant::now(), vec![event]));
+            }
+            _ => {}
         }
     }
+    publish_all(cluster, by_node).await;
+}
+
+/// Looks up the users of `unplaced` again: those placed now get their events, in order;
+/// those still placed nowhere after [`UNPLACED_WAIT`] lose them (logged).
+async fn retry_unplaced(cluster: &dyn Cluster, unplaced: &mut Unplaced) {
+    let mut by_node: HashMap<String, Vec<BusMessage>> = HashMap::new();
+    let mut expired = Unplaced::new();
+    let users: Vec<UserId> = unplaced.keys().cloned().collect();
+    for user in users {
+        let node = node_of(cluster, &user).await;
+        let waited_out = unplaced
+            .get(&user)
+            .is_some_and(|(since, _)| since.elapsed() >= UNPLACED_WAIT);
+        if node.is_err() && !waited_out {
+            continue;
+        }
+        let Some((since, events)) = unplaced.remove(&user) else {
+            continue;
+        };
+        match node {
+            Ok(Some(node)) => by_node
+                .entry(node)
+                .or_default()
+                .extend(events.into_iter().map(|event| BusMessage::Event {
+                    to: user.clone(),
+                    event,
+                })),
+            Ok(None) => {}
+            Err(()) => {
+                expired.insert(user, (since, events));
+            }
+        }
+    }
+    publish_all(cluster, by_node).await;
+    drop_unplaced(expired);
+}
+
+/// Gives up on events whose user no node holds.
+fn drop_unplaced(unplaced: Unplaced) {
+    for (user, (_, events)) in unplaced {
+        tracing::warn!(user_id = %user, events = events.len(), "events dropped: no node holds the user");
+    }
+}
+
+async fn publish_all(cluster: &dyn Cluster, by_node: HashMap<String, Vec<BusMessage>>) {
     for (node, messages) in by_node {
         let Ok(text) = serde_json::to_string(&messages) else {
             continue;

@@ -165,3 +165,27 @@ async fn while_the_bus_is_down_events_for_another_node_fail_for_the_sender() {
         .unwrap();
     harness.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn events_for_a_partner_placed_nowhere_wait_for_their_node_to_record_them() {
+    let harness = Harness::with_nodes(3);
+    let (alice, bob, _) = harness.pair_on(0, 1).await;
+    harness.take();
+    // Bob's entry is gone for a moment, as after Redis came back empty and before his node
+    // records its users again (his searchers may already be back in the shared queue).
+    harness.nodes[1].release_user(&bob).await;
+    let sent = harness.nodes[0]
+        .send_message(&alice, text("are you there?"))
+        .await
+        .unwrap();
+    harness.settle().await;
+    assert!(harness.for_user(&bob).is_empty(), "nowhere to send it yet");
+    harness.nodes[1].claim_user(&bob).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let received = harness.for_user(&bob);
+    assert!(
+        matches!(received.as_slice(), [Outgoing::Message(message)] if message.id == sent.id),
+        "the message waited for Bob's node: {received:?}"
+    );
+    harness.shutdown().await;
+}

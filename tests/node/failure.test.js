@@ -143,6 +143,28 @@ describe('a node dies without a word', { skip: !available && 'redis-server is no
     back.socket.close();
   });
 
+  test('a node stopped with SIGTERM runs every disconnect rule for its users before it exits', async () => {
+    const leaving = await startNode();
+    const [first] = nodes;
+    await eventually(async () => (await liveIds(first)).length === 3, 5000, 'the new node to be seen');
+    const { a, b, roomId } = await pairAcross(first, leaving);
+    const before = (await api(first.url, 'GET', '/api/stats')).body.stats.onlineUsers;
+
+    const told = waitFor(a.socket, 'partner:disconnected', (NODE_TIMEOUT_SECS + 2) * 1000);
+    const exit = await leaving.terminate();
+    assert.equal(exit.code, 0, 'a clean exit');
+    // Bob's disconnect ran on his node before it exited: Alice is told, Bob shows offline.
+    assert.deepEqual(await told, { graceSecs: GRACE_SECS });
+    const { body: me } = await api(first.url, 'GET', '/api/guest/me', { token: b.token });
+    assert.equal(me.user?.isOnline ?? me.isOnline, false);
+    await eventually(async () => (await api(first.url, 'GET', '/api/stats')).body.stats.onlineUsers === before - 1, 5000, 'Bob to count offline');
+    // The room's grace goes on without the node that stopped: it closes for Alice after it.
+    const closed = await waitFor(a.socket, 'room:closed', (NODE_TIMEOUT_SECS + GRACE_SECS + 3) * 1000);
+    assert.deepEqual(closed, { roomId, reason: 'partner_disconnected' });
+    assert.equal((await liveIds(first)).length, 2, 'the stopped node left the list');
+    a.socket.close();
+  });
+
   test('a killed node\'s searcher leaves the queue: a newcomer is not matched with it', async () => {
     const doomed = await startNode();
     const [first] = nodes;

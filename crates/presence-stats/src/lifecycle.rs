@@ -187,13 +187,17 @@ impl SessionLifecycle {
         Ok(updated)
     }
 
-    /// `user`'s socket is gone: no longer tracked, offline with the socket detached (a failed
-    /// write is logged). Announce the returned change once the chat has been told.
-    pub async fn disconnected(&self, user: &UserId) -> StatsChange {
+    /// `user`'s socket `socket_id` is gone: no longer tracked, offline with the socket detached
+    /// unless the session names another socket by now (a failed write is logged). Announce the
+    /// returned change once the chat has been told.
+    pub async fn disconnected(&self, user: &UserId, socket_id: &str) -> StatsChange {
         self.inner.tracker.disconnected(user);
+        // Only while the session still names this socket: the user may have connected on
+        // another node meanwhile, which wrote them online with its socket.
         let patch = SessionPatch {
             is_online: Some(false),
             socket: Some(None),
+            only_if_socket: Some(socket_id.to_owned()),
             ..SessionPatch::default()
         };
         if let Err(error) = self.inner.store.update(user, patch).await {

@@ -154,10 +154,22 @@ pub struct SessionPatch {
     pub chat: Option<Option<UserId>>,
     /// `Some(Some((socket id, connected at)))` attaches a socket; `Some(None)` detaches it.
     pub socket: Option<Option<(String, Timestamp)>>,
+    /// When set, the patch applies only while the session's socket is this one, and the
+    /// session is returned unchanged otherwise: a socket that drops on one node never marks
+    /// offline (or detaches) the newer socket its user opened on another node meanwhile.
+    pub only_if_socket: Option<String>,
 }
 
 impl SessionPatch {
-    /// Applies the patch to a user in place.
+    /// Whether the patch applies to `user` ([`SessionPatch::only_if_socket`]).
+    pub fn applies_to(&self, user: &GuestUser) -> bool {
+        self.only_if_socket
+            .as_ref()
+            .is_none_or(|socket| user.socket_id.as_ref() == Some(socket))
+    }
+
+    /// Applies the patch to a user in place (whatever [`SessionPatch::only_if_socket`] says:
+    /// check [`SessionPatch::applies_to`] first).
     pub fn apply(&self, user: &mut GuestUser) {
         if let Some(now) = self.touch {
             user.last_seen = now;

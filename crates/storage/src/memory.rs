@@ -152,8 +152,10 @@ impl SessionStore for MemoryStore {
         let Some(mut user) = sessions.live(id, Timestamp::now(), ttl).cloned() else {
             return Ok(None);
         };
-        patch.apply(&mut user);
-        sessions.put(user.clone(), ttl);
+        if patch.applies_to(&user) {
+            patch.apply(&mut user);
+            sessions.put(user.clone(), ttl);
+        }
         Ok(Some(user))
     }
 

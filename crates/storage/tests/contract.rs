@@ -36,6 +36,7 @@ macro_rules! contract_suite {
             online_users_pages_without_gaps_or_duplicates,
             rate_limits_in_fixed_windows,
             files_live_in_their_room_until_expiry,
+            a_patch_for_another_socket_changes_nothing,
         ]);
     };
     (@tests $backend:ident, $open:path, [$($check:ident),* $(,)?]) => {
@@ -428,4 +429,39 @@ async fn files_live_in_their_room_until_expiry<S: SessionStore>(store: &S) {
     .await;
     assert_eq!(store.file_meta(&short_id).await.unwrap(), None);
     assert_eq!(store.delete_room_files(&other_room).await.unwrap(), 1);
+}
+
+async fn a_patch_for_another_socket_changes_nothing<S: SessionStore>(store: &S) {
+    let user = user_seen(Duration::ZERO);
+    store.create(&user).await.unwrap();
+    let attach = |socket: &str| SessionPatch {
+        is_online: Some(true),
+        socket: Some(Some((socket.into(), Timestamp::now()))),
+        ..SessionPatch::default()
+    };
+    let detach = |socket: &str| SessionPatch {
+        is_online: Some(false),
+        socket: Some(None),
+        only_if_socket: Some(socket.into()),
+        ..SessionPatch::default()
+    };
+    store.update(&user.id, attach("old")).await.unwrap();
+    let newer = store
+        .update(&user.id, attach("new"))
+        .await
+        .unwrap()
+        .unwrap();
+    // The old socket's drop arrives after the new socket attached: nothing changes.
+    let unchanged = store.update(&user.id, detach("old")).await.unwrap();
+    assert_eq!(unchanged.as_ref(), Some(&newer));
+    assert_eq!(store.get(&user.id).await.unwrap(), Some(newer));
+    assert_eq!(store.stats(Timestamp::now()).await.unwrap().online_users, 1);
+    // The current socket's drop applies.
+    let detached = store
+        .update(&user.id, detach("new"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!detached.is_online && detached.socket_id.is_none());
+    assert_eq!(store.stats(Timestamp::now()).await.unwrap().online_users, 0);
 }

@@ -198,7 +198,7 @@ impl Handler for ChatHandler {
             return;
         }
         hub.release_user(&user_id).await;
-        let change = hub.lifecycle.disconnected(&user_id).await;
+        let change = hub.lifecycle.disconnected(&user_id, socket.id()).await;
         hub.chat.user_disconnected(&user_id).await;
         change.announce();
     }

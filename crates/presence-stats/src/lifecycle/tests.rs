@@ -212,10 +212,31 @@ async fn the_online_flag_is_the_users_to_set() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_socket_dropping_late_never_marks_offline_the_newer_socket() {
+    let fixture = fixture();
+    let user = fixture.connected("old-socket").await;
+    // The user opened a socket elsewhere (another node) before the old one's drop ran here.
+    let newer = fixture
+        .lifecycle
+        .connected(&user.id, "new-socket")
+        .await
+        .unwrap();
+    newer.unwrap().change.announce();
+    fixture
+        .lifecycle
+        .disconnected(&user.id, "old-socket")
+        .await
+        .announce();
+    let stored = fixture.stored(&user.id).await;
+    assert!(stored.is_online, "still online through the newer socket");
+    assert_eq!(stored.socket_id.as_deref(), Some("new-socket"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn disconnecting_marks_offline_detaches_the_socket_and_announces_afterwards() {
     let fixture = fixture();
     let user = fixture.connected("socket-1").await;
-    let change = fixture.lifecycle.disconnected(&user.id).await;
+    let change = fixture.lifecycle.disconnected(&user.id, "socket-1").await;
     let stored = fixture.stored(&user.id).await;
     assert!(!stored.is_online);
     assert_eq!(stored.socket_id, None);
@@ -414,7 +435,8 @@ async fn a_burst_of_lifecycle_steps_gives_one_snapshot_and_the_broadcaster_stops
     tasks.close();
 
     let mut users = Vec::new();
-    for socket in ["a", "b", "c"] {
+    let sockets = ["a", "b", "c"];
+    for socket in sockets {
         let user = GuestUser::new(Profile::default(), Timestamp::now());
         lifecycle.create(&user).await.unwrap();
         let connected = lifecycle
@@ -430,8 +452,8 @@ async fn a_burst_of_lifecycle_steps_gives_one_snapshot_and_the_broadcaster_stops
     assert_eq!(sent.len(), 1, "one snapshot for the burst");
     assert_eq!(sent[0].stats.online_users, 3);
 
-    for user in &users {
-        lifecycle.disconnected(&user.id).await.announce();
+    for (user, socket) in users.iter().zip(sockets) {
+        lifecycle.disconnected(&user.id, socket).await.announce();
     }
     tokio::time::sleep(interval * 2).await;
     let sent = sink.0.lock().unwrap().clone();

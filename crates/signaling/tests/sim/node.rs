@@ -316,7 +316,10 @@ impl Node {
         }
         self.sockets.log.drop_receipts(socket);
         self.chat.release_user(user).await;
-        let change = self.lifecycle.disconnected(user).await;
+        let change = self
+            .lifecycle
+            .disconnected(user, &format!("s{socket}"))
+            .await;
         self.chat.user_disconnected(user).await;
         change.announce();
         true

@@ -58,8 +58,15 @@ pub(super) fn encode_patch(patch: &SessionPatch) -> StoreResult<String> {
         set("socketId", json(&socket_id)?);
         set("connectedAt", json(&connected_at)?);
     }
+    if let Some(socket) = &patch.only_if_socket {
+        // Not a session field: the patch script takes it out and checks it.
+        set(ONLY_IF_SOCKET, json(socket)?);
+    }
     Ok(serde_json::Value::Object(fields).to_string())
 }
+
+/// The key of an encoded patch that makes it conditional on the session's socket id.
+pub(super) const ONLY_IF_SOCKET: &str = "__onlyIfSocket";
 
 /// File metadata as stored.
 pub(super) fn encode_meta(meta: &FileMeta) -> StoreResult<String> {
@@ -141,6 +148,7 @@ mod tests {
                 is_searching: Some(true),
                 chat: Some(None),
                 socket: Some(Some(("new".into(), later))),
+                only_if_socket: None,
             },
             SessionPatch {
                 chat: Some(Some(UserId::generate())),

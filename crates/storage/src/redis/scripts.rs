@@ -45,7 +45,9 @@ return 1
 /// KEYS: session, expiries, online, searching, in chat, activity.
 /// ARGV: id, patch (a JSON object of the session fields to set, in the stored names), now ms,
 /// touch ms (`''`: no touch; else the new `lastSeen`, which slides the expiry), session TTL ms,
-/// key TTL grace ms. Returns the new JSON, or nil when no live session is stored.
+/// key TTL grace ms. Returns the new JSON, or nil when no live session is stored. A patch
+/// with `__onlyIfSocket` applies only while the session's `socketId` is that one; otherwise
+/// the stored JSON is returned unchanged.
 pub(super) static PATCH_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
@@ -55,7 +57,13 @@ local now = tonumber(ARGV[3])
 local expires = tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]))
 if expires == nil or expires <= now then return false end
 local user = cjson.decode(stored)
-for field, value in pairs(cjson.decode(ARGV[2])) do user[field] = value end
+local patch = cjson.decode(ARGV[2])
+local only = patch['__onlyIfSocket']
+if only ~= nil then
+  patch['__onlyIfSocket'] = nil
+  if user.socketId ~= only then return stored end
+end
+for field, value in pairs(patch) do user[field] = value end
 if ARGV[4] ~= '' then
   expires = tonumber(ARGV[4]) + tonumber(ARGV[5])
   redis.call('ZADD', KEYS[6], ARGV[4], ARGV[1])

@@ -163,16 +163,24 @@ for (const transports of TRANSPORTS) {
       assert.equal((await waitFor(d.socket, 'match:found')).partner.id, b.user.id);
     });
 
-    test('after match:next the partner just left is taken again when nobody else fits', async (t) => {
+    test('after match:next the two are never paired again on their next pairing, even when nobody else waits', async (t) => {
       const server = await serverFor(t);
       const { a, b, roomId } = await matchPair(server.url, transports);
       assert.equal((await emitAck(a.socket, 'match:next')).ok, true);
       assert.deepEqual(await waitFor(b.socket, 'room:closed'), { roomId, reason: 'partner_left' });
+      // A searches again (match:next); B searches too: both wait rather than meet again.
       await search(b);
-      const [foundA, foundB] = await Promise.all([waitFor(a.socket, 'match:found'), waitFor(b.socket, 'match:found')]);
-      assert.equal(foundA.partner.id, b.user.id);
-      assert.equal(foundB.partner.id, a.user.id);
-      assert.notEqual(foundA.roomId, roomId, 'a new room');
+      await expectNone(a.socket, 'match:found', 300);
+      await expectNone(b.socket, 'match:found', 300);
+      // A newcomer is paired with one of them, and the other with the next one.
+      const c = await guestOnline(server.url, transports, {});
+      await search(c);
+      const foundC = await waitFor(c.socket, 'match:found');
+      assert.ok([a.user.id, b.user.id].includes(foundC.partner.id), 'the newcomer meets one of the two');
+      const d = await guestOnline(server.url, transports, {});
+      await search(d);
+      const foundD = await waitFor(d.socket, 'match:found');
+      assert.ok([a.user.id, b.user.id].includes(foundD.partner.id) && foundD.partner.id !== foundC.partner.id, 'the other meets the next');
     });
   });
 }

@@ -223,15 +223,11 @@ impl Node {
             self.needs_resync();
         }
         let previous = previous.filter(|previous| previous != self.cluster.node_id())?;
-        let message = [BusMessage::Replaced {
+        let replaced = BusMessage::Replaced {
             user: user.clone(),
             by: Some(self.cluster.node_id().to_owned()),
-        }];
-        if let Ok(text) = serde_json::to_string(&message)
-            && let Err(error) = self.cluster.publish(&previous, text).await
-        {
-            tracing::warn!(%error, "could not publish to another node");
-        }
+        };
+        self.tell(&previous, replaced).await;
         Some(previous)
     }
 
@@ -264,15 +260,11 @@ impl Node {
         let Some(node) = node.filter(|node| node != self.cluster.node_id()) else {
             return;
         };
-        let message = [BusMessage::Ended {
+        let ended = BusMessage::Ended {
             user: user.clone(),
             expired,
-        }];
-        if let Ok(text) = serde_json::to_string(&message)
-            && let Err(error) = self.cluster.publish(&node, text).await
-        {
-            tracing::warn!(%error, "could not tell another node that a session ended");
-        }
+        };
+        self.tell(&node, ended).await;
     }
 
     /// `user`, held by a dead node, has their socket on the live node `node` now: that node
@@ -282,13 +274,13 @@ impl Node {
             .await;
     }
 
-    /// Publishes one `message` to `node`.
+    /// Publishes one `message` to `node` (a failure is logged).
     pub(crate) async fn tell(&self, node: &str, message: BusMessage) {
         let message = [message];
         if let Ok(text) = serde_json::to_string(&message)
             && let Err(error) = self.cluster.publish(node, text).await
         {
-            tracing::warn!(%error, "could not tell a node of a dead node's user");
+            tracing::warn!(%error, node, "could not publish to another node");
         }
     }
 

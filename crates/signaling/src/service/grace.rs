@@ -25,17 +25,7 @@ impl ChatService {
     /// by another node's search whose room is already open gets it here.
     pub async fn user_disconnected(&self, user: &UserId) {
         let was_waiting = self.state().waiting.remove(user);
-        let queued = match self.inner.shared.cancel_search(user).await {
-            Ok(true) => {
-                self.set_searching(user, false).await;
-                true
-            }
-            Ok(false) => false,
-            Err(error) => {
-                tracing::warn!(%error, "could not take a dropped user out of the queue");
-                true
-            }
-        };
+        let queued = self.leave_queue(user, "dropped").await;
         let waiting = {
             let mut state = self.state();
             if let Some(pairing) = state.pairing.get_mut(user) {

@@ -524,6 +524,23 @@ impl ChatService {
         }
     }
 
+    /// Takes `user` out of the queue on their behalf (their socket or session is gone), with
+    /// the searching flag reset if they were in it. Returns whether they were, or may have
+    /// been (the store did not answer: logged with `why`).
+    async fn leave_queue(&self, user: &UserId, why: &'static str) -> bool {
+        match self.inner.shared.cancel_search(user).await {
+            Ok(true) => {
+                self.set_searching(user, false).await;
+                true
+            }
+            Ok(false) => false,
+            Err(error) => {
+                tracing::warn!(%error, why, "could not take a user out of the queue");
+                true
+            }
+        }
+    }
+
     /// Sets the searching flag of `user` and tells the stats it changed.
     async fn set_searching(&self, user: &UserId, searching: bool) {
         let patch = SessionPatch {

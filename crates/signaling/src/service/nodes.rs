@@ -220,13 +220,7 @@ impl ChatService {
             }
             return;
         }
-        match self.inner.shared.cancel_search(user).await {
-            Ok(true) => self.set_searching(user, false).await,
-            Ok(false) => {}
-            Err(error) => {
-                tracing::warn!(%error, "could not take a dead socket's search out of the queue")
-            }
-        }
+        self.leave_queue(user, "a dead socket's search").await;
     }
 
     /// Beats this node's record on the service's tasks until shutdown (then the record is
@@ -364,13 +358,7 @@ impl ChatService {
             self.set_flags(user, offline).await;
             self.changed();
         }
-        match self.inner.shared.cancel_search(user).await {
-            Ok(true) => self.set_searching(user, false).await,
-            Ok(false) => {}
-            Err(error) => {
-                tracing::warn!(%error, "could not take a dead node's user out of the queue")
-            }
-        }
+        self.leave_queue(user, "a dead node's user").await;
         match self.inner.shared.room_of(user).await {
             // As after any drop; a partner already told (the user was away there) hears
             // nothing twice.

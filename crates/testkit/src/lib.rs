@@ -4,6 +4,10 @@
 //! - [`redis`]: [`RedisServer`], a private `redis-server` on a random port of 127.0.0.1 that a
 //!   test can kill and restart on the same port, and [`require_redis`], which skips a test when
 //!   `redis-server` is missing locally but fails it in CI (`CI=true`).
+//! - [`topology`]: real Redis topologies for the storage crate's tests: [`TlsRedis`] (TLS only,
+//!   with a throwaway CA), [`SentinelRedis`] (primary, replica and a Sentinel that fails over
+//!   after [`SentinelRedis::kill_primary`]) and [`RedisClusterSet`] (a Redis Cluster of
+//!   masters), each with a `require_…` function that skips or, under `CI=true`, fails.
 //! - [`server`]: [`ChatServer`], the real `chat-server` binary on a free port, ready once it
 //!   printed its `listening on` line, stopped with `SIGTERM`.
 //!
@@ -36,8 +40,15 @@
 //! assert!(redis.is_up() && redis.port() == port);
 //! ```
 
+mod process;
 pub mod redis;
+mod resp;
 pub mod server;
+pub mod topology;
 
 pub use redis::{RedisServer, redis_available, require_redis};
 pub use server::ChatServer;
+pub use topology::{
+    RedisClusterSet, SentinelRedis, TlsRedis, require_redis_cluster, require_sentinel_redis,
+    require_tls_redis, topology_tools_available,
+};

@@ -4,14 +4,15 @@
 //! when the pipe closes (on [`RedisServer::kill`], on drop, or when the test process dies in any
 //! way, even by `SIGKILL`), the guard sends `SIGKILL` to `redis-server` and waits for it. So no
 //! server outlives its test binary, and a killed server has really stopped once `kill` returns.
+//! The same guard runs the servers of [`crate::topology`].
 
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::io;
+use std::path::Path;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::process::{Guarded, TempDir, free_port, in_ci, on_path, poll};
+use crate::resp::ping;
 
 /// How long a server may take to answer `PING` after it was spawned.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
@@ -20,19 +21,13 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// the port between our probe and the server's bind).
 const START_ATTEMPTS: usize = 5;
 
-/// Kills `redis-server` when our end of its standard input closes.
-const GUARD_SCRIPT: &str =
-    r#"redis-server "$@" & pid=$!; read _ignored; kill -9 "$pid" 2>/dev/null; wait "$pid""#;
+/// How often a starting server is pinged.
+const POLL_EVERY: Duration = Duration::from_millis(20);
 
 /// Whether `redis-server` is on `PATH` (looked up once per process).
 pub fn redis_available() -> bool {
     static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        let Some(path) = std::env::var_os("PATH") else {
-            return false;
-        };
-        std::env::split_paths(&path).any(|directory| directory.join("redis-server").is_file())
-    })
+    *AVAILABLE.get_or_init(|| on_path("redis-server"))
 }
 
 /// A started server for a test that needs one, or `None` (with a notice on stderr) when
@@ -44,7 +39,7 @@ pub fn redis_available() -> bool {
 /// whenever an installed `redis-server` fails to start.
 pub fn require_redis() -> Option<RedisServer> {
     if !redis_available() {
-        if std::env::var("CI").is_ok_and(|value| value == "true") {
+        if in_ci() {
             panic!("redis-server is not on PATH, and CI=true: Redis tests must run in CI");
         }
         eprintln!("notice: redis-server is not on PATH; skipping a test that needs Redis");
@@ -63,15 +58,9 @@ pub fn require_redis() -> Option<RedisServer> {
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
-    directory: PathBuf,
+    // Declared before the directory: the process dies before its directory is removed.
     process: Option<Guarded>,
-}
-
-/// The guard shell and the pipe that keeps its `redis-server` alive.
-#[derive(Debug)]
-struct Guarded {
-    guard: Child,
-    lifeline: ChildStdin,
+    directory: TempDir,
 }
 
 impl RedisServer {
@@ -80,11 +69,11 @@ impl RedisServer {
         let mut last_error = io::Error::other("no attempt made");
         for _ in 0..START_ATTEMPTS {
             let port = free_port()?;
-            let directory = private_directory(port)?;
+            let directory = TempDir::new(&format!("redis-{port}"))?;
             let mut server = Self {
                 port,
-                directory,
                 process: None,
+                directory,
             };
             match server.spawn() {
                 Ok(()) => return Ok(server),
@@ -112,17 +101,8 @@ impl RedisServer {
     /// Kills the server with `SIGKILL` and waits until the process is gone. Does nothing if it
     /// is not running.
     pub fn kill(&mut self) {
-        if let Some(Guarded {
-            mut guard,
-            lifeline,
-        }) = self.process.take()
-        {
-            // Closing the pipe makes the guard kill redis-server and wait for it.
-            drop(lifeline);
-            if guard.wait().is_err() {
-                let _ = guard.kill();
-            }
-        }
+        // Dropping the guard kills redis-server and waits for it.
+        drop(self.process.take());
     }
 
     /// Kills the server if it runs, then starts a new one on the same port (with no data) and
@@ -133,52 +113,54 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> io::Result<()> {
-        let mut guard = Command::new("sh")
-            .arg("-c")
-            .arg(GUARD_SCRIPT)
-            .arg("chat-testkit-redis")
-            .args(server_arguments(self.port, &self.directory))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let lifeline = guard
-            .stdin
-            .take()
-            .ok_or_else(|| io::Error::other("no stdin pipe to the guard"))?;
-        self.process = Some(Guarded { guard, lifeline });
-        let deadline = Instant::now() + START_TIMEOUT;
-        while Instant::now() < deadline {
-            if ping(self.port, Duration::from_millis(200)) {
-                return Ok(());
-            }
-            if let Some(Guarded { guard, .. }) = self.process.as_mut()
-                && let Ok(Some(status)) = guard.try_wait()
-            {
-                self.process = None;
-                return Err(io::Error::other(format!(
-                    "redis-server on port {} exited: {status}",
-                    self.port
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let process = start_redis(
+            &server_arguments(self.port, self.directory.path(), ""),
+            None,
+            || ping(self.port, Duration::from_millis(200)),
+        )
+        .map_err(|error| io::Error::new(error.kind(), format!("port {}: {error}", self.port)))?;
+        self.process = Some(process);
+        Ok(())
+    }
+}
+
+/// Starts `redis-server` with `arguments` and waits until `ready`, polling every 20 ms for up
+/// to 10 s; its output goes to `log` (or nowhere). Fails when the server exits first (the error
+/// carries the tail of `log`, and is
+/// [`io::ErrorKind::AddrInUse`] when it says so) or does not get ready in time (it is killed).
+pub(crate) fn start_redis(
+    arguments: &[String],
+    log: Option<&Path>,
+    mut ready: impl FnMut() -> bool,
+) -> io::Result<Guarded> {
+    let mut process = Guarded::spawn("redis-server", arguments, log)?;
+    poll("redis-server answering", START_TIMEOUT, POLL_EVERY, || {
+        if ready() {
+            return Ok(Ok(()));
         }
-        self.kill();
-        Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("redis-server on port {} did not answer PING", self.port),
-        ))
-    }
+        match process.exited() {
+            None => Ok(Err("no answer yet".to_owned())),
+            Some(status) => {
+                let tail = log.map(crate::process::log_tail).unwrap_or_default();
+                let kind = if tail.contains("Address already in use") {
+                    io::ErrorKind::AddrInUse
+                } else {
+                    io::ErrorKind::Other
+                };
+                Err(io::Error::new(
+                    kind,
+                    format!("redis-server exited ({status}) before it answered; log: {tail}"),
+                ))
+            }
+        }
+    })?;
+    Ok(process)
 }
 
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.directory);
-    }
-}
-
-fn server_arguments(port: u16, directory: &Path) -> Vec<String> {
+/// The options every private `redis-server` starts with: `port` on 127.0.0.1 (0: no plain TCP),
+/// no persistence, `directory` as its working directory, its log in `logfile` (`""`: standard
+/// output, which the guard discards).
+pub(crate) fn server_arguments(port: u16, directory: &Path, logfile: &str) -> Vec<String> {
     let port = port.to_string();
     let directory = directory.display().to_string();
     let pairs: [(&str, &str); 10] = [
@@ -190,42 +172,13 @@ fn server_arguments(port: u16, directory: &Path) -> Vec<String> {
         ("--daemonize", "no"),
         ("--dir", &directory),
         ("--loglevel", "warning"),
-        ("--logfile", ""),
+        ("--logfile", logfile),
         ("--databases", "1"),
     ];
     pairs
         .into_iter()
         .flat_map(|(flag, value)| [flag.to_owned(), value.to_owned()])
         .collect()
-}
-
-/// A port nobody listens on right now (the kernel's pick for port 0).
-fn free_port() -> io::Result<u16> {
-    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// A fresh, empty working directory for one server.
-fn private_directory(port: u16) -> io::Result<PathBuf> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let serial = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let name = format!("chat-testkit-redis-{}-{port}-{serial}", std::process::id());
-    let directory = std::env::temp_dir().join(name);
-    std::fs::create_dir_all(&directory)?;
-    Ok(directory)
-}
-
-/// Sends a raw `PING` and expects `+PONG`.
-fn ping(port: u16, timeout: Duration) -> bool {
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&address, timeout) else {
-        return false;
-    };
-    if stream.set_read_timeout(Some(timeout)).is_err() || stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    let mut reply = [0_u8; 7];
-    stream.read_exact(&mut reply).is_ok() && reply.starts_with(b"+PONG")
 }
 
 #[cfg(test)]

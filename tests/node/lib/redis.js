@@ -5,6 +5,8 @@ import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { killOnExit } from './processes.js';
+
 /** Whether redis-server is installed; with CI=true a missing one is an error, not a skip. */
 export function redisAvailable() {
   const found = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
@@ -12,7 +14,8 @@ export function redisAvailable() {
   return found;
 }
 
-async function freePort() {
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -39,7 +42,8 @@ function ping(port) {
   });
 }
 
-async function until(condition, ms, what) {
+/** Polls `condition` (async) every 50 ms until it is truthy, or fails after `ms`. */
+export async function until(condition, ms, what) {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
     if (await condition()) return;
@@ -54,7 +58,7 @@ export async function startRedis() {
   const dir = mkdtempSync(join(tmpdir(), 'chat-redis-'));
   let proc = null;
   const launch = async () => {
-    proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+    proc = killOnExit(spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' }));
     await until(() => ping(port), 10000, `redis-server on ${port}`);
   };
   await launch();

@@ -6,6 +6,8 @@ import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { io } from 'socket.io-client';
 
+import { killOnExit } from './processes.js';
+
 /** The HS256 secret every test server gets, so tests can mint their own tokens. */
 export const JWT_SECRET = 'node-protocol-suite-secret-0123456789abcdef';
 
@@ -28,17 +30,6 @@ export const MESSAGE_ID = /^msg_(\d+)_\S+$/;
 export const PUBLIC_USER_KEYS = ['id', 'username', 'isOnline', 'isSearching', 'inChat', 'location', 'gender', 'language', 'lastSeen'];
 export const PRIVATE_USER_KEYS = ['sessionId', 'socketId', 'deviceId', 'ip', 'connectedUser', 'connectedAt', 'createdAt'];
 export const STATS_KEYS = ['totalUsers', 'onlineUsers', 'activeUsers', 'availableUsers', 'connectedUsers', 'usersInChat'];
-
-const children = new Set();
-process.on('exit', () => {
-  for (const child of children) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
 
 /** Sockets opened against each server URL, closed when that server stops. */
 const socketsByUrl = new Map();
@@ -88,7 +79,8 @@ function withTimeout(promise, ms, what) {
 /**
  * Spawns `$CHAT_SERVER_BIN` on a free port with test settings plus `env` overrides and waits
  * for its `listening on http://127.0.0.1:PORT storage=memory` line.
- * Returns `{url, port, proc, stop(), exited, stderr()}`.
+ * Returns `{url, port, proc, stop(), exited, stderr()}`; when the process exits before
+ * listening, the error carries `exit` `{code, signal}`, `stdout` and `stderr`.
  */
 export async function startServer(env = {}) {
   const bin = process.env.CHAT_SERVER_BIN;
@@ -106,7 +98,7 @@ export async function startServer(env = {}) {
     ...env,
   };
   const proc = spawn(bin, [], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(proc);
+  killOnExit(proc);
   let stdout = '';
   let stderr = '';
   proc.stderr.setEncoding('utf8');
@@ -116,10 +108,7 @@ export async function startServer(env = {}) {
   });
   proc.stdout.setEncoding('utf8');
   const exited = new Promise((resolve) => {
-    proc.once('exit', (code, signal) => {
-      children.delete(proc);
-      resolve({ code, signal });
-    });
+    proc.once('exit', (code, signal) => resolve({ code, signal }));
   });
   const listening = new Promise((resolve, reject) => {
     proc.stdout.on('data', (chunk) => {
@@ -128,8 +117,9 @@ export async function startServer(env = {}) {
       if (found) resolve(Number(found[1]));
     });
     proc.once('error', (error) => reject(new Error(`could not spawn ${bin}: ${error.message}`)));
-    exited.then(({ code, signal }) =>
-      reject(new Error(`chat-server exited (code ${code}, signal ${signal}) before listening\nstdout:\n${stdout}\nstderr:\n${stderr}`)),
+    // `close` comes after the last output, so the error has all of it.
+    proc.once('close', (code, signal) =>
+      reject(Object.assign(new Error(`chat-server exited (code ${code}, signal ${signal}) before listening`), { exit: { code, signal } })),
     );
   });
   let port;
@@ -137,7 +127,9 @@ export async function startServer(env = {}) {
     port = await withTimeout(listening, 20000, 'the "listening on http://127.0.0.1:PORT storage=memory" line');
   } catch (error) {
     proc.kill('SIGKILL');
-    throw new Error(`${error.message}\nstdout so far:\n${stdout}\nstderr so far:\n${stderr}`);
+    // `exit` ({code, signal}, when it exited by itself), `stdout` and `stderr` let a test
+    // judge a refusal to start.
+    throw Object.assign(new Error(`${error.message}\nstdout so far:\n${stdout}\nstderr so far:\n${stderr}`), { exit: error.exit, stdout, stderr });
   }
   const url = `http://127.0.0.1:${port}`;
   let stopping = null;

@@ -97,6 +97,110 @@ impl Searcher {
     }
 }
 
+/// Where a searcher waits in an index of the queue by filter value, and where a newcomer
+/// looks: two searchers are compatible exactly when one of the newcomer's
+/// [`Searcher::wanted_buckets`] is among the other's [`Searcher::buckets`] (and then exactly
+/// one is), so a store that keeps one FIFO per bucket finds the oldest compatible searcher by
+/// reading at most eight bucket heads, however many incompatible searchers wait.
+///
+/// A bucket names a searcher's filters (each field: none, or the wanted value) and a
+/// projection of its own profile onto some fields. A searcher waits in one bucket per set of
+/// fields its profile has values for (up to eight); a newcomer asks, for each combination of
+/// filters it satisfies (up to eight), the projection onto the fields it filters by. Values
+/// compare ASCII case-insensitively, as [`ProfileField::accepts`] does; a bucket name holds
+/// only `[A-Za-z0-9*=/|%._-]` (values are percent-encoded), never a space.
+impl Searcher {
+    /// The buckets this searcher waits in (1 to 8, distinct).
+    pub fn buckets(&self) -> Vec<String> {
+        let filters = filters_part(&self.filters);
+        let own = profile_values(&self.user);
+        subsets(&own)
+            .into_iter()
+            .map(|projection| format!("{filters}/{}", values_part(&projection)))
+            .collect()
+    }
+
+    /// The buckets holding every queued searcher compatible with this one (1 to 8,
+    /// distinct); avoidance is not part of it.
+    pub fn wanted_buckets(&self) -> Vec<String> {
+        let own = profile_values(&self.user);
+        let wanted = values_part(&[
+            self.filters.gender.as_ref().map(fold),
+            self.filters.language.as_ref().map(fold),
+            self.filters.location.as_ref().map(fold),
+        ]);
+        // The filters a queued searcher may have and still accept this one: per field none,
+        // or exactly this one's value.
+        subsets(&own)
+            .into_iter()
+            .map(|accepted| format!("{}/{wanted}", values_part(&accepted)))
+            .collect()
+    }
+}
+
+/// A profile value as buckets compare it.
+fn fold(field: &ProfileField) -> String {
+    field.as_str().to_ascii_lowercase()
+}
+
+fn profile_values(user: &PublicUser) -> [Option<String>; 3] {
+    [
+        user.gender.as_ref().map(fold),
+        user.language.as_ref().map(fold),
+        user.location.as_ref().map(fold),
+    ]
+}
+
+fn filters_part(filters: &SearchFilters) -> String {
+    values_part(&[
+        filters.gender.as_ref().map(fold),
+        filters.language.as_ref().map(fold),
+        filters.location.as_ref().map(fold),
+    ])
+}
+
+/// Every way to keep some of the present values and blank the rest.
+fn subsets(values: &[Option<String>; 3]) -> Vec<[Option<String>; 3]> {
+    let mut all = vec![[None, None, None]];
+    for (field, value) in values.iter().enumerate() {
+        let Some(value) = value else { continue };
+        let with: Vec<_> = all
+            .iter()
+            .map(|subset| {
+                let mut subset = subset.clone();
+                subset[field] = Some(value.clone());
+                subset
+            })
+            .collect();
+        all.extend(with);
+    }
+    all
+}
+
+/// `g|l|c`, each `*` (none) or `=` and the percent-encoded value.
+fn values_part(values: &[Option<String>; 3]) -> String {
+    let mut part = String::new();
+    for (index, value) in values.iter().enumerate() {
+        if index > 0 {
+            part.push('|');
+        }
+        match value {
+            None => part.push('*'),
+            Some(value) => {
+                part.push('=');
+                for byte in value.bytes() {
+                    if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-') {
+                        part.push(char::from(byte));
+                    } else {
+                        part.push_str(&format!("%{byte:02X}"));
+                    }
+                }
+            }
+        }
+    }
+    part
+}
+
 /// The queue of searchers, oldest first.
 #[derive(Debug, Default)]
 pub struct SearchQueue {
@@ -185,6 +289,47 @@ mod tests {
             filters,
             avoid: None,
         }
+    }
+
+    /// Every pair of searchers over a small space of profiles and filters: compatible exactly
+    /// when a wanted bucket of one is a bucket of the other, and then exactly one is.
+    #[test]
+    fn buckets_find_exactly_the_compatible_searchers() {
+        let values = [None, Some("a"), Some("B"), Some("x y|/*")];
+        let mut searchers = Vec::new();
+        for gender in values {
+            for language in values {
+                for wanted_gender in values {
+                    for wanted_language in [None, Some("b"), Some("x Y|/*")] {
+                        let mut payload = serde_json::Map::new();
+                        if let Some(value) = wanted_gender {
+                            payload.insert("gender".into(), json!(value));
+                        }
+                        if let Some(value) = wanted_language {
+                            payload.insert("language".into(), json!(value));
+                        }
+                        searchers.push(searcher(
+                            &user(gender, language),
+                            filters(Value::Object(payload)),
+                        ));
+                    }
+                }
+            }
+        }
+        let mut compatible_pairs = 0;
+        for newcomer in &searchers {
+            let wanted = newcomer.wanted_buckets();
+            assert!(wanted.iter().all(|bucket| !bucket.contains(' ')));
+            for queued in &searchers {
+                let buckets = queued.buckets();
+                let shared = wanted.iter().filter(|key| buckets.contains(key)).count();
+                let compatible =
+                    newcomer.filters.accepts(&queued.user) && queued.filters.accepts(&newcomer.user);
+                assert_eq!(shared, usize::from(compatible), "{newcomer:?} / {queued:?}");
+                compatible_pairs += usize::from(compatible);
+            }
+        }
+        assert!(compatible_pairs > searchers.len(), "the space has compatible pairs");
     }
 
     #[test]

@@ -100,11 +100,11 @@ impl Gateway {
         };
         let node_id = uuid::Uuid::new_v4().simple().to_string();
         let (store, shared, cluster): (Arc<dyn SessionStore>, Arc<dyn ChatStore>, _) =
-            match settings.redis_url() {
-                Some(url) => {
-                    let failover = Arc::new(FailoverStore::connect(url, store_config).await?);
+            match settings.redis_target() {
+                Some(target) => {
+                    let failover = Arc::new(FailoverStore::connect(&target, store_config).await?);
                     let (cluster, inbox) =
-                        RedisCluster::join(url, failover.clone(), node_id).await?;
+                        RedisCluster::join(&target, failover.clone(), node_id).await?;
                     let cluster = Arc::new(cluster);
                     let membership = Membership {
                         cluster: cluster.clone(),

@@ -82,8 +82,11 @@ pub struct RedisSettings {
     /// `redis://…`, `rediss://…`, `redis-cluster://…` or `redis-sentinel://…`; unset or empty
     /// means in-memory storage.
     pub url: Option<Secret>,
-    /// Prefix of every key.
+    /// Prefix of every key (inside each key's hash tag, so it may not hold `{` or `}`).
     pub key_prefix: String,
+    /// PEM file of the CA certificates a TLS URL's server is checked against, instead of the
+    /// system's roots (a private CA); only with a TLS URL.
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 /// `[auth]`.
@@ -348,25 +351,17 @@ impl Settings {
         {
             problems.push("auth.jwt_secret: must be at least 32 bytes".into());
         }
-        if let Some(url) = self.redis_url() {
-            let schemes = [
-                "redis://",
-                "rediss://",
-                "redis-cluster://",
-                "rediss-cluster://",
-                "redis-sentinel://",
-                "rediss-sentinel://",
-            ];
-            if !schemes.iter().any(|scheme| url.starts_with(scheme))
-                || url.len() <= "redis://".len()
-            {
-                problems.push("redis.url: must be a redis://, rediss://, redis-cluster:// or redis-sentinel:// URL".into());
-            } else if let Err(error) = chat_storage::RedisStore::check_url(url) {
-                // The URL itself is not repeated: it may hold a password.
-                problems.push(format!(
-                    "redis.url: not a URL the Redis client can use: {error}"
-                ));
-            }
+        if let Some(target) = self.redis_target()
+            && let Err(error) = target.check()
+        {
+            // The URL itself is not repeated: it may hold a password.
+            problems.push(format!("redis.url: cannot be used: {error}"));
+        }
+        if self.redis.key_prefix.contains(['{', '}']) {
+            problems.push(
+                "redis.key_prefix: may not hold { or } (the prefix goes inside each key's hash tag)"
+                    .into(),
+            );
         }
         for url in &self.webrtc.stun_urls {
             if !(url.starts_with("stun:") || url.starts_with("stuns:")) {
@@ -402,6 +397,15 @@ impl Settings {
             .as_ref()
             .map(Secret::expose)
             .filter(|url| !url.trim().is_empty())
+    }
+
+    /// The Redis deployment (URL and CA file), or `None` for in-memory storage.
+    pub fn redis_target(&self) -> Option<chat_storage::redis::RedisTarget> {
+        let target = chat_storage::redis::RedisTarget::new(self.redis_url()?);
+        Some(match &self.redis.tls_ca_file {
+            Some(path) => target.with_tls_ca_file(path),
+            None => target,
+        })
     }
 
     /// `session.ttl_secs` as a duration.
@@ -608,5 +612,41 @@ mod tests {
         let mut settings = Settings::default();
         settings.redis.url = Some(Secret::new("redis://127.0.0.1:6379/2"));
         assert_eq!(settings.validate(), Ok(()));
+    }
+
+    #[test]
+    fn redis_options_that_cannot_be_honoured_stop_the_start() {
+        let problems_with = |url: &str, ca: Option<&str>, prefix: &str| {
+            let mut settings = Settings::default();
+            settings.redis.url = Some(Secret::new(url));
+            settings.redis.tls_ca_file = ca.map(Into::into);
+            settings.redis.key_prefix = prefix.into();
+            settings.validate().err().unwrap_or_default()
+        };
+        let plain_with_ca = problems_with("redis://h:1", Some("/etc/ca.pem"), "chat:");
+        assert!(
+            plain_with_ca[0].contains("does not use TLS"),
+            "{plain_with_ca:?}"
+        );
+        let missing_ca = problems_with("rediss://h:1", Some("/nonexistent/ca.pem"), "chat:");
+        assert!(
+            missing_ca[0].contains("/nonexistent/ca.pem"),
+            "{missing_ca:?}"
+        );
+        let no_service = problems_with("redis-sentinel://h:26379", None, "chat:");
+        assert!(no_service[0].contains("?service=NAME"), "{no_service:?}");
+        let braces = problems_with("redis-cluster://h:1,h:2", None, "a}b:");
+        assert!(braces[0].starts_with("redis.key_prefix"), "{braces:?}");
+        for url in [
+            "rediss://h:6380",
+            "redis-sentinel://h:26379,i:26379/?service=main",
+            "redis-cluster://h:7000,i:7001",
+        ] {
+            assert_eq!(
+                problems_with(url, None, "chat:"),
+                Vec::<String>::new(),
+                "{url}"
+            );
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The bus between nodes over Redis pub/sub: each node subscribes to its own channel, and
-//! others publish to it what its users must receive. [`crate::redis::RedisCluster`] drives it.
+//! others publish to it what its users must receive (sharded pub/sub on a Redis Cluster).
+//! [`crate::redis::RedisCluster`] drives it.
 //!
 //! Two tasks serve a subscription, both stopped through one cancellation token:
 //! - the forwarder moves messages from `fred`'s broadcast channel into the node's bounded
@@ -16,9 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
-use fred::prelude::{
-    Builder, ClientLike, Config, EventInterface, PubsubInterface, ReconnectPolicy,
-};
+use fred::prelude::{Builder, ClientLike, EventInterface, PubsubInterface, ReconnectPolicy};
 use fred::types::Message;
 use tokio::sync::broadcast::Receiver as BroadcastReceiver;
 use tokio::sync::broadcast::error::RecvError;
@@ -28,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::StoreResult;
 use crate::cluster::Inbox;
+use crate::redis::{RedisTarget, RedisTopology};
 
 /// How long start-up waits for the first subscription while Redis answers.
 const FIRST_SUBSCRIBE_WAIT: Duration = Duration::from_secs(3);
@@ -74,11 +74,15 @@ impl Subscription {
     /// be confirmed; if Redis does not answer (it is down at start) it keeps trying in the
     /// background. Fails only on a URL it cannot read.
     pub(crate) async fn start(
-        url: &str,
+        target: &RedisTarget,
         channel: String,
         options: BusOptions,
     ) -> StoreResult<(Self, Inbox)> {
-        let mut config = Config::from_url(url).map_err(crate::error::redis)?;
+        let mut config = target.config()?;
+        let channel = Channel {
+            name: channel,
+            sharded: target.topology() == RedisTopology::Cluster,
+        };
         config.fail_fast = false;
         let client = Builder::from_config(config)
             .with_performance_config(|performance| {
@@ -107,8 +111,7 @@ impl Subscription {
         }));
         // A node must not serve before it can receive: wait for the subscription while Redis
         // answers; if it does not, the supervisor keeps trying in the background.
-        let first =
-            tokio::time::timeout(FIRST_SUBSCRIBE_WAIT, client.subscribe(channel.clone())).await;
+        let first = tokio::time::timeout(FIRST_SUBSCRIBE_WAIT, channel.subscribe(&client)).await;
         let subscribed = matches!(first, Ok(Ok(())));
         if subscribed {
             state.subscribed.store(true, Ordering::Release);
@@ -211,9 +214,35 @@ async fn forward(mut forwarder: Forwarder) {
     }
 }
 
+/// The node's channel: classic pub/sub, or sharded (`SSUBSCRIBE`: on a Redis Cluster only the
+/// shard owning the channel's slot carries its messages).
+#[derive(Debug, Clone)]
+struct Channel {
+    name: String,
+    sharded: bool,
+}
+
+impl Channel {
+    async fn subscribe(&self, client: &SubscriberClient) -> Result<(), fred::error::Error> {
+        if self.sharded {
+            client.ssubscribe(self.name.clone()).await
+        } else {
+            client.subscribe(self.name.clone()).await
+        }
+    }
+
+    async fn unsubscribe(&self, client: &SubscriberClient) -> Result<(), fred::error::Error> {
+        if self.sharded {
+            client.sunsubscribe(self.name.clone()).await
+        } else {
+            client.unsubscribe(self.name.clone()).await
+        }
+    }
+}
+
 struct Supervisor {
     client: SubscriberClient,
-    channel: String,
+    channel: Channel,
     reconnections: BroadcastReceiver<fred::types::config::Server>,
     state: Arc<State>,
     resubscribe: Arc<Notify>,
@@ -228,7 +257,7 @@ async fn supervise(mut supervisor: Supervisor) {
             let attempt = tokio::select! {
                 biased;
                 () = supervisor.cancel.cancelled() => break 'serve,
-                attempt = supervisor.client.subscribe(supervisor.channel.clone()) => attempt,
+                attempt = supervisor.channel.subscribe(&supervisor.client) => attempt,
             };
             match attempt {
                 Ok(()) => {
@@ -262,7 +291,6 @@ async fn supervise(mut supervisor: Supervisor) {
     }
     state.subscribed.store(false, Ordering::Release);
     let client = &supervisor.client;
-    let _ =
-        tokio::time::timeout(GOODBYE_WAIT, client.unsubscribe(supervisor.channel.clone())).await;
+    let _ = tokio::time::timeout(GOODBYE_WAIT, supervisor.channel.unsubscribe(client)).await;
     let _ = tokio::time::timeout(GOODBYE_WAIT, client.quit()).await;
 }

@@ -17,6 +17,10 @@ pub enum StorageError {
     /// Stored data could not be decoded.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The Redis URL or an option cannot be honoured (a scheme, a missing Sentinel service, an
+    /// unreadable CA file…): the reason, never the URL.
+    #[error("redis configuration: {0}")]
+    Config(String),
 }
 
 impl StorageError {
@@ -26,7 +30,7 @@ impl StorageError {
         match self {
             Self::Redis(error) => error.is_outage(),
             Self::Unavailable(_) => true,
-            Self::Contention(_) | Self::Corrupt(_) => false,
+            Self::Contention(_) | Self::Corrupt(_) | Self::Config(_) => false,
         }
     }
 }

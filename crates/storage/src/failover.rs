@@ -95,11 +95,14 @@ struct Shared {
 }
 
 impl FailoverStore {
-    /// Connects to Redis at `url` (any URL [`RedisStore::connect`] takes). Succeeds even when
-    /// Redis is down (only a malformed URL fails): the store then starts in memory mode and
-    /// keeps trying. Must be called within a Tokio runtime.
-    pub async fn connect(url: &str, config: StoreConfig) -> StoreResult<Self> {
-        let redis = RedisStore::connect_lazily(url, config.clone())?;
+    /// Connects to the Redis at `target` (anything [`RedisStore::connect`] takes). Succeeds
+    /// even when Redis is down (only a target that cannot be used fails): the store then
+    /// starts in memory mode and keeps trying. Must be called within a Tokio runtime.
+    pub async fn connect(
+        target: impl Into<crate::redis::RedisTarget>,
+        config: StoreConfig,
+    ) -> StoreResult<Self> {
+        let redis = RedisStore::connect_lazily(target, config.clone())?;
         let up = redis.wait_connected(CONNECT_WAIT).await;
         if !up {
             tracing::warn!("Redis unreachable at start; serving from memory until it answers");

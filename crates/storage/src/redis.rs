@@ -1,14 +1,18 @@
 //! [`RedisStore`]: sessions, indexes, rate limits and files in Redis, through a small `fred`
 //! pool; [`RedisCluster`]: the bus between nodes and the user → node directory.
 //!
-//! Data model (names in `keys.rs`, every key under the configured prefix):
-//! - a session is a JSON string whose key TTL outlives its logical expiry by [`KEY_TTL_GRACE`];
-//!   liveness is judged from `lastSeen + session_ttl`, so an expired session is never served;
-//! - sorted sets of expiries (for the sweep and `total_users`), of online ids (all score 0, so
-//!   pages come from `ZRANGEBYLEX`) and of last activity (`active_users`); sets of searching
-//!   and in-chat ids; all changed together with the session by one Lua script;
+//! Data model (names and slots in `keys.rs`, every key under the configured prefix, laid out
+//! for a sharded Redis Cluster):
+//! - sessions are spread over [`keys::PARTITIONS`] partitions by user id; a session is a JSON
+//!   string whose key TTL outlives its logical expiry by [`KEY_TTL_GRACE`]; liveness is judged
+//!   from `lastSeen + session_ttl`, so an expired session is never served;
+//! - each partition has sorted sets of expiries (for the sweep and `total_users`), of online
+//!   ids (all score 0, so pages come from `ZRANGEBYLEX`) and of last activity
+//!   (`active_users`), and sets of searching and in-chat ids, all changed together with the
+//!   session by one Lua script (same slot); counts and pages add up the partitions;
 //! - rate limits are counters in fixed windows (`INCR`, `PEXPIRE` on the first hit);
-//! - a file is its bytes and its JSON metadata with the same `PX` TTL, plus a per-room set of ids.
+//! - a file is its bytes and its JSON metadata with the same `PX` TTL (one slot per file),
+//!   plus a per-room set of ids (the room's slot).
 //!
 //! No path uses `KEYS` or scans every session. A lost connection is retried with exponential
 //! backoff, and commands time out after [`COMMAND_TIMEOUT`], so a dead Redis gives errors fast.
@@ -19,18 +23,20 @@ mod keys;
 mod records;
 mod scripts;
 mod store;
+mod target;
 
 use std::time::Duration;
 
 use chat_domain::{GuestUser, SessionId, Timestamp, UserId};
-use fred::prelude::{Builder, ClientLike, Config, KeysInterface, Pool, ReconnectPolicy};
+use fred::prelude::{Builder, ClientLike, KeysInterface, Pool, ReconnectPolicy};
 use fred::types::Value;
 use fred::types::config::UnresponsiveConfig;
 use fred::types::scripts::Script;
 
 use crate::{StorageError, StoreConfig, StoreResult, StoredFile};
-use keys::Keys;
-use scripts::{DELETE_SESSION, EPOCH, PUT_FILE, WRITE_SESSION};
+use futures_util::future::try_join_all;
+use keys::{Keys, PARTITIONS};
+use scripts::{DELETE_SESSION, EPOCH, INDEX_ROOM_FILE, PUT_FILE, WRITE_SESSION};
 
 /// Connections in the pool.
 const POOL_SIZE: usize = 3;
@@ -44,6 +50,7 @@ pub const KEY_TTL_GRACE: Duration = Duration::from_secs(60);
 const SWEEP_BATCH: usize = 500;
 
 pub use cluster::RedisCluster;
+pub use target::{RedisTarget, RedisTopology};
 
 /// A store backed by Redis (standalone, Sentinel or Cluster, as the URL says).
 #[derive(Clone)]
@@ -51,6 +58,7 @@ pub struct RedisStore {
     pool: Pool,
     config: StoreConfig,
     keys: Keys,
+    topology: RedisTopology,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -63,19 +71,17 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Whether [`RedisStore::connect`] can read `url`, checked without connecting (a
+    /// Whether [`RedisStore::connect`] can use `target`, checked without connecting (a
     /// configuration check runs it before anything starts). The error never repeats the URL,
     /// which may hold a password.
-    pub fn check_url(url: &str) -> StoreResult<()> {
-        Config::from_url(url)
-            .map(|_| ())
-            .map_err(crate::error::redis)
+    pub fn check_url(target: impl Into<RedisTarget>) -> StoreResult<()> {
+        target.into().check()
     }
 
-    /// Connects to `url` (`redis://`, `rediss://`, `redis-cluster://`, `redis-sentinel://`, as
-    /// `fred`'s `Config::from_url` reads them) and waits until the pool is connected.
-    pub async fn connect(url: &str, config: StoreConfig) -> StoreResult<Self> {
-        let store = Self::connect_lazily(url, config)?;
+    /// Connects to `target` (a URL in one of the forms of [`RedisTarget`], or the target
+    /// itself) and waits until the pool is connected.
+    pub async fn connect(target: impl Into<RedisTarget>, config: StoreConfig) -> StoreResult<Self> {
+        let store = Self::connect_lazily(target, config)?;
         match tokio::time::timeout(CONNECT_TIMEOUT, store.pool.wait_for_connect()).await {
             Ok(Ok(())) => Ok(store),
             Ok(Err(error)) => {
@@ -93,9 +99,13 @@ impl RedisStore {
 
     /// Builds the pool and starts connecting in the background without waiting: commands fail
     /// (after [`COMMAND_TIMEOUT`]) until Redis answers, and the pool keeps retrying. Fails only
-    /// on a malformed URL. Must be called within a Tokio runtime.
-    pub fn connect_lazily(url: &str, config: StoreConfig) -> StoreResult<Self> {
-        let mut redis_config = Config::from_url(url).map_err(crate::error::redis)?;
+    /// on a target that cannot be used. Must be called within a Tokio runtime.
+    pub fn connect_lazily(
+        target: impl Into<RedisTarget>,
+        config: StoreConfig,
+    ) -> StoreResult<Self> {
+        let target = target.into();
+        let mut redis_config = target.config()?;
         // Retry the first connection like any later one instead of giving up.
         redis_config.fail_fast = false;
         let pool = Builder::from_config(redis_config)
@@ -117,7 +127,17 @@ impl RedisStore {
         // The connection tasks live as long as the pool; their handle is not needed.
         drop(pool.connect());
         let keys = Keys::new(&config.key_prefix);
-        Ok(Self { pool, config, keys })
+        Ok(Self {
+            pool,
+            config,
+            keys,
+            topology: target.topology(),
+        })
+    }
+
+    /// The kind of deployment this store talks to.
+    pub fn topology(&self) -> RedisTopology {
+        self.topology
     }
 
     /// Waits up to `timeout` until every connection of the pool is up; returns whether they are.
@@ -156,11 +176,20 @@ impl RedisStore {
             .collect()
     }
 
-    /// The data epoch: a random marker stored once under the prefix. When it differs from the
-    /// value read earlier, Redis lost its data in between (e.g. a restart without persistence).
+    /// The data epoch: random markers stored once per partition (so on a cluster each shard
+    /// holds some). When it differs from the value read earlier, Redis (or one of its shards)
+    /// lost its data in between (e.g. a restart without persistence).
     pub async fn epoch(&self) -> StoreResult<String> {
         let fresh = Value::from(SessionId::generate().to_string());
-        self.run(&EPOCH, vec![self.keys.epoch()], vec![fresh]).await
+        let markers: Vec<String> = try_join_all((0..PARTITIONS).map(|partition| {
+            self.run::<String>(
+                &EPOCH,
+                vec![self.keys.epoch(partition)],
+                vec![fresh.clone()],
+            )
+        }))
+        .await?;
+        Ok(markers.join(","))
     }
 
     /// Writes a session as it is, whether or not it exists (what `create` does). Its expiry
@@ -216,6 +245,11 @@ impl RedisStore {
         self.keys.node_channel(node)
     }
 
+    /// The hash tag of the node registry's keys.
+    pub(crate) fn nodes_tag(&self) -> String {
+        self.keys.nodes()
+    }
+
     /// The settings this store was built with.
     pub fn config(&self) -> &StoreConfig {
         &self.config
@@ -266,23 +300,33 @@ impl RedisStore {
         Ok(written == 1)
     }
 
-    /// Stores a file (if `only_if_absent`, only when it is not there yet); returns whether it wrote.
+    /// Stores a file (if `only_if_absent`, only when it is not there yet); returns whether it
+    /// wrote. The file's keys first, then its room's index (another slot): a file is never
+    /// listed under its room before it can be read.
     async fn store_file(&self, file: &StoredFile, only_if_absent: bool) -> StoreResult<bool> {
         let meta = &file.meta;
         let ttl = (meta.expires_at.as_millis() - Timestamp::now().as_millis()).max(1);
         let keys = vec![
             self.keys.file_bytes(&meta.file_id),
             self.keys.file_meta(&meta.file_id),
-            self.keys.room_files(&meta.room_id),
         ];
         let args = vec![
             Value::Bytes(file.bytes.clone()),
             Value::from(records::encode_meta(meta)?),
             Value::from(ttl),
-            Value::from(meta.file_id.as_str()),
             Value::from(if only_if_absent { "1" } else { "0" }),
         ];
         let written: i64 = self.run(&PUT_FILE, keys, args).await?;
+        if written == 1 {
+            let args = vec![Value::from(meta.file_id.as_str()), Value::from(ttl)];
+            let _: i64 = self
+                .run(
+                    &INDEX_ROOM_FILE,
+                    vec![self.keys.room_files(&meta.room_id)],
+                    args,
+                )
+                .await?;
+        }
         Ok(written == 1)
     }
 

@@ -5,7 +5,8 @@
 //!
 //! Each check is a generic async function; `contract_suite!` turns the list of checks into one
 //! `#[tokio::test]` per backend. Redis-backed stores share one private `redis-server` per test
-//! binary, each test under its own key prefix, so the tests run in parallel.
+//! binary (and one three-master Redis Cluster, and one TLS-only server), each test under its
+//! own key prefix, so the tests run in parallel.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -58,6 +59,10 @@ contract_suite!(memory, crate::common::memory_store);
 contract_suite!(redis, crate::common::redis_store);
 #[cfg(feature = "redis")]
 contract_suite!(failover, crate::common::failover_store);
+#[cfg(feature = "redis")]
+contract_suite!(redis_cluster, crate::common::cluster_store);
+#[cfg(feature = "redis")]
+contract_suite!(redis_tls, crate::common::tls_store);
 
 async fn create_get_update_delete<S: SessionStore>(store: &S) {
     let user = user_seen(Duration::ZERO);

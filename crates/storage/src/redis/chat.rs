@@ -1,166 +1,151 @@
-//! The chat's shared state in Redis: the search queue (one Lua script pairs atomically), room
-//! records, the user → node directory and the bus channels.
+//! The chat's shared state in Redis: the search queue (in one slot, indexed by filter value;
+//! one Lua script pairs atomically), room records (a slot per room) with each member's
+//! pointer (the member's slot), and publishing on the bus channels.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chat_domain::{RoomId, Searcher, UserId};
-use fred::prelude::{KeysInterface, PubsubInterface};
+use fred::prelude::{Expiration, KeysInterface, PubsubInterface};
 use fred::types::Value;
 use fred::types::scripts::Script;
+use futures_util::future::try_join_all;
 
 use crate::chat::{ChatStore, RoomRecord};
 use crate::redis::RedisStore;
-use crate::{StorageError, StoreResult};
+use crate::{SessionStore, StorageError, StoreResult};
 
 /// How long a room record outlives its last write at most (rooms of crashed nodes go then).
 const ROOM_TTL: Duration = Duration::from_secs(24 * 3600);
 
+/// The Lua helpers of the queue scripts. The queue (keys in `keys.rs`, all in the queue's
+/// slot): entries (hash: id → searcher JSON), memberships (hash: id → its bucket keys,
+/// space-separated), expiries (hash: id → the session's expiry as of its search, ms), the
+/// arrival counter, and one sorted set per bucket (id scored by arrival).
+const QUEUE_LUA: &str = r#"
+local entries, memberships, expiries, counter = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local function leave(id)
+  local buckets = redis.call('HGET', memberships, id)
+  if buckets then
+    for bucket in string.gmatch(buckets, '%S+') do redis.call('ZREM', bucket, id) end
+  end
+  redis.call('HDEL', memberships, id)
+  redis.call('HDEL', expiries, id)
+  return redis.call('HDEL', entries, id)
+end
+local function join(id, json, expires, buckets)
+  local arrival = redis.call('INCR', counter)
+  for bucket in string.gmatch(buckets, '%S+') do redis.call('ZADD', bucket, arrival, id) end
+  redis.call('HSET', entries, id, json)
+  redis.call('HSET', memberships, id, buckets)
+  redis.call('HSET', expiries, id, expires)
+end
+"#;
+
 /// Queues a searcher or pairs it with the oldest compatible one.
 ///
-/// The queue is a list of JSON searchers, oldest first, plus a hash user id → that user's list
-/// element, so replacing or cancelling a user's entry needs no scan. Pairing reads the list a
-/// page at a time and stops at the first compatible searcher that neither avoids the newcomer
-/// nor is avoided by it (such a pair is never made, even when nobody else fits): without
-/// filters and avoidance that is the head. Entries whose session's TTL ran out (its score in
-/// the expiries set is not after now: the sweep has not ended it yet) are never paired and
-/// leave the queue as the walk meets them; a session swept or deleted leaves the queue with
-/// its end.
+/// The newcomer's wanted buckets (see [`chat_domain::Searcher::wanted_buckets`]) hold exactly
+/// the queued searchers whose filters and profile fit it, so pairing reads only their heads:
+/// O(1) in the number of incompatible searchers. Walking a bucket skips only searchers the
+/// newcomer avoids or who avoid it (such a pair is never made, even when nobody else fits) and
+/// searchers whose session may have run out (the expiry recorded at their search is past):
+/// those are never paired here, and are returned so the caller can check them (a session
+/// active since then refreshes its entry; one that really expired leaves the queue).
 ///
-/// KEYS: queue, entries, session expiries. ARGV: searcher JSON, searcher id, now ms. Returns
-/// the partner's JSON, or nil when queued.
+/// KEYS: entries, memberships, expiries, counter, then ARGV[5] wanted buckets. ARGV: searcher
+/// JSON, id, now ms, the searcher's session expiry ms, how many wanted buckets, the id it
+/// avoids (or ''), its own buckets (space-separated keys). Returns `{partner JSON or '',
+/// ids to check…}`.
 static SEARCH: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    Script::from_lua(format!(
+        "{QUEUE_LUA}{}",
         r#"
-local previous = redis.call('HGET', KEYS[2], ARGV[2])
-if previous then
-  redis.call('LREM', KEYS[1], 0, previous)
-  redis.call('HDEL', KEYS[2], ARGV[2])
-end
-local me = cjson.decode(ARGV[1])
-local function value(v) if v == nil or v == cjson.null then return nil end return v end
-local function accepts(filters, user)
-  for _, field in ipairs({'gender', 'language', 'location'}) do
-    local wanted = value(filters[field])
-    if wanted ~= nil then
-      local actual = value(user[field])
-      if actual == nil or string.lower(actual) ~= string.lower(wanted) then return false end
-    end
-  end
-  return true
-end
-local function avoids(a, b)
-  return value(a.avoid) == b.user.id or value(b.avoid) == a.user.id
-end
-local function take(raw, id)
-  redis.call('LREM', KEYS[1], 1, raw)
-  redis.call('HDEL', KEYS[2], id)
-  return raw
-end
+local me, avoided = ARGV[2], ARGV[6]
+leave(me)
 local now = tonumber(ARGV[3])
-local dead = {}
-local function drop_dead()
-  for _, entry in ipairs(dead) do take(entry[1], entry[2]) end
-end
-local start, page_size = 0, 64
-while true do
-  local page = redis.call('LRANGE', KEYS[1], start, start + page_size - 1)
-  for _, raw in ipairs(page) do
-    local other = cjson.decode(raw)
-    if other.user.id ~= me.user.id then
-      local expires = tonumber(redis.call('ZSCORE', KEYS[3], other.user.id))
+local best, best_arrival, best_json = nil, nil, nil
+local suspects, noted = {}, {}
+for i = 1, tonumber(ARGV[5]) do
+  local bucket = KEYS[4 + i]
+  local start, done = 0, false
+  while not done do
+    local page = redis.call('ZRANGE', bucket, start, start + 15, 'WITHSCORES')
+    if #page == 0 then break end
+    for j = 1, #page, 2 do
+      local id, arrival = page[j], tonumber(page[j + 1])
+      if best_arrival ~= nil and arrival >= best_arrival then done = true break end
+      local expires = tonumber(redis.call('HGET', expiries, id))
       if expires ~= nil and expires <= now then
-        table.insert(dead, {raw, other.user.id})
-      elseif accepts(me.filters, other.user) and accepts(other.filters, me.user) and not avoids(me, other) then
-        drop_dead()
-        return take(raw, other.user.id)
+        if not noted[id] then noted[id] = true table.insert(suspects, id) end
+      elseif id ~= avoided then
+        local json = redis.call('HGET', entries, id)
+        if json then
+          local their = cjson.decode(json).avoid
+          if their == nil or their == cjson.null or their ~= me then
+            best, best_arrival, best_json = id, arrival, json
+            done = true
+            break
+          end
+        end
       end
     end
-  end
-  if #page < page_size then break end
-  start = start + page_size
-end
-drop_dead()
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
-return false
-"#,
-    )
-});
-
-/// Takes a user out of the queue. KEYS: queue, entries. ARGV: user id. Returns how many
-/// entries went.
-static CANCEL: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        r#"
-local entry = redis.call('HGET', KEYS[2], ARGV[1])
-if not entry then return 0 end
-redis.call('HDEL', KEYS[2], ARGV[1])
-return redis.call('LREM', KEYS[1], 0, entry)
-"#,
-    )
-});
-
-/// Opens a room. KEYS: room, first member's room pointer, second's. ARGV: JSON, room id, TTL ms.
-static OPEN_ROOM: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        r#"
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
-return 1
-"#,
-    )
-});
-
-/// Opens a room written back after an outage, unless a member is in another open room by
-/// now. KEYS: room, first member's room pointer, second's. ARGV: JSON, room id, TTL ms, room
-/// key prefix. Returns 1 when opened, 0 when a member is taken.
-static OPEN_ROOM_IF_FREE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        r#"
-for i = 2, 3 do
-  local current = redis.call('GET', KEYS[i])
-  if current and current ~= ARGV[2] and redis.call('EXISTS', ARGV[4] .. current) == 1 then
-    return 0
+    if #page < 32 then break end
+    start = start + 16
   end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
-return 1
-"#,
-    )
+local answer = {''}
+if best then
+  leave(best)
+  answer[1] = best_json
+else
+  join(me, ARGV[1], ARGV[4], ARGV[7])
+end
+for _, id in ipairs(suspects) do table.insert(answer, id) end
+return answer
+"#
+    ))
 });
 
-/// Puts a searcher back at the end of the queue without pairing it, unless it is queued
-/// already (it searched again elsewhere) or in an open room. KEYS: queue, entries, the
-/// searcher's room pointer. ARGV: searcher JSON, searcher id, room key prefix. Returns 1 when
-/// queued.
+/// Takes a user out of the queue. KEYS: entries, memberships, expiries, counter. ARGV: user
+/// id. Returns 1 when they were in it.
+static CANCEL: LazyLock<Script> =
+    LazyLock::new(|| Script::from_lua(format!("{QUEUE_LUA}return leave(ARGV[1])")));
+
+/// Records a later session expiry for a queued user (they were active since their search).
+/// KEYS: entries, memberships, expiries, counter. ARGV: user id, expiry ms. Returns 1 when
+/// they are still queued.
+static REFRESH: LazyLock<Script> = LazyLock::new(|| {
+    Script::from_lua(format!(
+        "{QUEUE_LUA}{}",
+        r#"
+if redis.call('HEXISTS', entries, ARGV[1]) == 0 then return 0 end
+redis.call('HSET', expiries, ARGV[1], ARGV[2])
+return 1
+"#
+    ))
+});
+
+/// Puts a searcher at the end of the queue without pairing it, unless it is queued already
+/// (it searched again elsewhere). KEYS: entries, memberships, expiries, counter. ARGV:
+/// searcher JSON, id, expiry ms, own buckets. Returns 1 when queued.
 static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
+    Script::from_lua(format!(
+        "{QUEUE_LUA}{}",
         r#"
-if redis.call('HEXISTS', KEYS[2], ARGV[2]) == 1 then return 0 end
-local room = redis.call('GET', KEYS[3])
-if room and redis.call('EXISTS', ARGV[3] .. room) == 1 then return 0 end
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+if redis.call('HEXISTS', entries, ARGV[2]) == 1 then return 0 end
+join(ARGV[2], ARGV[1], ARGV[3], ARGV[4])
 return 1
-"#,
-    )
+"#
+    ))
 });
 
-/// Closes a room once. KEYS: room, members' room pointers. ARGV: room id. Returns 1 for the
-/// caller that closed it, 0 for everyone else.
-static CLOSE_ROOM: LazyLock<Script> = LazyLock::new(|| {
+/// Deletes a member's room pointer if it still names the room. KEYS: pointer. ARGV: room id.
+static CLEAR_POINTER: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
-if redis.call('DEL', KEYS[1]) == 0 then return 0 end
-for i = 2, 3 do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
-end
-return 1
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 "#,
     )
 });
@@ -176,97 +161,138 @@ fn decode<T: serde::de::DeserializeOwned>(text: &str) -> StoreResult<T> {
 impl RedisStore {
     /// Publishes `payload` on `node`'s channel.
     pub(crate) async fn publish_to(&self, node: &str, payload: String) -> StoreResult<()> {
-        let _: i64 = self
-            .pool
-            .next()
-            .publish(self.keys.node_channel(node), payload)
-            .await
-            .map_err(crate::error::redis)?;
+        let client = self.pool.next();
+        let channel = self.keys.node_channel(node);
+        let _: i64 = if self.topology == super::RedisTopology::Cluster {
+            client.spublish(channel, payload).await
+        } else {
+            client.publish(channel, payload).await
+        }
+        .map_err(crate::error::redis)?;
         Ok(())
     }
 
     /// Opens `room` unless one of its members is in another open room; returns whether it
-    /// opened (the failover write-back of rooms opened during an outage).
+    /// opened (the failover write-back of rooms opened during an outage). The checks and the
+    /// writes touch three slots, so they are not one atomic step: a member who joins another
+    /// room between them ends up with two rooms, of which the older closes as any room does.
     pub(crate) async fn open_room_if_free(&self, room: &RoomRecord) -> StoreResult<bool> {
-        let ttl = i64::try_from(ROOM_TTL.as_millis()).unwrap_or(i64::MAX);
-        let args = vec![
-            Value::from(encode(room)?),
-            Value::from(room.room_id.as_str()),
-            Value::from(ttl),
-            Value::from(self.room_key_prefix(&room.room_id)),
-        ];
-        let opened: i64 = self
-            .run(&OPEN_ROOM_IF_FREE, self.room_keys(room), args)
-            .await?;
-        Ok(opened == 1)
+        for (member, _) in &room.members {
+            if let Some(other) = self.room_of(member).await?
+                && other.room_id != room.room_id
+            {
+                return Ok(false);
+            }
+        }
+        self.open_room(room).await?;
+        Ok(true)
     }
 
     /// Puts `searcher` back into the queue without pairing it, unless it is queued already or
     /// in an open room; returns whether it queued (the failover write-back of searchers queued
     /// in memory during an outage).
     pub(crate) async fn requeue(&self, searcher: &Searcher) -> StoreResult<bool> {
-        let keys = vec![
-            self.keys.queue(),
-            self.keys.queue_entries(),
-            self.keys.user_room(&searcher.user.id),
-        ];
+        if self.room_of(&searcher.user.id).await?.is_some() {
+            return Ok(false);
+        }
         let args = vec![
             Value::from(encode(searcher)?),
             Value::from(searcher.user.id.as_str()),
-            Value::from(self.room_key_prefix(&RoomId::generate())),
+            Value::from(self.queue_expiry(searcher)),
+            Value::from(self.bucket_keys(&searcher.buckets())),
         ];
-        let queued: i64 = self.run(&REQUEUE, keys, args).await?;
+        let queued: i64 = self.run(&REQUEUE, self.keys.queue().to_vec(), args).await?;
         Ok(queued == 1)
     }
 
-    /// A room's key and its members' room pointers, in the order the room scripts take them.
-    fn room_keys(&self, room: &RoomRecord) -> Vec<String> {
-        vec![
-            self.keys.room(&room.room_id),
-            self.keys.user_room(&room.members[0].0),
-            self.keys.user_room(&room.members[1].0),
-        ]
+    /// The session expiry of a searcher as of its search (ms).
+    fn queue_expiry(&self, searcher: &Searcher) -> i64 {
+        searcher
+            .user
+            .last_seen
+            .plus(self.config.session_ttl)
+            .as_millis()
     }
 
-    /// What precedes a room id in its key: scripts build the key of a room they only know by
-    /// the id a member's pointer holds.
-    fn room_key_prefix(&self, any: &RoomId) -> String {
-        let key = self.keys.room(any);
-        key.strip_suffix(any.as_str()).unwrap_or(&key).to_owned()
+    /// The keys of `buckets`, space-separated.
+    fn bucket_keys(&self, buckets: &[String]) -> String {
+        let keys: Vec<String> = buckets
+            .iter()
+            .map(|bucket| self.keys.queue_bucket(bucket))
+            .collect();
+        keys.join(" ")
+    }
+
+    /// Checks the queued searchers a search skipped because their session may have run out:
+    /// those active since their search get their later expiry recorded; the rest leave the
+    /// queue. Returns whether any stays queued.
+    async fn check_suspects(&self, suspects: &[String]) -> StoreResult<bool> {
+        let mut any_live = false;
+        for id in suspects.iter().filter_map(|id| UserId::parse(id)) {
+            let session = SessionStore::get(self, &id).await?;
+            match session {
+                Some(session) => {
+                    let expiry = session.last_seen.plus(self.config.session_ttl).as_millis();
+                    let args = vec![Value::from(id.as_str()), Value::from(expiry)];
+                    let _: i64 = self.run(&REFRESH, self.keys.queue().to_vec(), args).await?;
+                    any_live = true;
+                }
+                None => {
+                    self.cancel_search(&id).await?;
+                }
+            }
+        }
+        Ok(any_live)
     }
 
     async fn room_by_key(&self, key: String) -> StoreResult<Option<RoomRecord>> {
         let raw: Option<String> = self.pool.get(key).await.map_err(crate::error::redis)?;
         raw.as_deref().map(decode).transpose()
     }
+
+    fn room_ttl() -> Expiration {
+        Expiration::PX(i64::try_from(ROOM_TTL.as_millis()).unwrap_or(i64::MAX))
+    }
 }
 
 #[async_trait]
 impl ChatStore for RedisStore {
     async fn search(&self, searcher: &Searcher) -> StoreResult<Option<Searcher>> {
-        let partner: Option<String> = self
-            .run(
-                &SEARCH,
-                vec![
-                    self.keys.queue(),
-                    self.keys.queue_entries(),
-                    self.keys.expiries(),
-                ],
-                vec![
-                    Value::from(encode(searcher)?),
-                    Value::from(searcher.user.id.as_str()),
-                    Value::from(chat_domain::Timestamp::now().as_millis()),
-                ],
-            )
-            .await?;
-        partner.as_deref().map(decode).transpose()
+        let wanted = searcher.wanted_buckets();
+        let mut keys = self.keys.queue().to_vec();
+        keys.extend(wanted.iter().map(|bucket| self.keys.queue_bucket(bucket)));
+        let args = vec![
+            Value::from(encode(searcher)?),
+            Value::from(searcher.user.id.as_str()),
+            Value::from(chat_domain::Timestamp::now().as_millis()),
+            Value::from(self.queue_expiry(searcher)),
+            Value::from(wanted.len() as i64),
+            Value::from(searcher.avoid.as_ref().map_or("", UserId::as_str)),
+            Value::from(self.bucket_keys(&searcher.buckets())),
+        ];
+        // A suspect found live may be the partner after all: search once more then (the
+        // newcomer's entry is replaced, so nothing is queued twice).
+        for attempt in 0..2 {
+            let answer: Vec<String> = self.run(&SEARCH, keys.clone(), args.clone()).await?;
+            let (partner, suspects) = answer
+                .split_first()
+                .ok_or_else(|| StorageError::Corrupt("search script returned nothing".into()))?;
+            let refreshed = !suspects.is_empty() && self.check_suspects(suspects).await?;
+            if !partner.is_empty() {
+                return decode(partner).map(Some);
+            }
+            if !refreshed || attempt == 1 {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     async fn cancel_search(&self, user: &UserId) -> StoreResult<bool> {
         let removed: i64 = self
             .run(
                 &CANCEL,
-                vec![self.keys.queue(), self.keys.queue_entries()],
+                self.keys.queue().to_vec(),
                 vec![Value::from(user.as_str())],
             )
             .await?;
@@ -274,14 +300,31 @@ impl ChatStore for RedisStore {
     }
 
     async fn open_room(&self, room: &RoomRecord) -> StoreResult<()> {
-        let keys = self.room_keys(room);
-        let ttl = i64::try_from(ROOM_TTL.as_millis()).unwrap_or(i64::MAX);
-        let args = vec![
-            Value::from(encode(room)?),
-            Value::from(room.room_id.as_str()),
-            Value::from(ttl),
-        ];
-        let _: i64 = self.run(&OPEN_ROOM, keys, args).await?;
+        // The record first, then the members' pointers (their own slots): a pointer is only
+        // trusted when the record it names exists and lists the member.
+        let json = encode(room)?;
+        let _: () = self
+            .pool
+            .set(
+                self.keys.room(&room.room_id),
+                json,
+                Some(Self::room_ttl()),
+                None,
+                false,
+            )
+            .await
+            .map_err(crate::error::redis)?;
+        try_join_all(room.members.iter().map(|(member, _)| {
+            self.pool.set::<(), _, _>(
+                self.keys.user_room(member),
+                room.room_id.as_str(),
+                Some(Self::room_ttl()),
+                None,
+                false,
+            )
+        }))
+        .await
+        .map_err(crate::error::redis)?;
         Ok(())
     }
 
@@ -303,10 +346,24 @@ impl ChatStore for RedisStore {
     }
 
     async fn close_room(&self, room: &RoomRecord) -> StoreResult<bool> {
-        let keys = self.room_keys(room);
-        let closed: i64 = self
-            .run(&CLOSE_ROOM, keys, vec![Value::from(room.room_id.as_str())])
-            .await?;
-        Ok(closed == 1)
+        // Deleting the record decides who closed it; the pointers follow (a pointer left by a
+        // crash names a missing record, which reads as no room, and expires).
+        let deleted: i64 = self
+            .pool
+            .del(self.keys.room(&room.room_id))
+            .await
+            .map_err(crate::error::redis)?;
+        if deleted == 0 {
+            return Ok(false);
+        }
+        try_join_all(room.members.iter().map(|(member, _)| {
+            self.run::<i64>(
+                &CLEAR_POINTER,
+                vec![self.keys.user_room(member)],
+                vec![Value::from(room.room_id.as_str())],
+            )
+        }))
+        .await?;
+        Ok(true)
     }
 }

@@ -1,14 +1,15 @@
 //! [`RedisCluster`]: the [`Cluster`] of nodes sharing one Redis. Each node subscribes to its
-//! own pub/sub channel (`{prefix}node:{id}`), publishing is `PUBLISH` to the other node's
-//! channel, and the directory is one key per user holding its node's id, without expiry
+//! own pub/sub channel (`{<prefix>bus:<id>}:inbox`), publishing is `PUBLISH` to the other
+//! node's channel (sharded: `SSUBSCRIBE`/`SPUBLISH` on a Redis Cluster, so a message goes to
+//! the one shard owning the channel instead of to every shard), and the directory is one key per user holding its node's id, without expiry
 //! (cleared when the socket leaves, or by the survivor that claims a dead node).
 //!
-//! The registry of nodes (keys under the `{nodes}` hash tag, so its scripts stay on one slot
-//! of a Redis Cluster):
-//! - `{prefix}{nodes}:registry`, a hash node id → `{id, startedAt, lastSeen, sockets}` (unix
+//! The registry of nodes (keys under the `{<prefix>nodes}` hash tag, so its scripts stay on
+//! one slot of a Redis Cluster):
+//! - `{<prefix>nodes}:registry`, a hash node id → `{id, startedAt, lastSeen, sockets}` (unix
 //!   ms), written by each heartbeat with Redis' own clock (`TIME`), so the nodes' clocks do
 //!   not matter; a node that stops gracefully sets its `lastSeen` to 0;
-//! - `{prefix}{nodes}:held:{id}`, a set of the users node `id` answers for.
+//! - `{<prefix>nodes}:held:<id>`, a set of the users node `id` answers for.
 //!
 //! Claiming a dead node is one script: if its record is still older than the timeout it is
 //! deleted and its held set returned (and deleted), so exactly one survivor gets it.
@@ -29,6 +30,7 @@ use serde::Deserialize;
 
 use crate::bus::{BusOptions, Subscription};
 use crate::cluster::{BusHealth, Census, Cluster, Heartbeat, Inbox, NodeRecord};
+use crate::redis::RedisTarget;
 use crate::{FailoverStore, RedisStore, StorageError, StoreResult};
 
 /// Redis' clock in unix ms, as a Lua local `now`.
@@ -123,9 +125,10 @@ struct RegistryKeys {
 }
 
 impl RegistryKeys {
-    fn new(prefix: &str) -> Self {
+    /// The registry's keys under the deployment's `{<prefix>nodes}` tag.
+    fn new(tag: &str) -> Self {
         Self {
-            base: format!("{prefix}{{nodes}}:"),
+            base: format!("{tag}:"),
         }
     }
 
@@ -174,23 +177,24 @@ impl RedisCluster {
     /// for the subscription; if Redis does not answer it keeps trying in the background
     /// ([`Cluster::bus_health`] tells). Fails only on a URL it cannot read.
     pub async fn join(
-        url: &str,
+        target: impl Into<RedisTarget>,
         store: Arc<FailoverStore>,
         node_id: String,
     ) -> StoreResult<(Self, Inbox)> {
-        Self::join_with(url, store, node_id, BusOptions::default()).await
+        Self::join_with(target, store, node_id, BusOptions::default()).await
     }
 
     /// [`RedisCluster::join`] with other buffer sizes.
     pub async fn join_with(
-        url: &str,
+        target: impl Into<RedisTarget>,
         store: Arc<FailoverStore>,
         node_id: String,
         options: BusOptions,
     ) -> StoreResult<(Self, Inbox)> {
+        let target = target.into();
         let channel = store.redis().node_channel(&node_id);
-        let (subscription, inbox) = Subscription::start(url, channel, options).await?;
-        let keys = RegistryKeys::new(&store.redis().config().key_prefix);
+        let (subscription, inbox) = Subscription::start(&target, channel, options).await?;
+        let keys = RegistryKeys::new(&store.redis().nodes_tag());
         let cluster = Self {
             store,
             node_id,

@@ -1,6 +1,7 @@
 //! The Lua scripts that change several keys at once, so each change is atomic (and, for the
-//! sweep, so each expired id goes to exactly one caller). Keys a script builds from a prefix
-//! share the deployment's hash tag (see `keys.rs`), which keeps them in the declared keys' slot.
+//! sweep, so each expired id goes to exactly one caller). Every key a script touches shares
+//! one hash tag (see `keys.rs`): a script runs on one slot, as Redis Cluster requires. Keys a
+//! script builds from a prefix (the sweep's sessions) carry the declared keys' tag.
 
 use std::sync::LazyLock;
 
@@ -143,23 +144,6 @@ return {
     )
 });
 
-/// A page of online ids after a lexicographic bound, each followed by its session JSON (or nil).
-///
-/// KEYS: online. ARGV: start bound (`-` or `(<cursor>`), count, session key prefix.
-pub(super) static ONLINE_PAGE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        r#"
-local ids = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], '+', 'LIMIT', 0, ARGV[2])
-local page = {}
-for index, id in ipairs(ids) do
-  page[2 * index - 1] = id
-  page[2 * index] = redis.call('GET', ARGV[3] .. id)
-end
-return page
-"#,
-    )
-});
-
 /// Counts a hit in a fixed window that opens at the first hit; returns {hits, ms left}.
 ///
 /// KEYS: counter. ARGV: window ms.
@@ -177,37 +161,30 @@ return { hits, left }
     )
 });
 
-/// Stores a file's bytes and metadata with a TTL, and indexes it under its room; returns 1, or 0
-/// when ARGV[5] is `1` and the file exists already.
+/// Stores a file's bytes and metadata with a TTL; returns 1, or 0 when ARGV[4] is `1` and the
+/// file exists already.
 ///
-/// KEYS: bytes, meta, room files. ARGV: bytes, meta JSON, TTL ms, file id, only if absent.
+/// KEYS: bytes, meta. ARGV: bytes, meta JSON, TTL ms, only if absent.
 pub(super) static PUT_FILE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
-if ARGV[5] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[4])
-if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[3], ARGV[3]) end
 return 1
 "#,
     )
 });
 
-/// Deletes every file of a room; returns how many still existed.
+/// Indexes a file under its room, the index living as long as its longest-lived file.
 ///
-/// KEYS: room files. ARGV: file key prefix.
-pub(super) static DELETE_ROOM_FILES: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: room files. ARGV: file id, TTL ms.
+pub(super) static INDEX_ROOM_FILE: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
-local ids = redis.call('SMEMBERS', KEYS[1])
-local deleted = 0
-for _, id in ipairs(ids) do
-  deleted = deleted + redis.call('DEL', ARGV[1] .. id .. ':meta')
-  redis.call('DEL', ARGV[1] .. id .. ':bytes')
-end
-redis.call('DEL', KEYS[1])
-return deleted
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
 "#,
     )
 });

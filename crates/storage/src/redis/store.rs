@@ -5,12 +5,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chat_domain::{FileId, GuestUser, RoomId, Stats, Timestamp, UserId};
-use fred::prelude::KeysInterface;
+use fred::prelude::{KeysInterface, SetsInterface, SortedSetsInterface};
 use fred::types::Value;
 
-use super::scripts::{
-    DELETE_ROOM_FILES, DELETE_SESSION, ONLINE_PAGE, PATCH_SESSION, RATE_HIT, STATS, SWEEP,
-};
+use futures_util::future::try_join_all;
+
+use super::keys::PARTITIONS;
+use super::scripts::{DELETE_SESSION, PATCH_SESSION, RATE_HIT, STATS, SWEEP};
 use super::{KEY_TTL_GRACE, RedisStore, SWEEP_BATCH, millis, records};
 use crate::{
     FileMeta, Health, OnlinePage, RateDecision, SessionPatch, SessionStore, StorageError,
@@ -70,20 +71,11 @@ impl SessionStore for RedisStore {
     }
 
     async fn sweep_expired(&self, now: Timestamp) -> StoreResult<Vec<UserId>> {
-        let mut expired = Vec::new();
-        loop {
-            let args = vec![
-                Value::from(now.as_millis()),
-                Value::from(SWEEP_BATCH as i64),
-                Value::from(self.keys.session_prefix()),
-            ];
-            let batch: Vec<String> = self.run(&SWEEP, self.keys.indexes(), args).await?;
-            let full = batch.len() == SWEEP_BATCH;
-            expired.extend(batch.iter().filter_map(|id| UserId::parse(id)));
-            if !full {
-                return Ok(expired);
-            }
-        }
+        // Every partition at once (on a cluster, each on its own shard).
+        let swept =
+            try_join_all((0..PARTITIONS).map(|partition| self.sweep_partition(partition, now)))
+                .await?;
+        Ok(swept.into_iter().flatten().collect())
     }
 
     async fn stats(&self, now: Timestamp) -> StoreResult<Stats> {
@@ -92,20 +84,30 @@ impl SessionStore for RedisStore {
             Value::from(now.as_millis()),
             Value::from(active_since.as_millis()),
         ];
-        let counts: Vec<u64> = self.run(&STATS, self.keys.indexes(), args).await?;
-        let &[
+        // Each partition counts its own (O(log n) per change, O(partitions) per read).
+        let counts: Vec<Vec<u64>> = try_join_all((0..PARTITIONS).map(|partition| {
+            self.run::<Vec<u64>>(&STATS, self.keys.indexes(partition), args.clone())
+        }))
+        .await?;
+        let mut totals = [0u64; 5];
+        for partition in &counts {
+            if partition.len() != totals.len() {
+                return Err(StorageError::Corrupt(format!(
+                    "stats script returned {} values",
+                    partition.len()
+                )));
+            }
+            for (total, count) in totals.iter_mut().zip(partition) {
+                *total += count;
+            }
+        }
+        let [
             total_users,
             online_users,
             active_users,
             available_users,
             users_in_chat,
-        ] = counts.as_slice()
-        else {
-            return Err(StorageError::Corrupt(format!(
-                "stats script returned {} values",
-                counts.len()
-            )));
-        };
+        ] = totals;
         Ok(Stats {
             total_users,
             online_users,
@@ -119,36 +121,48 @@ impl SessionStore for RedisStore {
     async fn online_users(&self, limit: usize, cursor: Option<&str>) -> StoreResult<OnlinePage> {
         let limit = limit.max(1);
         let start = cursor.map_or_else(|| "-".to_owned(), |cursor| format!("({cursor}"));
-        // One more than asked tells whether a next page exists.
-        let args = vec![
-            Value::from(start),
-            Value::from(limit as i64 + 1),
-            Value::from(self.keys.session_prefix()),
-        ];
-        let flat: Vec<Option<String>> = self
-            .run(&ONLINE_PAGE, vec![self.keys.online()], args)
-            .await?;
-        let now = Timestamp::now();
-        let scanned: Vec<(String, Option<String>)> = flat
-            .chunks(2)
-            .map(|pair| {
-                (
-                    pair[0].clone().unwrap_or_default(),
-                    pair.get(1).cloned().flatten(),
-                )
-            })
-            .collect();
-        let mut users = Vec::with_capacity(limit);
-        for (_, json) in scanned.iter().take(limit) {
-            // A session that expired but was not swept yet is skipped, not an error.
-            if let Some(json) = json {
-                let user = records::decode_session(json)?;
-                if self.is_live(&user, now) && user.is_online {
-                    users.push(user.public());
+        // The smallest ids after the cursor of every partition hold the smallest of all; one
+        // more than asked tells whether a next page exists.
+        let wanted = i64::try_from(limit + 1).unwrap_or(i64::MAX);
+        let pages: Vec<Vec<String>> = try_join_all((0..PARTITIONS).map(|partition| {
+            let pool = &self.pool;
+            let key = self.keys.online(partition);
+            let start = start.clone();
+            async move {
+                pool.zrangebylex::<Vec<String>, _, _, _>(key, start, "+", Some((0, wanted)))
+                    .await
+                    .map_err(crate::error::redis)
+            }
+        }))
+        .await?;
+        let mut ids: Vec<String> = pages.into_iter().flatten().collect();
+        ids.sort_unstable();
+        ids.truncate(limit + 1);
+        let next_cursor = (ids.len() > limit).then(|| ids[limit - 1].clone());
+        ids.truncate(limit);
+        let sessions: Vec<Option<String>> = try_join_all(ids.iter().map(|id| {
+            let pool = &self.pool;
+            let key = UserId::parse(id).map(|id| self.keys.session(&id));
+            async move {
+                match key {
+                    Some(key) => pool
+                        .get::<Option<String>, _>(key)
+                        .await
+                        .map_err(crate::error::redis),
+                    None => Ok(None),
                 }
             }
+        }))
+        .await?;
+        let now = Timestamp::now();
+        let mut users = Vec::with_capacity(limit);
+        for json in sessions.iter().flatten() {
+            // A session that expired but was not swept yet is skipped, not an error.
+            let user = records::decode_session(json)?;
+            if self.is_live(&user, now) && user.is_online {
+                users.push(user.public());
+            }
         }
-        let next_cursor = (scanned.len() > limit).then(|| scanned[limit - 1].0.clone());
         Ok(OnlinePage { users, next_cursor })
     }
 
@@ -213,9 +227,46 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete_room_files(&self, room: &RoomId) -> StoreResult<u64> {
-        let args = vec![Value::from(self.keys.file_prefix())];
-        Ok(self
-            .run(&DELETE_ROOM_FILES, vec![self.keys.room_files(room)], args)
-            .await?)
+        // A file's keys share a slot, the room's set has its own: one DEL per file, then the
+        // set (a crash in between leaves files that expire on their own).
+        let index = self.keys.room_files(room);
+        let ids: Vec<String> = self
+            .pool
+            .smembers(&index)
+            .await
+            .map_err(crate::error::redis)?;
+        let deleted = try_join_all(ids.iter().filter_map(|id| FileId::parse(id)).map(|id| {
+            let pool = &self.pool;
+            let keys = vec![self.keys.file_meta(&id), self.keys.file_bytes(&id)];
+            async move {
+                let meta = keys[0].clone();
+                let existed: i64 = pool.exists(meta).await.map_err(crate::error::redis)?;
+                let _: i64 = pool.del(keys).await.map_err(crate::error::redis)?;
+                Ok::<_, StorageError>(u64::from(existed > 0))
+            }
+        }))
+        .await?;
+        let _: i64 = self.pool.del(index).await.map_err(crate::error::redis)?;
+        Ok(deleted.into_iter().sum())
+    }
+}
+
+impl RedisStore {
+    /// Removes partition `partition`'s sessions that expired at `now`, in batches.
+    async fn sweep_partition(&self, partition: usize, now: Timestamp) -> StoreResult<Vec<UserId>> {
+        let mut expired = Vec::new();
+        loop {
+            let args = vec![
+                Value::from(now.as_millis()),
+                Value::from(SWEEP_BATCH as i64),
+                Value::from(self.keys.session_prefix(partition)),
+            ];
+            let batch: Vec<String> = self.run(&SWEEP, self.keys.indexes(partition), args).await?;
+            let full = batch.len() == SWEEP_BATCH;
+            expired.extend(batch.iter().filter_map(|id| UserId::parse(id)));
+            if !full {
+                return Ok(expired);
+            }
+        }
     }
 }

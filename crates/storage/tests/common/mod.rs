@@ -12,7 +12,9 @@ use chat_domain::{GuestUser, Profile, Timestamp};
 #[cfg(feature = "redis")]
 use chat_storage::{FailoverStore, RedisStore, SessionStore};
 use chat_storage::{MemoryStore, StoreConfig};
-use chat_testkit::{RedisServer, require_redis};
+use chat_testkit::{
+    RedisClusterSet, RedisServer, TlsRedis, require_redis, require_redis_cluster, require_tls_redis,
+};
 
 /// The session TTL of every test store: longer than [`chat_domain::Stats::ACTIVE_WINDOW`], so a
 /// live session can be inactive. Tests make sessions expire soon by backdating `last_seen`.
@@ -74,6 +76,44 @@ pub async fn redis_store() -> Option<RedisStore> {
         RedisStore::connect(&server.url(), config())
             .await
             .expect("connect to the test redis-server"),
+    )
+}
+
+/// The test binary's three-master Redis Cluster, started on first use; `None` without the
+/// tools (a failure under `CI=true`).
+pub fn shared_cluster() -> Option<&'static RedisClusterSet> {
+    static CLUSTER: OnceLock<Option<RedisClusterSet>> = OnceLock::new();
+    CLUSTER.get_or_init(|| require_redis_cluster(3)).as_ref()
+}
+
+/// The test binary's TLS-only server, started on first use; `None` without the tools (a
+/// failure under `CI=true`).
+pub fn shared_tls() -> Option<&'static TlsRedis> {
+    static SERVER: OnceLock<Option<TlsRedis>> = OnceLock::new();
+    SERVER.get_or_init(require_tls_redis).as_ref()
+}
+
+#[cfg(feature = "redis")]
+/// A Redis store on the shared Redis Cluster under a fresh prefix.
+pub async fn cluster_store() -> Option<RedisStore> {
+    let cluster = shared_cluster()?;
+    Some(
+        RedisStore::connect(&cluster.url(), config())
+            .await
+            .expect("connect to the test Redis Cluster"),
+    )
+}
+
+#[cfg(feature = "redis")]
+/// A Redis store on the shared TLS-only server, checked against its private CA.
+pub async fn tls_store() -> Option<RedisStore> {
+    let server = shared_tls()?;
+    let target =
+        chat_storage::redis::RedisTarget::new(server.url()).with_tls_ca_file(server.ca_file());
+    Some(
+        RedisStore::connect(target, config())
+            .await
+            .expect("connect to the TLS-only test redis-server"),
     )
 }
 

@@ -8,7 +8,7 @@ use chat_domain::{ProfileField, RoomId, SearchFilters, Searcher, Timestamp, User
 use chat_storage::{ChatStore, RoomRecord, SessionPatch, SessionStore};
 use futures_util::future::join_all;
 
-use crate::common::user_seen;
+use crate::common::{TTL, eventually, user_seen};
 
 macro_rules! chat_suite {
     ($backend:ident, $open:path, [$($check:ident),* $(,)?]) => {
@@ -25,50 +25,35 @@ macro_rules! chat_suite {
     };
 }
 
-chat_suite!(
-    memory,
-    crate::common::memory_store,
-    [
-        search_pairs_the_oldest_compatible_searcher,
-        concurrent_searches_pair_each_searcher_once,
-        filters_hold_both_ways,
-        the_avoided_partner_is_never_paired,
-        cancel_takes_a_searcher_out_once,
-        rooms_open_and_close_exactly_once,
-        a_new_room_survives_closing_the_old_one,
-        a_searcher_whose_session_ran_out_is_never_paired,
-    ]
-);
+/// Every check, for each store.
+macro_rules! every_check {
+    ($backend:ident, $open:path) => {
+        chat_suite!(
+            $backend,
+            $open,
+            [
+                search_pairs_the_oldest_compatible_searcher,
+                concurrent_searches_pair_each_searcher_once,
+                filters_hold_both_ways,
+                the_avoided_partner_is_never_paired,
+                cancel_takes_a_searcher_out_once,
+                rooms_open_and_close_exactly_once,
+                a_new_room_survives_closing_the_old_one,
+                a_searcher_whose_session_ran_out_is_never_paired,
+            ]
+        );
+    };
+}
+
+every_check!(memory, crate::common::memory_store);
 #[cfg(feature = "redis")]
-chat_suite!(
-    redis,
-    crate::common::redis_store,
-    [
-        search_pairs_the_oldest_compatible_searcher,
-        concurrent_searches_pair_each_searcher_once,
-        filters_hold_both_ways,
-        the_avoided_partner_is_never_paired,
-        cancel_takes_a_searcher_out_once,
-        rooms_open_and_close_exactly_once,
-        a_new_room_survives_closing_the_old_one,
-        a_searcher_whose_session_ran_out_is_never_paired,
-    ]
-);
+every_check!(redis, crate::common::redis_store);
 #[cfg(feature = "redis")]
-chat_suite!(
-    failover,
-    crate::common::failover_store,
-    [
-        search_pairs_the_oldest_compatible_searcher,
-        concurrent_searches_pair_each_searcher_once,
-        filters_hold_both_ways,
-        the_avoided_partner_is_never_paired,
-        cancel_takes_a_searcher_out_once,
-        rooms_open_and_close_exactly_once,
-        a_new_room_survives_closing_the_old_one,
-        a_searcher_whose_session_ran_out_is_never_paired,
-    ]
-);
+every_check!(failover, crate::common::failover_store);
+#[cfg(feature = "redis")]
+every_check!(redis_cluster, crate::common::cluster_store);
+#[cfg(feature = "redis")]
+every_check!(redis_tls, crate::common::tls_store);
 
 /// A searcher with `gender` on its profile asking for `wanted`.
 fn searcher(gender: &str, wanted: Option<&str>) -> Searcher {
@@ -308,14 +293,17 @@ async fn a_new_room_survives_closing_the_old_one<S: ChatStore>(store: &S) {
 }
 
 /// A searcher whose session's TTL ran out before any sweep ended it is skipped (and leaves
-/// the queue); one with no session record at all is not judged.
+/// the queue); one active since its search is paired as usual.
 async fn a_searcher_whose_session_ran_out_is_never_paired<S: ChatStore + SessionStore>(store: &S) {
-    let (gone, waiting, newcomer) = (
-        user_seen(Duration::ZERO),
+    // Both searched with 1.5 s of their session left.
+    let almost = TTL - Duration::from_millis(1500);
+    let (gone, active, newcomer, later) = (
+        user_seen(almost),
+        user_seen(almost),
         user_seen(Duration::ZERO),
         user_seen(Duration::ZERO),
     );
-    for user in [&gone, &waiting, &newcomer] {
+    for user in [&gone, &active, &newcomer, &later] {
         store.create(user).await.unwrap();
     }
     let as_searcher = |user: &chat_domain::GuestUser| Searcher {
@@ -323,25 +311,34 @@ async fn a_searcher_whose_session_ran_out_is_never_paired<S: ChatStore + Session
         filters: SearchFilters::default(),
         avoid: None,
     };
+    let avoiding = |user: &chat_domain::GuestUser, avoid: &chat_domain::GuestUser| Searcher {
+        avoid: Some(avoid.id.clone()),
+        ..as_searcher(user)
+    };
     assert_eq!(search(store, &as_searcher(&gone)).await, None);
-    // The TTL runs out now: the last activity moves back past it.
-    let ran_out = SessionPatch {
-        touch: Some(Timestamp::from_millis(0)),
+    assert_eq!(search(store, &avoiding(&active, &gone)).await, None);
+    // `active` is active again; `gone` is not, and its TTL runs out.
+    let touch = SessionPatch {
+        touch: Some(Timestamp::now()),
         ..SessionPatch::default()
     };
-    store.update(&gone.id, ran_out).await.unwrap();
-    assert_eq!(store.get(&gone.id).await.unwrap(), None);
+    store.update(&active.id, touch).await.unwrap();
+    eventually("gone's session to run out", || async {
+        store.get(&gone.id).await.unwrap().is_none()
+    })
+    .await;
     assert_eq!(
-        search(store, &as_searcher(&waiting)).await,
+        search(store, &avoiding(&newcomer, &active)).await,
         None,
-        "the only one queued ran out: not paired, the newcomer waits"
-    );
-    assert_eq!(
-        search(store, &as_searcher(&newcomer)).await,
-        Some(waiting.id.clone())
+        "the only other one queued ran out: not paired, the newcomer waits"
     );
     assert!(
         !store.cancel_search(&gone.id).await.unwrap(),
-        "the walk took the one that ran out out of the queue"
+        "the search took the one that ran out out of the queue"
+    );
+    assert_eq!(
+        search(store, &as_searcher(&later)).await,
+        Some(active.id.clone()),
+        "the oldest live searcher is paired, though its search was older than its TTL"
     );
 }

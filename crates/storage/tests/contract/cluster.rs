@@ -45,6 +45,8 @@ macro_rules! every_check {
 every_check!(in_process, crate::cluster::in_process_nodes);
 #[cfg(feature = "redis")]
 every_check!(redis, crate::cluster::redis_nodes);
+#[cfg(feature = "redis")]
+every_check!(redis_cluster, crate::cluster::redis_cluster_nodes);
 
 /// `count` nodes `node-0`, `node-1`… of one fresh in-process network.
 pub async fn in_process_nodes(count: usize) -> Option<Vec<Node>> {
@@ -62,15 +64,27 @@ pub async fn in_process_nodes(count: usize) -> Option<Vec<Node>> {
 /// once their subscriptions are live; `None` without `redis-server`.
 #[cfg(feature = "redis")]
 pub async fn redis_nodes(count: usize) -> Option<Vec<Node>> {
+    let url = crate::common::shared_redis()?.url();
+    redis_nodes_at(&url, count).await
+}
+
+/// Like [`redis_nodes`], on the shared three-master Redis Cluster (sharded pub/sub).
+#[cfg(feature = "redis")]
+pub async fn redis_cluster_nodes(count: usize) -> Option<Vec<Node>> {
+    let url = crate::common::shared_cluster()?.url();
+    redis_nodes_at(&url, count).await
+}
+
+#[cfg(feature = "redis")]
+async fn redis_nodes_at(url: &str, count: usize) -> Option<Vec<Node>> {
     use chat_storage::FailoverStore;
     use chat_storage::redis::RedisCluster;
 
-    let url = crate::common::shared_redis()?.url();
     let shared = crate::common::config();
     let mut nodes = Vec::new();
     for index in 0..count {
-        let store = FailoverStore::connect(&url, shared.clone()).await.unwrap();
-        let (cluster, inbox) = RedisCluster::join(&url, Arc::new(store), format!("node-{index}"))
+        let store = FailoverStore::connect(url, shared.clone()).await.unwrap();
+        let (cluster, inbox) = RedisCluster::join(url, Arc::new(store), format!("node-{index}"))
             .await
             .unwrap();
         crate::common::eventually("the subscription", || async { cluster.bus_health().up }).await;

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use chat_domain::{GuestUser, SessionId, Timestamp, UserId};
 use fred::prelude::{Builder, ClientLike, KeysInterface, Pool, ReconnectPolicy};
-use fred::types::Value;
+use fred::types::{CustomCommand, Value};
 use fred::types::config::UnresponsiveConfig;
 use fred::types::scripts::Script;
 
@@ -46,6 +46,8 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(1500);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How much longer than the session a session key lives, so a sweep still finds the data.
 pub const KEY_TTL_GRACE: Duration = Duration::from_secs(60);
+/// How long creating a session behind Sentinel waits for a replica to confirm it.
+pub const REPLICA_WAIT: Duration = Duration::from_millis(250);
 /// How many expired sessions one sweep script removes at a time.
 const SWEEP_BATCH: usize = 500;
 
@@ -198,6 +200,29 @@ impl RedisStore {
         self.write_session(user, Condition::Always).await.map(drop)
     }
 
+    /// Writes a session as [`RedisStore::put_session`] does; behind Sentinel, then waits
+    /// (up to [`REPLICA_WAIT`]) until a replica has it, so a session the client was given
+    /// survives the primary's loss (replication is asynchronous otherwise). A replica that
+    /// does not answer in time is logged, and the session is kept all the same.
+    pub async fn put_session_replicated(&self, user: &GuestUser) -> StoreResult<()> {
+        if self.topology != RedisTopology::Sentinel {
+            return self.put_session(user).await;
+        }
+        // WAIT counts the writes of its own connection: both go through one client.
+        let client = self.pool.next();
+        self.write_session_on(client, user, Condition::Always)
+            .await?;
+        let wait = CustomCommand::new_static("WAIT", None, false);
+        let args = vec![Value::from(1), Value::from(millis(REPLICA_WAIT))];
+        let replicas: i64 = client.custom(wait, args).await.map_err(crate::error::redis)?;
+        if replicas < 1 {
+            tracing::warn!(
+                "no replica confirmed a new session within {REPLICA_WAIT:?}: it is lost if the primary fails now"
+            );
+        }
+        Ok(())
+    }
+
     /// Writes a session only if Redis holds none under its id; returns whether it wrote. Used to
     /// restore sessions Redis lost without overwriting newer data written by other nodes.
     pub async fn put_session_if_absent(&self, user: &GuestUser) -> StoreResult<bool> {
@@ -274,6 +299,17 @@ impl RedisStore {
 
     /// Writes `user` with its index entries if `condition` holds; returns whether it wrote.
     async fn write_session(&self, user: &GuestUser, condition: Condition) -> StoreResult<bool> {
+        self.write_session_on(self.pool.next(), user, condition)
+            .await
+    }
+
+    /// [`RedisStore::write_session`] on one client of the pool.
+    async fn write_session_on(
+        &self,
+        client: &fred::clients::Client,
+        user: &GuestUser,
+        condition: Condition,
+    ) -> StoreResult<bool> {
         let now = Timestamp::now();
         let expires_at = user.last_seen.plus(self.config.session_ttl);
         let key_ttl = (expires_at.as_millis() - now.as_millis()).max(0) + millis(KEY_TTL_GRACE);
@@ -296,7 +332,10 @@ impl RedisStore {
             Value::from(user.last_seen.as_millis()),
         ];
         let keys = self.keys.session_and_indexes(&user.id);
-        let written: i64 = self.run(&WRITE_SESSION, keys, args).await?;
+        let written: i64 = WRITE_SESSION
+            .evalsha_with_reload(client, keys, args)
+            .await
+            .map_err(crate::error::redis)?;
         Ok(written == 1)
     }
 

@@ -28,7 +28,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn create(&self, user: &GuestUser) -> StoreResult<()> {
-        self.put_session(user).await
+        self.put_session_replicated(user).await
     }
 
     async fn get(&self, id: &UserId) -> StoreResult<Option<GuestUser>> {

@@ -1,7 +1,7 @@
 //! Searching for a partner: filters, searchers, and the in-process queue (first come,
 //! first served among compatible searchers). Pure, no I/O.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -201,10 +201,18 @@ fn values_part(values: &[Option<String>; 3]) -> String {
     part
 }
 
-/// The queue of searchers, oldest first.
+/// The queue of searchers, oldest first, indexed by [`Searcher::buckets`]: a search reads
+/// the heads of at most eight buckets, however many incompatible searchers wait.
 #[derive(Debug, Default)]
 pub struct SearchQueue {
-    waiting: VecDeque<Searcher>,
+    /// Arrivals so far; each queued searcher's arrival orders it.
+    arrivals: u64,
+    /// Queued searchers by id, with their arrival.
+    entries: HashMap<UserId, (u64, Searcher)>,
+    /// Queued ids by arrival.
+    order: BTreeMap<u64, UserId>,
+    /// Each bucket's queued ids by arrival.
+    buckets: HashMap<String, BTreeMap<u64, UserId>>,
 }
 
 impl SearchQueue {
@@ -215,54 +223,112 @@ impl SearchQueue {
 
     /// Number of users waiting.
     pub fn len(&self) -> usize {
-        self.waiting.len()
+        self.entries.len()
     }
 
     /// Whether nobody waits.
     pub fn is_empty(&self) -> bool {
-        self.waiting.is_empty()
+        self.entries.is_empty()
     }
 
     /// Whether `user` waits.
     pub fn contains(&self, user: &UserId) -> bool {
-        self.waiting
-            .iter()
-            .any(|searcher| &searcher.user.id == user)
+        self.entries.contains_key(user)
     }
 
     /// Removes `user` from the queue; returns whether it was there.
     pub fn remove(&mut self, user: &UserId) -> bool {
-        let before = self.waiting.len();
-        self.waiting.retain(|searcher| &searcher.user.id != user);
-        before != self.waiting.len()
+        self.take(user).is_some()
     }
 
     /// The searchers waiting, oldest first.
     pub fn searchers(&self) -> impl Iterator<Item = &Searcher> {
-        self.waiting.iter()
+        self.order
+            .values()
+            .filter_map(|id| self.entries.get(id).map(|(_, searcher)| searcher))
     }
 
     /// Adds a searcher, or pairs it at once with the oldest compatible one (which leaves the
     /// queue and is returned). A searcher already queued is replaced (new filters). Two
     /// searchers of whom one avoids the other are never paired, even when nobody else fits.
     pub fn search(&mut self, searcher: Searcher) -> Option<Searcher> {
-        self.remove(&searcher.user.id);
-        let found = self
-            .waiting
-            .iter()
-            .position(|candidate| searcher.compatible(candidate) && !searcher.avoids(candidate));
-        match found {
-            Some(index) => self.waiting.remove(index),
+        self.search_among_live(searcher, |_| false)
+    }
+
+    /// [`SearchQueue::search`], where the queued searchers for which `gone` holds (their
+    /// session ran out, say) are never paired: they leave the queue as the search meets them.
+    pub fn search_among_live(
+        &mut self,
+        searcher: Searcher,
+        gone: impl Fn(&Searcher) -> bool,
+    ) -> Option<Searcher> {
+        self.take(&searcher.user.id);
+        let mut best: Option<(u64, UserId)> = None;
+        let mut dead = Vec::new();
+        for bucket in searcher.wanted_buckets() {
+            let Some(waiting) = self.buckets.get(&bucket) else {
+                continue;
+            };
+            for (&arrival, id) in waiting {
+                if best.as_ref().is_some_and(|(oldest, _)| arrival >= *oldest) {
+                    break;
+                }
+                let Some((_, candidate)) = self.entries.get(id) else {
+                    continue;
+                };
+                if gone(candidate) {
+                    dead.push(id.clone());
+                } else if !searcher.avoids(candidate) {
+                    best = Some((arrival, id.clone()));
+                    break;
+                }
+            }
+        }
+        for id in &dead {
+            self.take(id);
+        }
+        match best {
+            Some((_, id)) => self.take(&id),
             None => {
-                self.waiting.push_back(searcher);
+                self.push(searcher);
                 None
             }
         }
+    }
+
+    fn push(&mut self, searcher: Searcher) {
+        self.arrivals += 1;
+        let arrival = self.arrivals;
+        for bucket in searcher.buckets() {
+            self.buckets
+                .entry(bucket)
+                .or_default()
+                .insert(arrival, searcher.user.id.clone());
+        }
+        self.order.insert(arrival, searcher.user.id.clone());
+        self.entries
+            .insert(searcher.user.id.clone(), (arrival, searcher));
+    }
+
+    fn take(&mut self, user: &UserId) -> Option<Searcher> {
+        let (arrival, searcher) = self.entries.remove(user)?;
+        self.order.remove(&arrival);
+        for bucket in searcher.buckets() {
+            if let Some(waiting) = self.buckets.get_mut(&bucket) {
+                waiting.remove(&arrival);
+                if waiting.is_empty() {
+                    self.buckets.remove(&bucket);
+                }
+            }
+        }
+        Some(searcher)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+
     use serde_json::json;
 
     use crate::time::Timestamp;
@@ -323,13 +389,67 @@ mod tests {
             for queued in &searchers {
                 let buckets = queued.buckets();
                 let shared = wanted.iter().filter(|key| buckets.contains(key)).count();
-                let compatible =
-                    newcomer.filters.accepts(&queued.user) && queued.filters.accepts(&newcomer.user);
+                let compatible = newcomer.filters.accepts(&queued.user)
+                    && queued.filters.accepts(&newcomer.user);
                 assert_eq!(shared, usize::from(compatible), "{newcomer:?} / {queued:?}");
                 compatible_pairs += usize::from(compatible);
             }
         }
-        assert!(compatible_pairs > searchers.len(), "the space has compatible pairs");
+        assert!(
+            compatible_pairs > searchers.len(),
+            "the space has compatible pairs"
+        );
+    }
+
+    /// The indexed queue pairs exactly as a plain first-come scan would, over a long seeded
+    /// schedule of searches, re-searches, cancels and avoidance.
+    #[test]
+    fn the_index_pairs_like_a_first_come_scan() {
+        let mut reference: VecDeque<Searcher> = VecDeque::new();
+        let mut queue = SearchQueue::new();
+        let values = [None, Some("a"), Some("b")];
+        let users: Vec<PublicUser> = (0..24)
+            .map(|index| user(values[index % 3], values[(index / 3) % 3]))
+            .collect();
+        let mut state = 0x2545_f491_u64;
+        let mut next = |bound: usize| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            usize::try_from(state >> 33).unwrap_or(0) % bound
+        };
+        for _ in 0..5000 {
+            let who = &users[next(users.len())];
+            if next(5) == 0 {
+                let before = reference.len();
+                reference.retain(|queued| queued.user.id != who.id);
+                assert_eq!(queue.remove(&who.id), before != reference.len());
+                continue;
+            }
+            let mut wanted = serde_json::Map::new();
+            if let Some(gender) = values[next(3)] {
+                wanted.insert("gender".into(), json!(gender));
+            }
+            if let Some(language) = values[next(3)] {
+                wanted.insert("language".into(), json!(language));
+            }
+            let mut newcomer = searcher(who, filters(Value::Object(wanted)));
+            if next(3) == 0 {
+                newcomer.avoid = Some(users[next(users.len())].id.clone());
+            }
+            reference.retain(|queued| queued.user.id != who.id);
+            let expected = reference
+                .iter()
+                .position(|queued| newcomer.compatible(queued) && !newcomer.avoids(queued))
+                .and_then(|index| reference.remove(index));
+            if expected.is_none() {
+                reference.push_back(newcomer.clone());
+            }
+            assert_eq!(queue.search(newcomer), expected);
+            assert_eq!(queue.len(), reference.len());
+        }
+        let order: Vec<&Searcher> = queue.searchers().collect();
+        assert_eq!(order, reference.iter().collect::<Vec<_>>());
     }
 
     #[test]

@@ -227,21 +227,13 @@ impl crate::ChatStore for MemoryStore {
         searcher: &chat_domain::Searcher,
     ) -> StoreResult<Option<chat_domain::Searcher>> {
         // Searchers whose session's TTL ran out (before the sweep ended it) are never
-        // paired: they leave the queue first.
+        // paired: they leave the queue as the search meets them.
         let (now, ttl) = (Timestamp::now(), self.config.session_ttl);
         let sessions = lock(&self.sessions);
         let mut chat = lock(&self.chat);
-        let gone: Vec<UserId> = chat
-            .queue
-            .searchers()
-            .filter(|queued| sessions.ran_out(&queued.user.id, now, ttl))
-            .map(|queued| queued.user.id.clone())
-            .collect();
-        drop(sessions);
-        for user in &gone {
-            chat.queue.remove(user);
-        }
-        Ok(chat.queue.search(searcher.clone()))
+        Ok(chat.queue.search_among_live(searcher.clone(), |queued| {
+            sessions.ran_out(&queued.user.id, now, ttl)
+        }))
     }
 
     async fn cancel_search(&self, user: &UserId) -> StoreResult<bool> {

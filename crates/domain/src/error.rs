@@ -29,6 +29,10 @@ pub enum ErrorCode {
     NotInChat,
     /// 503: storage is unreachable and no fallback could answer.
     Unavailable,
+    /// 403: this user, device or address is banned (see the moderation rules).
+    Banned,
+    /// 503: this node is draining: it takes no new sessions or sockets.
+    Draining,
     /// 500: a bug or an unexpected backend failure.
     Internal,
 }
@@ -49,6 +53,8 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::NotInChat => "not_in_chat",
             Self::Unavailable => "unavailable",
+            Self::Banned => "banned",
+            Self::Draining => "draining",
             Self::Internal => "internal",
         }
     }

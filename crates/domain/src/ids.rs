@@ -78,6 +78,17 @@ string_id!(
     "file_"
 );
 
+string_id!(
+    /// A user report's id: `report_` followed by a UUID.
+    ReportId,
+    "report_"
+);
+string_id!(
+    /// A ban's id: `ban_` followed by a UUID.
+    BanId,
+    "ban_"
+);
+
 /// A guest session's id, a bare UUID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -45,6 +45,7 @@ pub mod error;
 pub mod file;
 pub mod ids;
 pub mod message;
+pub mod moderation;
 pub mod search;
 pub mod stats;
 pub mod time;
@@ -54,8 +55,9 @@ pub mod webrtc;
 
 pub use error::{DomainError, ErrorCode};
 pub use file::{FileInfo, FileType};
-pub use ids::{FileId, MessageId, RoomId, SessionId, UserId};
+pub use ids::{BanId, FileId, MessageId, ReportId, RoomId, SessionId, UserId};
 pub use message::{ChatBody, ChatPayload, Message, MessageContent, MessageStatus, MessageType};
+pub use moderation::{Ban, BanSource, Report, ReportReason, ReportRequest};
 pub use search::{SearchFilters, SearchQueue, Searcher};
 pub use stats::Stats;
 pub use time::Timestamp;

@@ -81,6 +81,10 @@ pub struct Searcher {
     /// The partner they just left: never paired with them on this search (they wait for
     /// someone else instead), whichever of the two searches first.
     pub avoid: Option<UserId>,
+    /// Users this one reported or was reported by: never paired with them, for the life of
+    /// their sessions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<UserId>,
 }
 
 impl Searcher {
@@ -91,9 +95,13 @@ impl Searcher {
             && other.filters.accepts(&self.user)
     }
 
-    /// Whether either just left the other: such a pair is never made.
+    /// Whether either just left the other, or reported the other: such a pair is never
+    /// made.
     pub fn avoids(&self, other: &Searcher) -> bool {
-        self.avoid.as_ref() == Some(&other.user.id) || other.avoid.as_ref() == Some(&self.user.id)
+        self.avoid.as_ref() == Some(&other.user.id)
+            || other.avoid.as_ref() == Some(&self.user.id)
+            || self.blocked.contains(&other.user.id)
+            || other.blocked.contains(&self.user.id)
     }
 }
 
@@ -354,6 +362,7 @@ mod tests {
             user: user.clone(),
             filters,
             avoid: None,
+            blocked: Vec::new(),
         }
     }
 
@@ -541,6 +550,7 @@ mod tests {
         assert_eq!(queue.len(), 2);
         let skip = Searcher {
             avoid: Some(bob.id.clone()),
+            blocked: Vec::new(),
             ..searcher(&alice, SearchFilters::default())
         };
         assert_eq!(

@@ -17,6 +17,8 @@ pub struct ApiError {
     code: ErrorCode,
     message: Cow<'static, str>,
     retry_after_secs: Option<u64>,
+    /// When a ban ends (`banned` errors carry it as `until`).
+    until: Option<chat_domain::Timestamp>,
 }
 
 impl ApiError {
@@ -26,7 +28,23 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_secs: None,
+            until: None,
         }
+    }
+
+    /// 403 `banned` "You are banned", with `until` in the error object.
+    pub fn banned(until: chat_domain::Timestamp) -> Self {
+        let mut error = Self::new(ErrorCode::Banned, "You are banned");
+        error.until = Some(until);
+        error
+    }
+
+    /// 503 `draining`: this node takes no new sessions or sockets.
+    pub fn draining() -> Self {
+        Self::new(
+            ErrorCode::Draining,
+            "This server is draining: retry on another one",
+        )
     }
 
     /// 400 `invalid_input`.
@@ -93,11 +111,11 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             StatusCode::UNAUTHORIZED
         }
         ErrorCode::SessionNotFound | ErrorCode::NotFound => StatusCode::NOT_FOUND,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::Forbidden | ErrorCode::Banned => StatusCode::FORBIDDEN,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::UnsupportedType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Unavailable | ErrorCode::Draining => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -118,7 +136,11 @@ impl ResponseError for ApiError {
         if let Some(seconds) = self.retry_after_secs {
             response.insert_header((header::RETRY_AFTER, HeaderValue::from(seconds)));
         }
-        response.json(json!({"error": {"code": self.code.as_str(), "message": self.message}}))
+        let mut error = json!({"code": self.code.as_str(), "message": self.message});
+        if let Some(until) = self.until {
+            error["until"] = json!(until);
+        }
+        response.json(json!({ "error": error }))
     }
 }
 

@@ -144,6 +144,7 @@ fn searcher(gender: &str, wanted: Option<&str>, avoid: Option<&UserId>) -> Searc
             ..SearchFilters::default()
         },
         avoid: avoid.cloned(),
+        blocked: Vec::new(),
     }
 }
 

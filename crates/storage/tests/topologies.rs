@@ -91,6 +91,7 @@ async fn a_redis_cluster_holds_the_data_on_every_shard_and_the_bus_on_shard_chan
         user: waiting.public(),
         filters: SearchFilters::default(),
         avoid: None,
+        blocked: Vec::new(),
     };
     assert_eq!(store.search(&searcher).await.unwrap(), None);
 
@@ -171,6 +172,7 @@ async fn searchers_on_distinct_filters_all_pair_on_a_cluster() {
                     ..SearchFilters::default()
                 },
                 avoid: None,
+                blocked: Vec::new(),
             });
         }
         expected.insert(members[1].user.id.clone(), members[0].user.id.clone());

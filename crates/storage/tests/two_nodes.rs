@@ -71,6 +71,7 @@ fn searcher_of(user: &GuestUser) -> Searcher {
         user: user.public(),
         filters: SearchFilters::default(),
         avoid: None,
+        blocked: Vec::new(),
     }
 }
 

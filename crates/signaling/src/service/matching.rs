@@ -133,6 +133,7 @@ impl ChatService {
             user: me,
             filters,
             avoid,
+            blocked: Vec::new(),
         };
         let partner = self.inner.shared.search(&searcher).await?;
         self.deliver(user, Outgoing::Searching);

@@ -48,20 +48,28 @@ end
 /// The newcomer's wanted buckets (see [`chat_domain::Searcher::wanted_buckets`]) hold exactly
 /// the queued searchers whose filters and profile fit it, so pairing reads only their heads:
 /// O(1) in the number of incompatible searchers. Walking a bucket skips only searchers the
-/// newcomer avoids or who avoid it (such a pair is never made, even when nobody else fits) and
+/// newcomer avoids or blocks or who avoid or block it (such a pair is never made, even when nobody else fits) and
 /// searchers whose session may have run out (the expiry recorded at their search is past):
 /// those are never paired here, and are returned so the caller can check them (a session
 /// active since then refreshes its entry; one that really expired leaves the queue).
 ///
 /// KEYS: entries, memberships, expiries, counter, then ARGV[5] wanted buckets. ARGV: searcher
 /// JSON, id, now ms, the searcher's session expiry ms, how many wanted buckets, the id it
-/// avoids (or ''), its own buckets (space-separated keys). Returns `{partner JSON or '',
+/// avoids (or ''), its own buckets (space-separated keys), the ids it blocks
+/// (space-separated; a queued searcher's own blocked list is in its JSON). Returns `{partner JSON or '',
 /// ids to check…}`.
 static SEARCH: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(format!(
         "{QUEUE_LUA}{}",
         r#"
 local me, avoided = ARGV[2], ARGV[6]
+local blocked = {}
+for id in string.gmatch(ARGV[8], '%S+') do blocked[id] = true end
+local function blocks_me(other)
+  if type(other.blocked) ~= 'table' then return false end
+  for _, id in ipairs(other.blocked) do if id == me then return true end end
+  return false
+end
 leave(me)
 local now = tonumber(ARGV[3])
 local best, best_arrival, best_json = nil, nil, nil
@@ -78,11 +86,12 @@ for i = 1, tonumber(ARGV[5]) do
       local expires = tonumber(redis.call('HGET', expiries, id))
       if expires ~= nil and expires <= now then
         if not noted[id] then noted[id] = true table.insert(suspects, id) end
-      elseif id ~= avoided then
+      elseif id ~= avoided and not blocked[id] then
         local json = redis.call('HGET', entries, id)
         if json then
-          local their = cjson.decode(json).avoid
-          if their == nil or their == cjson.null or their ~= me then
+          local other = cjson.decode(json)
+          local their = other.avoid
+          if (their == nil or their == cjson.null or their ~= me) and not blocks_me(other) then
             best, best_arrival, best_json = id, arrival, json
             done = true
             break
@@ -269,6 +278,14 @@ impl ChatStore for RedisStore {
             Value::from(wanted.len() as i64),
             Value::from(searcher.avoid.as_ref().map_or("", UserId::as_str)),
             Value::from(self.bucket_keys(&searcher.buckets())),
+            Value::from(
+                searcher
+                    .blocked
+                    .iter()
+                    .map(UserId::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
         ];
         // A suspect found live may be the partner after all: search once more then (the
         // newcomer's entry is replaced, so nothing is queued twice).

@@ -36,6 +36,7 @@ macro_rules! every_check {
                 concurrent_searches_pair_each_searcher_once,
                 filters_hold_both_ways,
                 the_avoided_partner_is_never_paired,
+                blocked_users_are_never_paired,
                 cancel_takes_a_searcher_out_once,
                 rooms_open_and_close_exactly_once,
                 a_new_room_survives_closing_the_old_one,
@@ -66,6 +67,7 @@ fn searcher(gender: &str, wanted: Option<&str>) -> Searcher {
             ..SearchFilters::default()
         },
         avoid: None,
+        blocked: Vec::new(),
     }
 }
 
@@ -168,6 +170,38 @@ async fn filters_hold_both_ways<S: ChatStore>(store: &S) {
     );
     assert_eq!(search(store, &male).await, Some(female.user.id.clone()));
     assert!(store.cancel_search(&male_wants_m.user.id).await.unwrap());
+}
+
+/// A user reported (or reporting) is blocked both ways, whichever waits, and alongside a
+/// `match:next` avoidance.
+async fn blocked_users_are_never_paired<S: ChatStore>(store: &S) {
+    // Two women who want a man wait, the reported one first.
+    let (reported, other) = (searcher("f", Some("m")), searcher("f", Some("m")));
+    let mut reporter = searcher("m", None);
+    reporter.blocked = vec![UserId::generate(), reported.user.id.clone()];
+    assert_eq!(search(store, &reported).await, None);
+    assert_eq!(search(store, &other).await, None);
+    assert_eq!(
+        search(store, &reporter).await,
+        Some(other.user.id.clone()),
+        "the newcomer's block skips the older searcher"
+    );
+    assert_eq!(
+        search(store, &reporter).await,
+        None,
+        "he waits rather than meet her"
+    );
+    assert!(store.cancel_search(&reporter.user.id).await.unwrap());
+    // From the waiting side: her own list blocks the newcomer.
+    let mut waiting = searcher("f", Some("m"));
+    let newcomer = searcher("m", None);
+    waiting.blocked = vec![newcomer.user.id.clone()];
+    assert!(store.cancel_search(&reported.user.id).await.unwrap());
+    assert_eq!(search(store, &waiting).await, None);
+    assert_eq!(search(store, &newcomer).await, None, "her block holds");
+    let free = searcher("f", None);
+    assert_eq!(search(store, &free).await, Some(newcomer.user.id.clone()));
+    assert!(store.cancel_search(&waiting.user.id).await.unwrap());
 }
 
 async fn the_avoided_partner_is_never_paired<S: ChatStore>(store: &S) {
@@ -310,9 +344,11 @@ async fn a_searcher_whose_session_ran_out_is_never_paired<S: ChatStore + Session
         user: user.public(),
         filters: SearchFilters::default(),
         avoid: None,
+        blocked: Vec::new(),
     };
     let avoiding = |user: &chat_domain::GuestUser, avoid: &chat_domain::GuestUser| Searcher {
         avoid: Some(avoid.id.clone()),
+        blocked: Vec::new(),
         ..as_searcher(user)
     };
     assert_eq!(search(store, &as_searcher(&gone)).await, None);

@@ -3,7 +3,7 @@
 CARGO ?= cargo
 NODE_TESTS := tests/node
 
-.PHONY: run build release test test-rust test-node test-browser test-schemathesis schemathesis-venv node-deps lint fmt clippy doc bench fuzz soak clean
+.PHONY: run build release test test-rust test-alerts test-node test-browser test-schemathesis schemathesis-venv node-deps lint fmt clippy doc bench fuzz soak clean
 
 ## Start the server on the embedded defaults (in-memory storage, 127.0.0.1:8080).
 run:
@@ -18,11 +18,24 @@ release:
 ## Every test: Rust (unit, integration, storage against a private redis-server) and the
 ## socket.io-client protocol suite (Node) against the real server binary.
 # The Node protocol suite runs last: its closing lines (tests, pass, fail) end the log.
-test: lint test-rust test-schemathesis test-browser test-node
+test: lint test-rust test-alerts test-schemathesis test-browser test-node
 
 test-rust:
 	$(CARGO) test --workspace --all-targets
 	$(CARGO) test --workspace --doc
+
+## The Prometheus alerting rules: promtool (Debian's package prometheus, which .ci/run
+## installs) checks deploy/prometheus/alerts.yml and runs its unit tests, alerts.test.yml.
+## Without promtool it skips with a notice, except under CI=true, where it fails.
+test-alerts:
+	@if command -v promtool >/dev/null 2>&1; then \
+	  promtool check rules deploy/prometheus/alerts.yml && \
+	  promtool test rules deploy/prometheus/alerts.test.yml; \
+	elif [ "$$CI" = true ]; then \
+	  echo "promtool is missing (apt-get install prometheus)"; exit 1; \
+	else \
+	  echo "promtool not found: the alert rule tests are skipped (apt-get install prometheus)"; \
+	fi
 
 node-deps:
 	cd $(NODE_TESTS) && npm ci --no-audit --no-fund --loglevel=error

@@ -3,7 +3,7 @@
 // It speaks the wire contract (PROTOCOL.md) with the browser build of socket.io-client 4.x
 // (`/vendor/socket.io.min.js`, global `io`) and `fetch`. Every piece of state that matters is
 // visible on the page; `document.body.dataset.phase` says where the user is:
-// loading → join → idle ⇄ searching → chat → ended → searching …
+// loading → join → idle ⇄ searching → chat → ended → searching …, and `banned` while a ban holds.
 //
 // No inline scripts, styles or handlers: the server sends a strict Content-Security-Policy.
 
@@ -16,13 +16,30 @@ const TRANSPORT = params.get('transport');
 const PROFILE_KEY = 'chat.profile';
 const FILTERS_KEY = 'chat.filters';
 const ROOM_KEY = 'chat.room';
+/** `{until, reason}` of a ban in force: while it holds the page creates no session and opens no socket. */
+const BAN_KEY = 'chat.ban';
+/** A random id of this browser, sent as `deviceId` with every new guest (a ban covers it). */
+const DEVICE_KEY = 'chat.device';
 const REFUSALS = ['Authentication required', 'Invalid token', 'Token has expired', 'Guest session not found'];
+
+/** `user:report` reasons and how they are shown (also for the reason of a ban). */
+const REPORT_REASONS = {
+  spam: 'Spam or advertising',
+  harassment: 'Harassment, threats or hate',
+  nudity: 'Nudity or sexual content',
+  underage: 'Seems to be under 18',
+  other: 'Something else',
+};
+const MAX_REPORT_DETAILS = 500;
+/** The server takes a report of the last partner up to 120 s after the room closed; a margin for the trip. */
+const REPORT_AFTER_CLOSE_MS = 110_000;
 
 const CLOSE_REASONS = {
   left: 'You left the chat.',
   partner_left: '{name} left the chat.',
   partner_disconnected: '{name} lost the connection and did not come back.',
   session_expired: "{name}'s session expired.",
+  partner_banned: 'Your partner was removed for breaking the rules.',
 };
 
 const state = {
@@ -52,9 +69,17 @@ const state = {
   ice: null,
   recorder: null,
   renewals: [],
+  /** `{until, reason}` once banned (until may be unknown: null); the page then stays on its banned screen. */
+  banned: null,
+  /** The open report dialog: `{opener, sending}`. */
+  report: null,
+  /** After a room closed: until when its partner may still be reported (ms since the epoch). */
+  reportableUntil: 0,
+  /** Why the last room closed. */
+  closeReason: null,
 };
 
-const timers = { refresh: 0, heartbeat: 0, typingStop: 0, typingShown: 0, banner: 0, record: 0, callClock: 0 };
+const timers = { refresh: 0, heartbeat: 0, typingStop: 0, typingShown: 0, banner: 0, record: 0, callClock: 0, reportable: 0, banned: 0 };
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -182,6 +207,7 @@ function setPhase(phase) {
   $('searching').hidden = phase !== 'searching';
   $('search-form').hidden = phase === 'searching';
   $('room-ended').hidden = phase !== 'ended';
+  $('banned-view').hidden = phase !== 'banned';
   if (phase !== 'chat') {
     showTyping(false);
     setBanner(null);
@@ -203,17 +229,23 @@ function updateControls() {
   $('search-button').disabled = !connected;
   $('new-search-button').disabled = !connected;
   $('cancel-button').disabled = !connected;
+  const reportable = canReport();
+  $('report-button').disabled = !connected || !reportable;
+  $('report-ended-button').hidden = state.phase !== 'ended' || !reportable;
+  $('report-ended-button').disabled = !connected;
 }
 
 // ---------------------------------------------------------------------------------------------
 // REST
 
 class ApiError extends Error {
-  constructor(status, code, message, retryAfter) {
+  constructor(status, code, message, retryAfter, until = null) {
     super(message);
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
+    /** When a ban ends (403 `banned`). */
+    this.until = until;
   }
 }
 
@@ -241,7 +273,8 @@ async function api(method, path, { body, form, auth = true } = {}) {
     }
   }
   if (!response.ok) {
-    throw new ApiError(response.status, data?.error?.code ?? 'http_error', data?.error?.message ?? `HTTP ${response.status}`, Number(response.headers.get('Retry-After')) || 0);
+    const error = data?.error;
+    throw new ApiError(response.status, error?.code ?? 'http_error', error?.message ?? `HTTP ${response.status}`, Number(response.headers.get('Retry-After')) || 0, error?.until ?? null);
   }
   return data;
 }
@@ -317,8 +350,12 @@ async function refreshToken() {
     storeSession(token, expiresAt);
     document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes ?? 0) + 1);
   } catch (error) {
-    if (sessionGone(error)) await renewSession('Your session had ended');
-    else timers.refresh = setTimeout(refreshToken, 5000);
+    if (state.banned) return;
+    if (!sessionGone(error)) {
+      timers.refresh = setTimeout(refreshToken, 5000);
+      return;
+    }
+    await renewSession('Your session had ended').catch(() => {});
   }
 }
 
@@ -332,8 +369,31 @@ function profileFromForm() {
   return profile;
 }
 
+/** This browser's device id (random, kept in localStorage; the server keeps only a keyed hash of it). */
+function deviceId() {
+  let id = null;
+  try {
+    id = localStorage.getItem(DEVICE_KEY);
+    if (!id) {
+      id = randomId();
+      localStorage.setItem(DEVICE_KEY, id);
+    }
+  } catch {
+    // Storage disabled: no device id.
+  }
+  return id;
+}
+
 async function createGuest(profile) {
-  const data = await api('POST', '/api/guest', { body: profile, auth: false });
+  if (state.banned) throw new Error('You are banned.');
+  const device = deviceId();
+  let data;
+  try {
+    data = await api('POST', '/api/guest', { body: device ? { ...profile, deviceId: device } : profile, auth: false });
+  } catch (error) {
+    if (error.code === 'banned') enterBanned({ until: error.until });
+    throw error;
+  }
   storeSession(data.token, data.expiresAt);
   return data.user;
 }
@@ -343,6 +403,7 @@ async function createGuest(profile) {
  * profile and carry on. Throttled so a broken server cannot make the page loop.
  */
 async function renewSession(why) {
+  if (state.banned) throw new Error('You are banned.');
   if (state.renewing) return state.renewing;
   const now = Date.now();
   state.renewals = state.renewals.filter((at) => now - at < 60_000);
@@ -357,7 +418,7 @@ async function renewSession(why) {
     try {
       user = await createGuest(profile);
     } catch (error) {
-      if (error.status !== 400) throw error;
+      if (error.status !== 400 || state.banned) throw error;
       user = await createGuest({});
     }
     leaveRoomLocally();
@@ -390,6 +451,13 @@ function renderMe() {
 async function start() {
   setConnection('offline');
   await claimSlot();
+  // A ban this browser was told about: no session, no socket until it ends.
+  const ban = readJson(localStorage, BAN_KEY);
+  if (ban && Date.parse(ban.until) > Date.now()) {
+    enterBanned(ban);
+    return;
+  }
+  if (ban) writeJson(localStorage, BAN_KEY, null);
   const saved = readJson(localStorage, state.slotKey);
   const savedFilters = readJson(localStorage, FILTERS_KEY) ?? {};
   for (const field of ['gender', 'language', 'location']) {
@@ -430,6 +498,7 @@ async function join(event) {
     writeJson(localStorage, PROFILE_KEY, profile);
     joined(user);
   } catch (error) {
+    if (state.banned) return;
     $('join-error').textContent =
       error.status === 429 ? `Too many new sessions from your address. Try again in ${error.retryAfter || 60} s.` : error.message;
   } finally {
@@ -460,6 +529,7 @@ function joined(user) {
 // The socket
 
 function connectSocket() {
+  if (state.banned) return;
   if (state.socket) {
     if (!state.socket.connected) state.socket.connect();
     return;
@@ -526,6 +596,7 @@ function connectSocket() {
     const text = (CLOSE_REASONS[reason] ?? 'The chat ended.').replace('{name}', partnerName());
     endRoom(text, reason);
   });
+  socket.on('session:banned', ({ until, reason } = {}) => enterBanned({ until, reason }));
 
   socket.on('webrtc:offer', onOffer);
   socket.on('webrtc:answer', onAnswer);
@@ -619,7 +690,7 @@ function onDisconnect(reason) {
   }
   // The server closed this socket on purpose.
   setConnection('offline');
-  if (state.kicked === 'replaced' || state.kicked === 'expired') return;
+  if (state.banned || state.kicked === 'replaced' || state.kicked === 'expired') return;
   if (state.kicked === 'shutdown') {
     setConnection('reconnecting');
     // Opening again enters socket.io's reconnection loop (backoff, attempt count).
@@ -639,6 +710,14 @@ async function onConnectError(error) {
     return;
   }
   setConnection('offline');
+  if (state.banned) return;
+  if (error?.message === 'Banned') {
+    // Refused because this user or address is banned; when it ends is known only from
+    // `session:banned` or a refused new session.
+    const known = readJson(localStorage, BAN_KEY);
+    enterBanned(known && Date.parse(known.until) > Date.now() ? known : { until: null, reason: null });
+    return;
+  }
   if (!REFUSALS.includes(error?.message)) {
     showNotice(`The server refused the connection: ${error?.message ?? 'unknown reason'}.`, { kind: 'error' });
     return;
@@ -648,6 +727,7 @@ async function onConnectError(error) {
     await renewSession(error.message === 'Token has expired' ? 'Your session token had expired' : 'Your session had ended');
     state.socket.connect();
   } catch (failure) {
+    if (state.banned) return;
     showNotice(`Could not start a new session: ${failure.message}`, { kind: 'error', action: 'Retry', onAction: () => location.reload() });
   }
 }
@@ -719,7 +799,10 @@ function clearChat() {
 // The room
 
 function beginRoom({ roomId, partner, initiator }, { restored = false } = {}) {
+  closeReport({ restoreFocus: false });
   endCall(null);
+  state.closeReason = null;
+  state.reportableUntil = 0;
   state.room = { roomId, partner: partner ?? { username: 'Stranger' }, initiator: Boolean(initiator) };
   state.partnerAway = false;
   writeJson(sessionStorage, ROOM_KEY, state.room);
@@ -763,12 +846,18 @@ function endRoom(text, reason) {
   systemMessage(text);
   $('room-ended-text').textContent = text;
   $('room-ended').dataset.reason = reason ?? '';
+  state.closeReason = reason ?? null;
+  // The server takes a report of this partner for a while yet (not of one it removed already).
+  state.reportableUntil = reason === 'partner_banned' ? 0 : Date.now() + REPORT_AFTER_CLOSE_MS;
+  clearTimeout(timers.reportable);
+  if (state.reportableUntil) timers.reportable = setTimeout(updateControls, REPORT_AFTER_CLOSE_MS + 50);
   setPhase('ended');
   $('new-search-button').focus();
 }
 
 /** Forgets the room without a word (a new search, a new session). */
 function leaveRoomLocally() {
+  closeReport({ restoreFocus: false });
   endCall(null);
   state.room = null;
   state.partnerAway = false;
@@ -807,6 +896,209 @@ function showTyping(typing) {
   $('typing').textContent = typing ? `${partnerName()} is typing…` : '';
   // A lost "stopped typing" must not leave the indicator on forever.
   if (typing) timers.typingShown = setTimeout(() => showTyping(false), 6000);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reporting (`user:report`) and bans (`session:banned`, 403 `banned`, CONNECT_ERROR "Banned")
+
+/** The partner can be reported in a chat, and for a while after the room closed. */
+function canReport() {
+  if (state.banned || !state.room) return false;
+  if (state.phase === 'chat') return true;
+  return state.phase === 'ended' && Date.now() < state.reportableUntil;
+}
+
+function openReport(opener) {
+  if (!canReport() || !state.socket?.connected || $('report-dialog').open) return;
+  $('report-button').closest('details').open = false;
+  state.report = { opener, sending: false };
+  $('report-form').reset();
+  $('report-name').textContent = state.room.partner?.username || 'the stranger';
+  $('report-error').textContent = '';
+  renderDetailsCount();
+  setReportSending(false);
+  $('report-dialog').showModal();
+  $('report-form').querySelector('input[name="reason"]').focus();
+}
+
+/** Closes the dialog; `restoreFocus` false when something else takes the focus (a new room, a ban). */
+function closeReport({ restoreFocus = true } = {}) {
+  const dialog = $('report-dialog');
+  if (!restoreFocus && state.report) state.report.opener = null;
+  if (dialog.open) dialog.close();
+  else state.report = null;
+}
+
+/** The dialog closed (Cancel, Escape, a report sent, the room changed): focus goes back. */
+function onReportClosed() {
+  if ($('report-dialog').open) return;
+  const opener = state.report?.opener;
+  state.report = null;
+  if (opener && opener.offsetParent !== null && !opener.disabled) opener.focus();
+}
+
+function renderDetailsCount() {
+  const length = [...$('report-details').value].length;
+  const count = $('report-details-count');
+  count.textContent = `${length} / ${MAX_REPORT_DETAILS} characters`;
+  count.dataset.over = String(length > MAX_REPORT_DETAILS);
+}
+
+function setReportSending(sending) {
+  $('report-form').setAttribute('aria-busy', String(sending));
+  $('report-submit').disabled = sending;
+  $('report-submit').textContent = sending ? 'Sending…' : 'Send report';
+}
+
+function reportError(text, focus = null) {
+  $('report-error').textContent = text;
+  focus?.focus();
+}
+
+function submitReport(event) {
+  event.preventDefault();
+  const report = state.report;
+  if (!report || report.sending) return;
+  const form = $('report-form');
+  const reason = new FormData(form).get('reason');
+  const details = $('report-details').value.trim();
+  if (!Object.hasOwn(REPORT_REASONS, reason)) {
+    reportError('Choose what is wrong first.', form.querySelector('input[name="reason"]'));
+    return;
+  }
+  const length = [...details].length;
+  if (length > MAX_REPORT_DETAILS) {
+    reportError(`The details can have at most ${MAX_REPORT_DETAILS} characters; these have ${length}.`, $('report-details'));
+    return;
+  }
+  if (!state.socket?.connected) {
+    reportError('You are offline. Send the report again once the page has reconnected.');
+    return;
+  }
+  $('report-error').textContent = '';
+  report.sending = true;
+  setReportSending(true);
+  const payload = details ? { reason, details } : { reason };
+  state.socket.timeout(15_000).emit('user:report', payload, (error, answer) => reportAnswered(report, error, answer));
+}
+
+function reportFailure(error) {
+  switch (error?.code) {
+    case 'not_in_chat':
+      return 'There is nobody to report any more: a chat can be reported until two minutes after it ended.';
+    case 'rate_limited':
+      return 'Too many requests at once. Wait a moment and try again.';
+    default:
+      return error?.message ?? 'The report was not accepted.';
+  }
+}
+
+function reportAnswered(report, error, answer) {
+  report.sending = false;
+  const open = state.report === report;
+  if (open) setReportSending(false);
+  if (state.banned) return;
+  if (error || !answer?.ok) {
+    const text = error ? 'The server did not answer. Try again.' : reportFailure(answer?.error);
+    if (answer?.error?.code === 'not_in_chat' && state.phase === 'ended') {
+      state.reportableUntil = 0;
+      updateControls();
+    }
+    if (open) reportError(text);
+    else showNotice(`Report: ${text}`, { kind: 'error' });
+    return;
+  }
+  document.body.dataset.reportId = answer.reportId ?? '';
+  closeReport({ restoreFocus: false });
+  // With enough reports the server removes the partner at once (`room:closed` `partner_banned`).
+  const removed = state.phase === 'ended' && state.closeReason === 'partner_banned';
+  const text = 'Reported. You will not be matched with this person again.';
+  showNotice(removed ? `${text} They were removed for breaking the rules.` : text, { kind: 'info' });
+  // On to the next stranger, as "Next" does.
+  if (state.phase === 'chat') next();
+  else if (state.phase === 'ended') search();
+}
+
+/**
+ * This browser is banned: forget the session, stop the socket (no reconnection), and show the
+ * banned screen until `until`. The ban is remembered so a reload creates no session meanwhile.
+ */
+function enterBanned({ until = null, reason = null } = {}) {
+  const ends = typeof until === 'string' && Number.isFinite(Date.parse(until)) ? until : null;
+  state.banned = { until: ends ?? state.banned?.until ?? null, reason: reason || state.banned?.reason || null };
+  if (state.banned.until && Date.parse(state.banned.until) > Date.now()) writeJson(localStorage, BAN_KEY, state.banned);
+  state.kicked = 'banned';
+  clearTimeout(timers.refresh);
+  stopHeartbeat();
+  discardRecording();
+  closeReport({ restoreFocus: false });
+  leaveRoomLocally();
+  clearMessages();
+  state.session = null;
+  writeJson(localStorage, state.slotKey, null);
+  state.socket?.disconnect();
+  hideNotice();
+  setConnection('offline');
+  setPhase('banned');
+  renderBanned();
+  $('banned-title').focus();
+}
+
+/** "in 23 h 59 min", "in 4 min", "in 12 s". */
+function timeLeft(ms) {
+  const seconds = Math.ceil(ms / 1000);
+  if (seconds < 60) return `in ${seconds} s`;
+  const minutes = Math.ceil(seconds / 60);
+  if (minutes < 60) return `in ${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `in ${hours} h ${minutes % 60} min`;
+  return `in ${Math.floor(hours / 24)} days ${hours % 24} h`;
+}
+
+function renderBanned() {
+  clearInterval(timers.banned);
+  const { until, reason } = state.banned;
+  const view = $('banned-view');
+  $('banned-reason').textContent = reason ? `Reason: ${REPORT_REASONS[reason] ?? reason}.` : '';
+  $('banned-reason').hidden = !reason;
+  const again = $('banned-again');
+  const ends = until ? Date.parse(until) : NaN;
+  if (!Number.isFinite(ends)) {
+    view.dataset.state = 'unknown';
+    $('banned-ends').textContent = 'The server did not say when the ban ends. You can check again later.';
+    again.textContent = 'Check again';
+    again.hidden = false;
+    return;
+  }
+  const time = el('time', {
+    datetime: new Date(ends).toISOString(),
+    text: new Intl.DateTimeFormat(undefined, { dateStyle: 'full', timeStyle: 'short' }).format(ends),
+  });
+  again.hidden = true;
+  const tick = () => {
+    const left = ends - Date.now();
+    if (left > 0) {
+      view.dataset.state = 'active';
+      $('banned-ends').replaceChildren('It ends on ', time, ` (${timeLeft(left)}).`);
+      return;
+    }
+    clearInterval(timers.banned);
+    writeJson(localStorage, BAN_KEY, null);
+    view.dataset.state = 'over';
+    $('banned-title').textContent = 'Your ban has ended';
+    $('banned-ends').replaceChildren('It ended on ', time, '. You can chat again.');
+    again.textContent = 'Start again';
+    again.hidden = false;
+    again.focus();
+  };
+  tick();
+  timers.banned = setInterval(tick, 1000);
+}
+
+/** "Start again" once the ban is over, or "Check again" when its end was not known. */
+function leaveBanned() {
+  writeJson(localStorage, BAN_KEY, null);
+  location.reload();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1345,6 +1637,14 @@ function wire() {
   $('mute-button').addEventListener('click', (event) => toggleTrack('audio', event.currentTarget, 'Unmute', 'Mute'));
   $('camera-button').addEventListener('click', (event) => toggleTrack('video', event.currentTarget, 'Camera on', 'Camera off'));
   $('notice-close').addEventListener('click', hideNotice);
+  $('report-button').addEventListener('click', () => openReport($('report-button').closest('details').querySelector('summary')));
+  $('report-ended-button').addEventListener('click', (event) => openReport(event.currentTarget));
+  $('report-form').addEventListener('submit', submitReport);
+  $('report-cancel').addEventListener('click', () => closeReport());
+  $('report-details').addEventListener('input', renderDetailsCount);
+  // Escape closes the modal dialog by itself ("cancel", then "close").
+  $('report-dialog').addEventListener('close', onReportClosed);
+  $('banned-again').addEventListener('click', leaveBanned);
   // Escape closes the "more" menu.
   document.addEventListener('keydown', (event) => {
     if (event.key !== 'Escape') return;

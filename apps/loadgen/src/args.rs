@@ -20,8 +20,9 @@ SCENARIOS:
                  ramp:       --pairs P --ramp --start-rate R --step R --step-secs S
                              --max-rate R --p99-bound-ms MS
     match      N clients search at once, R rounds     --clients N --rounds R
-                 --cross-node-pairs: clients 2p, 2p+1 search with a filter only they
-                 match, so with several --url every pair is split across two nodes
+                 --pair-filters: clients 2p, 2p+1 have a language and search with a
+                 filter on it only they match (filtered matching); with several --url
+                 every pair is then split across two nodes (old name --cross-node-pairs)
     sessions   POST /api/guest as fast as possible    --concurrency C --duration SECS
     broadcast  time for one realtime:stats to reach every socket
                                                       --clients N --rounds R
@@ -39,6 +40,10 @@ COMMON OPTIONS:
     --setup-concurrency C   guest creations / connects in flight per worker [64]
     --label TEXT        free label stored in the results (e.g. memory, redis)
     --json FILE         also write the results as JSON
+    --redis HOST:PORT[,HOST:PORT...]   (match, relay) the Redis servers the service uses
+                        (every master of a cluster; loopback only): INFO commandstats is
+                        read around each round / step, for Redis commands per search or
+                        per delivered message
 ";
 
 const COMMON: &[&str] = &[
@@ -67,19 +72,29 @@ const SCENARIOS: &[(&str, &[&str])] = &[
             "max-rate",
             "p99-bound-ms",
             "message-bytes",
+            "redis",
         ],
     ),
-    ("match", &["clients", "rounds", "cross-node-pairs"]),
+    (
+        "match",
+        &[
+            "clients",
+            "rounds",
+            "pair-filters",
+            "cross-node-pairs",
+            "redis",
+        ],
+    ),
     ("sessions", &["concurrency", "duration"]),
     ("broadcast", &["clients", "rounds"]),
     ("churn", &["concurrency", "duration", "messages", "warmup"]),
 ];
 
 /// Options that take no value.
-const FLAGS: &[&str] = &["ramp", "cross-node-pairs"];
+const FLAGS: &[&str] = &["ramp", "pair-filters", "cross-node-pairs"];
 
 /// Options that take a list: given several times, the values are joined with commas.
-const LISTS: &[&str] = &["url", "server-pid"];
+const LISTS: &[&str] = &["url", "server-pid", "redis"];
 
 /// `--url` when none is given.
 const DEFAULT_URL: &str = "http://127.0.0.1:8080";
@@ -207,6 +222,23 @@ impl Args {
             .collect()
     }
 
+    /// The Redis servers of `--redis` (`HOST:PORT`, one or more); empty when none. Refuses
+    /// anything outside 127.0.0.0/8.
+    pub fn redis_servers(&self) -> anyhow::Result<Vec<SocketAddr>> {
+        self.text("redis")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|server| !server.is_empty())
+            .map(|server| loopback(server.trim_start_matches("redis://").trim_end_matches('/')))
+            .collect()
+    }
+
+    /// `match --pair-filters` (or its old name `--cross-node-pairs`).
+    pub fn pair_filters(&self) -> bool {
+        self.flag("pair-filters") || self.flag("cross-node-pairs")
+    }
+
     /// Worker processes.
     pub fn procs(&self) -> anyhow::Result<u64> {
         Ok(self.number("procs", 1)?.max(1))
@@ -228,7 +260,11 @@ fn loopback_server(url: &str) -> anyhow::Result<SocketAddr> {
     let authority = url
         .strip_prefix("http://")
         .with_context(|| format!("--url must start with http://, not {url}"))?;
-    let authority = authority.trim_end_matches('/');
+    loopback(authority.trim_end_matches('/'))
+}
+
+/// The IPv4 address of `HOST:PORT`; refuses anything outside 127.0.0.0/8.
+fn loopback(authority: &str) -> anyhow::Result<SocketAddr> {
     let address = authority
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve {authority}"))?
@@ -315,6 +351,31 @@ mod tests {
         assert!(single.server_pids().unwrap().is_empty());
         let bad = Args::parse(&strings(&["match", "--server-pid", "1,x"])).unwrap();
         assert!(bad.server_pids().is_err());
+        assert!(single.redis_servers().unwrap().is_empty());
+    }
+
+    #[test]
+    fn takes_redis_servers_on_loopback_only() {
+        let args = Args::parse(&strings(&[
+            "relay",
+            "--redis",
+            "127.0.0.1:7001,redis://127.0.0.1:7002/",
+            "--redis",
+            "127.0.0.1:7003",
+        ]))
+        .unwrap();
+        let ports: Vec<u16> = args
+            .redis_servers()
+            .unwrap()
+            .iter()
+            .map(SocketAddr::port)
+            .collect();
+        assert_eq!(ports, [7001, 7002, 7003]);
+        let remote = Args::parse(&strings(&["match", "--redis", "10.0.0.1:6379"])).unwrap();
+        assert!(remote.redis_servers().is_err());
+        assert!(Args::parse(&strings(&["sessions", "--redis", "127.0.0.1:1"])).is_err());
+        let filtered = Args::parse(&strings(&["match", "--cross-node-pairs"])).unwrap();
+        assert!(filtered.pair_filters());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::control::{Workers, now_us};
 use crate::hist::{Latency, merge_from};
 use crate::http::{HttpConn, create_guest, stats};
 use crate::procfs::{Sample, maybe_sample};
+use crate::redis::Counts;
 use crate::report::Report;
 
 /// How long a setup stage (guests, connects) may take.
@@ -25,6 +26,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let server = *servers.first().context("no server")?;
     let server_pids = args.server_pids()?;
     let pids = server_pids.as_slice();
+    let redis = args.redis_servers()?;
     let mut report = Report::new(args);
     if servers.len() > 1 {
         report.metric("server nodes", servers.len(), "");
@@ -36,12 +38,19 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
             "",
         );
     }
+    if !redis.is_empty() {
+        report.metric(
+            "Redis servers read (INFO commandstats, calls summed)",
+            redis.len(),
+            "",
+        );
+    }
     let mut workers = Workers::spawn(args)?;
     let result = match args.scenario.as_str() {
         "connect" => connect(args, server, pids, &mut workers, &mut report).await,
         "broadcast" => broadcast(args, server, pids, &mut workers, &mut report).await,
-        "relay" => relay(args, pids, &mut workers, &mut report).await,
-        "match" => matching(args, servers.len(), &mut workers, &mut report).await,
+        "relay" => relay(args, pids, &redis, &mut workers, &mut report).await,
+        "match" => matching(args, servers.len(), &redis, &mut workers, &mut report).await,
         "sessions" => sessions(args, pids, &mut workers, &mut report).await,
         "churn" => churn(args, server, pids, &mut workers, &mut report).await,
         other => Err(anyhow::anyhow!("unknown scenario {other}")),
@@ -276,9 +285,41 @@ async fn broadcast(
     Ok(())
 }
 
+/// The Redis calls between two readings, when both were taken.
+fn ran(before: Option<&Counts>, after: Option<&Counts>) -> Option<Counts> {
+    Some(after?.since(before?))
+}
+
+/// `calls / per` as a JSON number, or null when not measured (or nothing to divide by).
+fn per(calls: Option<&Counts>, per: u64) -> Value {
+    match calls {
+        Some(calls) if per > 0 => Value::from(calls.total() as f64 / per as f64),
+        _ => Value::Null,
+    }
+}
+
+/// The figures of the Redis calls `calls` made for `count` units (searches, messages).
+fn record_redis(report: &mut Report, calls: Option<&Counts>, count: u64, unit: &str) {
+    let Some(calls) = calls else { return };
+    report.metric(
+        &format!("Redis commands per {unit}"),
+        per(Some(calls), count),
+        "commands",
+    );
+    report.metric(
+        &format!("Redis commands per {unit}, by command"),
+        calls.top_per(count, 8),
+        "",
+    );
+    if calls.servers() > 1 {
+        report.metric("Redis commands per server (share)", calls.shares(), "");
+    }
+}
+
 async fn relay(
     args: &Args,
     pids: &[u32],
+    redis: &[SocketAddr],
     workers: &mut Workers,
     report: &mut Report,
 ) -> anyhow::Result<()> {
@@ -310,12 +351,13 @@ async fn relay(
         args.decimal("duration", 10.0)?
     };
     report.metric("p99 bound", bound, "ms");
-    let mut best: Option<(f64, Vec<Value>)> = None;
-    let mut last: Option<Vec<Value>> = None;
+    let mut best: Option<(f64, Vec<Value>, Option<Counts>)> = None;
+    let mut last: Option<(Vec<Value>, Option<Counts>)> = None;
     let mut lowest: Option<(f64, f64)> = None;
     let mut cpu_before = loadgen_cpu(&paired);
     for rate in rates {
         let before = maybe_sample(pids);
+        let calls_before = Counts::read(redis).await;
         let at = start_soon(200);
         workers.send(&format!("go {at} {rate}")).await?;
         let results = workers
@@ -329,6 +371,7 @@ async fn relay(
             .unwrap_or(at);
         let elapsed = (last_delivered.saturating_sub(at)) as f64 / 1e6;
         let after = maybe_sample(pids);
+        let calls = ran(calls_before.as_ref(), Counts::read(redis).await.as_ref());
         let delivered = sum(&results, "delivered");
         let achieved = delivered as f64 / elapsed.max(seconds);
         let receipt = merge_from(&results, "receipt")?;
@@ -371,24 +414,25 @@ async fn relay(
                 "server_rss_MiB",
                 json!(after.map(|sample| mib(sample.rss_kib))),
             ),
+            ("redis_cmds_per_msg", per(calls.as_ref(), delivered)),
         ]);
         if within {
-            best = Some((achieved, results.clone()));
+            best = Some((achieved, results.clone(), calls.clone()));
         }
-        last = Some(results);
+        last = Some((results, calls));
         if ramp && !within {
             break;
         }
     }
-    let shown = best
+    let (shown, shown_calls) = best
         .as_ref()
-        .map(|(_, results)| results.clone())
+        .map(|(_, results, calls)| (results.clone(), calls.clone()))
         .or(last)
         .unwrap_or_default();
     let delivered = sum(&shown, "delivered");
     report.metric(
         "best rate within p99 bound",
-        best.as_ref().map(|(rate, _)| *rate).unwrap_or(0.0),
+        best.as_ref().map(|(rate, _, _)| *rate).unwrap_or(0.0),
         "msg/s",
     );
     if let Some((rate, p99)) = lowest {
@@ -412,6 +456,12 @@ async fn relay(
         "",
     );
     report.metric("message:delivered received (shown run)", delivered, "");
+    record_redis(
+        report,
+        shown_calls.as_ref(),
+        delivered,
+        "delivered message (shown run)",
+    );
     report.metric("first error", first_error(&shown), "");
     report.latency(
         "send → partner gets chat:message",
@@ -426,6 +476,7 @@ async fn relay(
 async fn matching(
     args: &Args,
     nodes: usize,
+    redis: &[SocketAddr],
     workers: &mut Workers,
     report: &mut Report,
 ) -> anyhow::Result<()> {
@@ -440,11 +491,26 @@ async fn matching(
     let mut all = Latency::new();
     let mut rates = Vec::new();
     let (mut cross_node, mut same_node, mut found_total) = (0, 0, 0);
+    // Redis calls over every round (search, match, room, leave, close, and what runs in the
+    // background meanwhile), and the searches they served.
+    let mut all_calls: Option<Counts> = None;
+    let mut searches = 0;
+    let mut measured_rounds = 0;
     for round in 1..=rounds {
+        let calls_before = Counts::read(redis).await;
         let at = start_soon(200);
         workers.send(&format!("go {at} 0")).await?;
         let results = workers.stage("round", Duration::from_secs(120)).await?;
+        let calls = ran(calls_before.as_ref(), Counts::read(redis).await.as_ref());
         let clients = sum(&results, "clients");
+        if let Some(calls) = &calls {
+            measured_rounds += 1;
+            searches += clients;
+            all_calls = Some(match all_calls.take() {
+                Some(total) => total.plus(calls),
+                None => calls.clone(),
+            });
+        }
         let found = sum(&results, "found");
         found_total += found;
         cross_node += sum(&results, "crossNode");
@@ -476,6 +542,7 @@ async fn matching(
             ("p50_ms", json!(latency.quantile_ms(0.5))),
             ("p99_ms", json!(latency.quantile_ms(0.99))),
             ("failures", json!(sum_at(&results, "errors", "failures"))),
+            ("redis_cmds_per_search", per(calls.as_ref(), clients)),
         ]);
         all.merge(&latency);
         settle(1.0).await;
@@ -501,6 +568,9 @@ async fn matching(
             .unwrap_or(Value::Null),
         "pairs/s",
     );
+    if measured_rounds == rounds {
+        record_redis(report, all_calls.as_ref(), searches, "search");
+    }
     if nodes > 1 {
         // Counted per client: each pair twice, once from either side.
         report.metric(

@@ -8,6 +8,7 @@ mod coord;
 mod hist;
 mod http;
 mod procfs;
+mod redis;
 mod report;
 mod sio;
 mod worker;

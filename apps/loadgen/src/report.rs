@@ -403,39 +403,86 @@ fn targets(reports: &[Value]) -> Vec<Target> {
             true,
         ));
     }
-    if let Some(report) = find("match", "cluster-cross") {
+    // The same scenarios on a three-master Redis Cluster (mode `rcluster`): beside the
+    // single-Redis rows, without targets of their own.
+    if let Some(report) = find("match", "rcluster") {
         out.push(informational(
             &format!(
-                "matching, every pair split across two of {} on one Redis (cluster-cross)",
+                "matching across {} on a Redis Cluster (rcluster)",
                 nodes_text(report)
             ),
             figure(report, "best pairs/s"),
             "pairs/s",
         ));
     }
-    if let Some(report) = find("relay", "cluster") {
-        let mut target = informational(
-            &format!(
-                "relayed messages/s with full receipts, p99 send → delivered < 10 ms, pairs split across {} (cluster)",
+    // Filtered matching: every pair on a filter value of its own (`match --pair-filters`).
+    for (label, place) in [
+        ("memory-filtered", "one node in memory".to_owned()),
+        ("redis-filtered", "one node on Redis".to_owned()),
+        ("cluster-cross", String::new()),
+        ("rcluster-cross", String::new()),
+    ] {
+        let Some(report) = find("match", label) else {
+            continue;
+        };
+        let place = if place.is_empty() {
+            let redis = if label == "rcluster-cross" {
+                "a Redis Cluster"
+            } else {
+                "one Redis"
+            };
+            format!(
+                "every pair split across two of {} on {redis}",
                 nodes_text(report)
-            ),
-            figure(report, "best rate within p99 bound"),
-            "msg/s",
+            )
+        } else {
+            place
+        };
+        let mut target = informational(
+            &format!("filtered matching (a filter value of its own per pair), {place} ({label})"),
+            figure(report, "best pairs/s"),
+            "pairs/s",
         );
-        if let Some(measured) = no_rate_within_bound(report) {
-            target.measured = measured;
+        if let (Some(complete), Some(steps)) = (
+            figure(report, "complete rounds"),
+            Some(steps(report).1.len()).filter(|rounds| *rounds > 0),
+        ) {
+            target.measured = format!(
+                "{} ({} of {steps} rounds complete, {} searchers each)",
+                target.measured,
+                complete as u64,
+                figure(report, "clients per round").unwrap_or(0.0) as u64
+            );
         }
         out.push(target);
     }
-    if let Some(report) = find("sessions", "cluster") {
-        out.push(informational(
-            &format!(
-                "POST /api/guest spread over {} (cluster)",
-                nodes_text(report)
-            ),
-            figure(report, "sessions/s"),
-            "/s",
-        ));
+    for (label, redis) in [("cluster", "one Redis"), ("rcluster", "a Redis Cluster")] {
+        if let Some(report) = find("relay", label) {
+            let mut target = informational(
+                &format!(
+                    "relayed messages/s with full receipts, p99 send → delivered < 10 ms, pairs split across {} on {redis} ({label})",
+                    nodes_text(report)
+                ),
+                figure(report, "best rate within p99 bound"),
+                "msg/s",
+            );
+            if let Some(measured) = no_rate_within_bound(report) {
+                target.measured = measured;
+            }
+            out.push(target);
+        }
+    }
+    for (label, redis) in [("cluster", "one Redis"), ("rcluster", "a Redis Cluster")] {
+        if let Some(report) = find("sessions", label) {
+            out.push(informational(
+                &format!(
+                    "POST /api/guest spread over {} on {redis} ({label})",
+                    nodes_text(report)
+                ),
+                figure(report, "sessions/s"),
+                "/s",
+            ));
+        }
     }
     for (label, bound) in [("memory", 20_000.0), ("redis", 8_000.0)] {
         if let Some(report) = find("sessions", label) {
@@ -467,7 +514,7 @@ fn targets(reports: &[Value]) -> Vec<Target> {
             true,
         ));
     }
-    for label in ["memory", "redis", "cluster"] {
+    for label in ["memory", "redis", "cluster", "rcluster"] {
         if let Some(report) = find("churn", label) {
             out.push(judge(
                 &format!("churn: RSS end vs start ({label})"),
@@ -488,6 +535,83 @@ fn targets(reports: &[Value]) -> Vec<Target> {
         }
     }
     out
+}
+
+/// The storage modes side by side: matching (plain and filtered), relay, and the Redis
+/// commands each search and each delivered message cost. `None` without any such result.
+fn modes_table(reports: &[Value]) -> Option<String> {
+    let find = |scenario: &str, label: &str| {
+        reports
+            .iter()
+            .find(|report| report["scenario"] == scenario && report["label"] == label)
+    };
+    let pairs = |report: Option<&Value>| match report {
+        None => "—".to_owned(),
+        Some(report) => {
+            let shown = |name: &str| {
+                figure(report, name).map_or_else(|| "-".to_owned(), |value| number(&json!(value)))
+            };
+            let mut text = format!("{} / {}", shown("best pairs/s"), shown("median pairs/s"));
+            let rounds = steps(report).1.len();
+            let complete = figure(report, "complete rounds").unwrap_or(0.0);
+            if complete < rounds as f64 {
+                text.push_str(&format!(
+                    " ({} of {rounds} rounds complete)",
+                    complete as u64
+                ));
+            }
+            text
+        }
+    };
+    let commands = |report: Option<&Value>, name: &str| {
+        report
+            .and_then(|report| figure(report, name))
+            .map_or_else(|| "—".to_owned(), |value| format!("{value:.2}"))
+    };
+    let mut rows = String::new();
+    for (mode, filtered, storage) in [
+        ("memory", "memory-filtered", "one node, in memory"),
+        ("redis", "redis-filtered", "one node, one Redis"),
+        ("cluster", "cluster-cross", "three nodes, one Redis"),
+        (
+            "rcluster",
+            "rcluster-cross",
+            "three nodes, Redis Cluster of three masters",
+        ),
+    ] {
+        let (matching, filtered, relay) = (
+            find("match", mode),
+            find("match", filtered),
+            find("relay", mode),
+        );
+        if matching.is_none() && filtered.is_none() && relay.is_none() {
+            continue;
+        }
+        let relayed = relay.map_or_else(
+            || "—".to_owned(),
+            |report| {
+                best_offered_within_bound(report, 10.0).map_or_else(
+                    || no_rate_within_bound(report).unwrap_or_else(|| "none".to_owned()),
+                    |(offered, _)| number(&json!(offered)),
+                )
+            },
+        );
+        let _ = writeln!(
+            rows,
+            "| {mode} ({storage}) | {} | {} | {} | {} | {relayed} | {} |",
+            pairs(matching),
+            commands(matching, "Redis commands per search"),
+            pairs(filtered),
+            commands(filtered, "Redis commands per search"),
+            commands(relay, "Redis commands per delivered message (shown run)"),
+        );
+    }
+    if rows.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "| mode | match pairs/s, best / median | Redis commands per search | filtered match pairs/s, best / median | Redis commands per filtered search | relay msg/s within p99 10 ms (offered) | Redis commands per delivered message |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n{rows}"
+    ))
 }
 
 fn markdown_report(out: &mut String, report: &Value) {
@@ -600,6 +724,17 @@ pub fn write_markdown(raw: &[String]) -> anyhow::Result<()> {
         );
     }
     out.push('\n');
+    if let Some(table) = modes_table(&reports) {
+        out.push_str("## Storage modes side by side\n\n");
+        out.push_str("Matching (plain searches, and with every pair on a filter value of its own: `*-filtered`,\n");
+        out.push_str("`cluster-cross`, `rcluster-cross`), relay, and what Redis ran for them (`INFO commandstats`:\n");
+        out.push_str("calls of every command, those inside Lua scripts included, summed over all masters) per\n");
+        out.push_str(
+            "searcher and per delivered message; see \"Redis commands\" in the notes below.\n\n",
+        );
+        out.push_str(&table);
+        out.push('\n');
+    }
     if let Some(notes) = read(&notes)? {
         out.push_str(notes.trim_end());
         out.push_str("\n\n");
@@ -758,5 +893,89 @@ mod tests {
             })
             .unwrap();
         assert_eq!(split.measured, "1500 pairs/s");
+    }
+
+    fn labelled(scenario: &str, label: &str, metrics: &[(&str, Value)], rows: Value) -> Value {
+        json!({
+            "scenario": scenario,
+            "label": label,
+            "metrics": metrics
+                .iter()
+                .map(|(name, value)| json!({"name": name, "value": value, "unit": ""}))
+                .collect::<Vec<_>>(),
+            "steps": {"columns": ["round"], "rows": rows},
+        })
+    }
+
+    #[test]
+    fn redis_cluster_and_filtered_rows_sit_beside_the_others() {
+        let rounds = json!([[1], [2]]);
+        let reports = [
+            labelled(
+                "match",
+                "rcluster",
+                &[
+                    ("server nodes", json!(3)),
+                    ("complete rounds", json!(2)),
+                    ("best pairs/s", json!(4_000.4)),
+                    ("median pairs/s", json!(3_000.0)),
+                    ("Redis commands per search", json!(21.456)),
+                ],
+                rounds.clone(),
+            ),
+            labelled(
+                "match",
+                "rcluster-cross",
+                &[
+                    ("server nodes", json!(3)),
+                    ("clients per round", json!(10_000)),
+                    ("complete rounds", json!(1)),
+                    ("best pairs/s", json!(900.0)),
+                    ("median pairs/s", json!(800.0)),
+                ],
+                rounds.clone(),
+            ),
+            labelled(
+                "match",
+                "memory-filtered",
+                &[
+                    ("clients per round", json!(10_000)),
+                    ("complete rounds", json!(2)),
+                    ("best pairs/s", json!(9_000.0)),
+                    ("median pairs/s", json!(8_000.0)),
+                ],
+                rounds,
+            ),
+        ];
+        let rows = targets(&reports);
+        let plain = rows
+            .iter()
+            .find(|row| row.what.ends_with("on a Redis Cluster (rcluster)"))
+            .unwrap();
+        assert_eq!(plain.measured, "4000 pairs/s");
+        let split = rows
+            .iter()
+            .find(|row| row.what.ends_with("(rcluster-cross)"))
+            .unwrap();
+        assert!(split.what.contains("on a Redis Cluster"), "{}", split.what);
+        assert_eq!(
+            split.measured,
+            "900 pairs/s (1 of 2 rounds complete, 10000 searchers each)"
+        );
+        assert!(
+            rows.iter()
+                .any(|row| row.what.ends_with("(memory-filtered)"))
+        );
+        let table = modes_table(&reports).unwrap();
+        assert!(
+            table.contains("| rcluster (three nodes, Redis Cluster of three masters) | 4000 / 3000 | 21.46 | 900 / 800 (1 of 2 rounds complete) | — | — | — |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| memory (one node, in memory) | — | — | 9000 / 8000 |"),
+            "{table}"
+        );
+        assert!(!table.contains("| redis "), "{table}");
+        assert!(modes_table(&[]).is_none());
     }
 }

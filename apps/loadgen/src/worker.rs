@@ -664,11 +664,12 @@ async fn match_scenario(env: &Env, control: &mut Control) -> anyhow::Result<()> 
     let total = env.args.number("clients", 100)?;
     let indexes: Vec<u64> = share(total, env.index, env.count).collect();
     let failures = Failures::default();
-    // --cross-node-pairs: clients 2p and 2p + 1 (on two nodes) search with a filter only they
-    // match, so every pair crosses nodes; else everyone searches without filters.
-    let cross_node_pairs = env.args.flag("cross-node-pairs");
+    // --pair-filters: clients 2p and 2p + 1 (on two nodes when there are several) have a
+    // language and search with a filter on it only they match, so every search is filtered
+    // and every pair crosses nodes; else everyone searches without filters.
+    let pair_filters = env.args.pair_filters();
     let profile = |index: u64| {
-        if cross_node_pairs {
+        if pair_filters {
             json!({"language": format!("match-{}", index / 2)})
         } else {
             json!({})
@@ -698,7 +699,7 @@ async fn match_scenario(env: &Env, control: &mut Control) -> anyhow::Result<()> 
         let tasks: Vec<_> = sockets
             .into_iter()
             .map(|socket| {
-                let search = if cross_node_pairs {
+                let search = if pair_filters {
                     json!({"filters": {"language": format!("match-{}", socket.client() / 2)}})
                         .to_string()
                 } else {

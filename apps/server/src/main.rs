@@ -20,7 +20,8 @@ USAGE:
 
 Configuration: config/default.toml (embedded), then the file named by CHAT_CONFIG,
 then CHAT__SECTION__KEY environment variables, then PORT, HOST, REDIS_URL, JWT_SECRET.
-On start it prints `listening on http://ADDRESS storage=MODE` on standard output.
+On start it prints `listening on http://ADDRESS storage=MODE` on standard output, then
+`admin listening on http://ADDRESS` when the admin API is on (CHAT__ADMIN__PORT).
 ";
 
 fn main() -> ExitCode {
@@ -115,6 +116,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mode = application.storage_mode().as_str();
     tracing::info!(%address, storage = mode, "listening");
     println!("listening on http://{address} storage={mode}");
+    if let Some(admin) = application.admin_address() {
+        tracing::info!(%admin, "admin API listening");
+        println!("admin listening on http://{admin}");
+    }
     application
         .run_until_stopped(shutdown_signal())
         .await

@@ -290,3 +290,98 @@ fn json_logs_carry_the_request_id_on_every_line_of_a_request() {
     assert_eq!(request["method"], "POST", "{line}");
     server.terminate().unwrap();
 }
+
+#[test]
+fn an_admin_port_without_a_long_enough_token_stops_the_server_before_it_binds() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let short = "x".repeat(31);
+    for token in [None, Some(""), Some(short.as_str())] {
+        let mut variables = vec![
+            ("JWT_SECRET", "cli-test-secret-cli-test-secret-0123"),
+            ("CHAT__ADMIN__PORT", "0"),
+        ];
+        variables.extend(token.map(|token| ("CHAT__ADMIN__TOKEN", token)));
+        let output = chat_server(&["--port", &port], &variables);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{token:?}: {stderr}");
+        assert!(
+            stderr.contains("config error: admin.token: "),
+            "{token:?}: {stderr}"
+        );
+        assert!(!stderr.contains("could not bind"), "{stderr}");
+        assert!(output.stdout.is_empty(), "{}", text(&output.stdout));
+        let checked = chat_server(&["check-config"], &variables);
+        assert_eq!(checked.status.code(), Some(2), "{token:?}");
+    }
+}
+
+#[test]
+fn the_admin_api_prints_its_own_line_and_answers_its_token_only() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+    let mut command = Command::new(BINARY);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("CHAT__") || READ_BY_THE_SERVER.contains(&name.as_str()) {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
+        .args(["--port", "0"])
+        .envs([
+            ("JWT_SECRET", "cli-test-secret-cli-test-secret-0123"),
+            ("CHAT__ADMIN__PORT", "0"),
+            ("CHAT__ADMIN__TOKEN", TOKEN),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let timeout = std::time::Duration::from_secs(20);
+    let main = lines.recv_timeout(timeout).unwrap();
+    let admin = lines.recv_timeout(timeout).unwrap();
+    assert!(main.starts_with("listening on http://127.0.0.1:"), "{main}");
+    let address = admin
+        .strip_prefix("admin listening on http://")
+        .unwrap_or_else(|| panic!("not the admin line: {admin}"))
+        .to_owned();
+    let port: u16 = address
+        .strip_prefix("127.0.0.1:")
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("{admin}"));
+    assert!(port > 0 && !main.contains(&address), "{main} / {admin}");
+    let get = |authorization: Option<&str>| {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        let header = authorization
+            .map(|value| format!("Authorization: {value}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "GET /admin/bans HTTP/1.1\r\nHost: x\r\n{header}Connection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    assert!(get(None).starts_with("HTTP/1.1 401"));
+    assert!(get(Some("Bearer 0123456789abcdef0123456789abcdeF")).starts_with("HTTP/1.1 401"));
+    let answer = get(Some(&format!("Bearer {TOKEN}")));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with(r#"{"bans":[]}"#), "{answer}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let exit = child.wait().unwrap();
+    assert_eq!(exit.code(), Some(0), "SIGTERM must end in a clean exit");
+}

@@ -12,14 +12,17 @@ use actix_socketio::{SocketIo, takeover};
 use actix_web::dev::AppConfig;
 use actix_web::{App, Scope, web};
 use chat_signaling::Membership;
-use chat_storage::redis::RedisCluster;
+use chat_storage::redis::{RedisCluster, RedisObserver};
 use chat_storage::{
-    ChatStore, FailoverStore, MemoryStore, SessionStore, StorageError, StorageMode, StoreConfig,
+    ChatStore, FailoverStore, MemoryStore, ModerationStore, SessionStore, StorageError,
+    StorageMode, StoreConfig,
 };
 
+use crate::admin::AdminListener;
 use crate::auth::TokenService;
 use crate::files::FileSigner;
 use crate::metrics::Metrics;
+use crate::moderation::Moderation;
 use crate::openapi::{self, OpenApiJson};
 use crate::realtime::{ChatHandler, Hub};
 use crate::routes;
@@ -40,6 +43,9 @@ pub enum StartError {
     /// The storage could not be set up.
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    /// `admin.port` is set without an `admin.token` of at least 32 bytes.
+    #[error("admin.token: required with admin.port, at least 32 bytes")]
+    AdminToken,
 }
 
 /// The gateway's services without a listener, to mount into any actix-web `App`: the REST
@@ -97,27 +103,44 @@ impl Gateway {
             } else {
                 settings.redis.key_prefix.clone()
             },
+            // Until the upload bounds are read from the settings (files.max_room_bytes,
+            // files.max_total_bytes), the defaults hold.
+            files: chat_storage::FileLimits::default(),
         };
         let node_id = uuid::Uuid::new_v4().simple().to_string();
-        let (store, shared, cluster): (Arc<dyn SessionStore>, Arc<dyn ChatStore>, _) =
-            match settings.redis_target() {
-                Some(target) => {
-                    let failover = Arc::new(FailoverStore::connect(&target, store_config).await?);
-                    let (cluster, inbox) =
-                        RedisCluster::join(&target, failover.clone(), node_id).await?;
-                    let cluster = Arc::new(cluster);
-                    let membership = Membership {
-                        cluster: cluster.clone(),
-                        inbox,
-                        node_timeout: Duration::from_secs(settings.cluster.node_timeout_secs),
-                    };
-                    (failover.clone(), failover, Some((membership, cluster)))
-                }
-                None => {
-                    let memory = Arc::new(MemoryStore::new(store_config));
-                    (memory.clone(), memory, None)
-                }
-            };
+        // First: the Redis store and the cluster report to it from the start.
+        let metrics = Arc::new(Metrics::new());
+        let (store, shared, moderation, cluster): (
+            Arc<dyn SessionStore>,
+            Arc<dyn ChatStore>,
+            Arc<dyn ModerationStore>,
+            _,
+        ) = match settings.redis_target() {
+            Some(target) => {
+                let observer: Arc<dyn RedisObserver> = metrics.clone();
+                let failover = FailoverStore::connect_observed(&target, store_config, Some(observer));
+                let failover = Arc::new(failover.await?);
+                let (cluster, inbox) =
+                    RedisCluster::join(&target, failover.clone(), node_id).await?;
+                let cluster = Arc::new(cluster);
+                let membership = Membership {
+                    cluster: cluster.clone(),
+                    inbox,
+                    node_timeout: Duration::from_secs(settings.cluster.node_timeout_secs),
+                    observer: Some(metrics.clone()),
+                };
+                (
+                    failover.clone(),
+                    failover.clone(),
+                    failover,
+                    Some((membership, cluster)),
+                )
+            }
+            None => {
+                let memory = Arc::new(MemoryStore::new(store_config));
+                (memory.clone(), memory.clone(), memory, None)
+            }
+        };
         let (membership, cluster) = cluster.unzip();
         let secret = match &settings.auth.jwt_secret {
             Some(secret) => secret.expose().as_bytes().to_vec(),
@@ -132,7 +155,6 @@ impl Gateway {
         let tokens = TokenService::new(&secret, settings.session_ttl());
         let signer = FileSigner::new(&secret, Duration::from_secs(settings.files.url_ttl_secs))
             .under(&path_prefix);
-        let metrics = Arc::new(Metrics::default());
         let hub = Hub::start(
             &settings,
             store.clone(),
@@ -140,7 +162,14 @@ impl Gateway {
             signer.clone(),
             metrics.clone(),
             membership,
+            moderation.clone(),
         );
+        let moderation = Arc::new(Moderation::new(
+            moderation,
+            &secret,
+            settings.moderation.clone(),
+            settings.session_ttl(),
+        ));
         let state = AppState {
             settings: Arc::new(settings),
             store,
@@ -148,6 +177,8 @@ impl Gateway {
             metrics,
             signer,
             hub,
+            moderation,
+            draining: Arc::default(),
         };
         let socket_io = SocketIo::new(
             socket_io_config(&state.settings),
@@ -259,13 +290,18 @@ fn normalize_prefix(prefix: &str) -> String {
 pub struct Application {
     address: SocketAddr,
     listener: TcpListener,
+    /// The admin API's listener, when `admin.port` is set.
+    admin: Option<AdminListener>,
     gateway: Gateway,
 }
 
 impl Application {
-    /// Builds the storage and state and binds the listener.
+    /// Builds the storage and state and binds the listener, and the admin API's when
+    /// `admin.port` is set.
     pub async fn build(settings: Settings) -> Result<Self, StartError> {
         let address = format!("{}:{}", settings.server.host, settings.server.port);
+        // Bound first: a refused admin setting stops the start before any storage is set up.
+        let admin = AdminListener::bind(&settings).await?;
         let gateway = Gateway::build(settings).await?;
         let listener = bind(&address).await.map_err(|source| StartError::Bind {
             address: address.clone(),
@@ -277,6 +313,7 @@ impl Application {
         Ok(Self {
             address,
             listener,
+            admin,
             gateway,
         })
     }
@@ -284,6 +321,11 @@ impl Application {
     /// The bound address.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// The admin API's bound address, when `admin.port` is set.
+    pub fn admin_address(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().map(AdminListener::address)
     }
 
     /// The bound port.
@@ -301,8 +343,8 @@ impl Application {
         self.gateway.state()
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, tells clients, drains and
-    /// returns.
+    /// Serves until `shutdown` completes (the admin API too, when it is on), then stops
+    /// accepting, tells clients, drains and returns.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()>,
@@ -359,12 +401,23 @@ impl Application {
             .run();
         let handle = server.handle();
         let server_task = tokio::spawn(server);
+        let admin = match self.admin {
+            Some(admin) => {
+                let server = admin.serve(self.gateway.state.clone())?;
+                Some((server.handle(), tokio::spawn(server)))
+            }
+            None => None,
+        };
         shutdown.await;
         tracing::info!("shutting down: telling clients, draining, then closing the listener");
         // Clients are told and closed first: a long-polling client needs one more request to
         // receive `server:shutdown`, which a stopped server would no longer accept.
         self.gateway.shutdown().await;
         handle.stop(true).await;
+        if let Some((handle, task)) = admin {
+            handle.stop(true).await;
+            task.await.map_err(std::io::Error::other)??;
+        }
         server_task.await.map_err(std::io::Error::other)?
     }
 }
@@ -374,7 +427,7 @@ impl Application {
 const LISTEN_BACKLOG: u32 = 1024;
 
 /// Binds `address` (host:port, first resolved address) with [`LISTEN_BACKLOG`].
-async fn bind(address: &str) -> std::io::Result<TcpListener> {
+pub(crate) async fn bind(address: &str) -> std::io::Result<TcpListener> {
     let resolved = tokio::net::lookup_host(address)
         .await?
         .next()

@@ -170,9 +170,14 @@ impl FromRequest for AuthUser {
         let token = bearer_token(request).map(|token| token.map(str::to_owned));
         let state = request.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let token = token?.ok_or_else(ApiError::auth_required)?;
             let state = state.ok_or_else(ApiError::internal)?;
-            authenticate(&state, &token, true).await.map(AuthUser)
+            let token = token.and_then(|token| token.ok_or_else(ApiError::auth_required));
+            let user = match token {
+                Ok(token) => authenticate(&state, &token, true).await,
+                Err(error) => Err(error),
+            };
+            user.map(AuthUser)
+                .inspect_err(|error| state.metrics.http_refused(error.code()))
         })
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! Modules:
 //! - [`settings`]: the [`Settings`] struct every deployment configures.
+//! - [`admin`]: the operator's API (reports, bans, disconnect, drain, metrics) on a listener
+//!   of its own, behind `admin.token`.
 //! - [`app`]: [`Application`]: build (binds, port 0 works), then `run_until_stopped`; and
 //!   [`Gateway`], the same services to mount into another actix-web app.
 //! - [`routes`]: the REST routes of the contract.
@@ -21,6 +23,7 @@
 //! mount it into another actix-web app, at the root or under a path, use [`Gateway`]
 //! (`examples/embed.rs`).
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod body;
@@ -31,6 +34,7 @@ pub mod files;
 pub mod fuzzing;
 pub mod logging;
 pub mod metrics;
+pub mod moderation;
 pub mod openapi;
 pub mod realtime;
 pub mod routes;

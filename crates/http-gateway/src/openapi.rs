@@ -101,9 +101,19 @@ pub fn document(path_prefix: &str) -> utoipa::openapi::OpenApi {
 /// The methods the document gives the route whose actix pattern is `pattern`, as an `Allow`
 /// header says them (`GET, PATCH`). A pattern under a mount prefix matches by its end.
 pub(crate) fn allowed_methods(pattern: &str) -> Option<&'static str> {
-    static ALLOWED: OnceLock<Vec<(String, String)>> = OnceLock::new();
-    let allowed = ALLOWED.get_or_init(|| {
-        ApiDoc::openapi()
+    static ALLOWED: OnceLock<MethodTable> = OnceLock::new();
+    ALLOWED
+        .get_or_init(|| MethodTable::of(&ApiDoc::openapi()))
+        .allowed(pattern)
+}
+
+/// The methods of each path of a document, for the `Allow` header of a 405.
+pub(crate) struct MethodTable(Vec<(String, String)>);
+
+impl MethodTable {
+    /// The table of `openapi`'s paths.
+    pub(crate) fn of(openapi: &utoipa::openapi::OpenApi) -> Self {
+        let rows = openapi
             .paths
             .paths
             .iter()
@@ -120,13 +130,18 @@ pub(crate) fn allowed_methods(pattern: &str) -> Option<&'static str> {
                 .collect();
                 (path_shape(path), methods.join(", "))
             })
-            .collect()
-    });
-    let shape = path_shape(pattern);
-    allowed
-        .iter()
-        .find(|(path, _)| shape.ends_with(path.as_str()))
-        .map(|(_, methods)| methods.as_str())
+            .collect();
+        Self(rows)
+    }
+
+    /// The methods of the route whose actix pattern is `pattern` (matched by its end).
+    pub(crate) fn allowed(&self, pattern: &str) -> Option<&str> {
+        let shape = path_shape(pattern);
+        self.0
+            .iter()
+            .find(|(path, _)| shape.ends_with(path.as_str()))
+            .map(|(_, methods)| methods.as_str())
+    }
 }
 
 /// A path with every `{parameter}` written `{}`: `/api/files/{file_id}` and
@@ -151,13 +166,25 @@ pub(crate) struct OpenApiJson(web::Bytes);
 impl OpenApiJson {
     /// [`document`] for `path_prefix`, serialized once.
     pub(crate) fn new(path_prefix: &str) -> Self {
-        match document(path_prefix).to_json() {
+        Self::of(&document(path_prefix))
+    }
+
+    /// `openapi` serialized once.
+    pub(crate) fn of(openapi: &utoipa::openapi::OpenApi) -> Self {
+        match openapi.to_json() {
             Ok(json) => Self(json.into()),
             Err(error) => {
-                tracing::error!(%error, "could not serialize the OpenAPI document");
+                tracing::error!(%error, "could not serialize an OpenAPI document");
                 Self(web::Bytes::from_static(b"{}"))
             }
         }
+    }
+
+    /// The `200` serving it.
+    pub(crate) fn respond(&self) -> HttpResponse {
+        HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "application/json"))
+            .body(self.0.clone())
     }
 }
 
@@ -179,9 +206,7 @@ pub(crate) fn configure(config: &mut web::ServiceConfig, document: OpenApiJson) 
     responses((status = 200, description = "The OpenAPI 3.1 document of this API.", body = Object, content_type = "application/json"))
 )]
 pub(crate) async fn openapi_json(document: web::Data<OpenApiJson>) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header((header::CONTENT_TYPE, "application/json"))
-        .body(document.0.clone())
+    document.respond()
 }
 
 pub mod schemas;

@@ -37,6 +37,55 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Logging.
     pub log: LogSettings,
+    /// Reports and bans.
+    pub moderation: ModerationSettings,
+    /// The operator's admin listener.
+    pub admin: AdminSettings,
+}
+
+/// `[moderation]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModerationSettings {
+    /// Distinct reporters (distinct users and distinct client addresses) within the window
+    /// that ban a user.
+    pub reports_to_ban: u32,
+    /// The window reports are counted in, in seconds.
+    pub report_window_secs: u64,
+    /// How long a ban from reports (or an operator's ban without `secs`) lasts, in seconds.
+    pub ban_secs: u64,
+}
+
+impl Default for ModerationSettings {
+    fn default() -> Self {
+        Self {
+            reports_to_ban: 3,
+            report_window_secs: 3600,
+            ban_secs: 86_400,
+        }
+    }
+}
+
+/// `[admin]`: the operator's API, on its own listener; off unless `port` is set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Port of the admin listener (`0` picks a free one); unset: no admin listener.
+    pub port: Option<u16>,
+    /// Address it binds.
+    pub host: String,
+    /// Bearer token every admin request must carry (at least 32 bytes; required with a port).
+    pub token: Option<Secret>,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            port: None,
+            host: "127.0.0.1".into(),
+            token: None,
+        }
+    }
 }
 
 /// `[server]`.
@@ -311,6 +360,15 @@ impl Settings {
             }
         };
         positive("session.ttl_secs", self.session.ttl_secs);
+        positive(
+            "moderation.reports_to_ban",
+            u64::from(self.moderation.reports_to_ban),
+        );
+        positive(
+            "moderation.report_window_secs",
+            self.moderation.report_window_secs,
+        );
+        positive("moderation.ban_secs", self.moderation.ban_secs);
         positive("webrtc.call_timeout_secs", self.webrtc.call_timeout_secs);
         positive(
             "stats.broadcast_interval_ms",
@@ -356,6 +414,20 @@ impl Settings {
         {
             // The URL itself is not repeated: it may hold a password.
             problems.push(format!("redis.url: cannot be used: {error}"));
+        }
+        if self.admin.port.is_some() {
+            match &self.admin.token {
+                Some(token) if token.expose().len() >= 32 => {}
+                _ => {
+                    problems.push("admin.token: required with admin.port, at least 32 bytes".into())
+                }
+            }
+            if self.admin.host.parse::<IpAddr>().is_err() && self.admin.host != "localhost" {
+                problems.push(format!(
+                    "admin.host: not an IP address: {}",
+                    self.admin.host
+                ));
+            }
         }
         if self.redis.key_prefix.contains(['{', '}']) {
             problems.push(

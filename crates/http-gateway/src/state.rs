@@ -7,6 +7,7 @@ use chat_storage::SessionStore;
 use crate::auth::TokenService;
 use crate::files::FileSigner;
 use crate::metrics::Metrics;
+use crate::moderation::Moderation;
 use crate::realtime::Hub;
 use crate::settings::Settings;
 
@@ -25,4 +26,8 @@ pub struct AppState {
     pub signer: FileSigner,
     /// Sockets, chat, presence and stats of this process.
     pub hub: Arc<Hub>,
+    /// Reports and bans.
+    pub moderation: Arc<Moderation>,
+    /// This node is draining: no new sessions or sockets (the admin API's `drain`).
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }

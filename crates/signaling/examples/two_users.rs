@@ -79,6 +79,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         urls: Arc::new(Urls),
         // One node: nobody is elsewhere.
         cluster: None,
+        blocks: None,
     };
     let chat = ChatService::new(ChatConfig::default(), parts, || {});
 

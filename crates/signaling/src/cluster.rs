@@ -21,11 +21,15 @@
 //!   timeout of its last beat. When a beat finds the node unregistered (first beat, Redis
 //!   lost its data or took it for dead) or a directory write did not land (Redis away), the
 //!   node records every local user again.
+//! - Watching: a [`ClusterObserver`] in the membership hears how long each forwarded event
+//!   took from its publication to its delivery on the receiving node (each event carries
+//!   the wall-clock time it was published, so the two nodes' clocks take part), and of events
+//!   this node gave up on.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chat_domain::{Timestamp, UserId};
 use chat_storage::{Cluster, Inbox};
@@ -35,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::delivery::Outgoing;
+use crate::service::SessionEnd;
 
 /// How many forwarded events one bus message carries at most.
 pub const FORWARD_BATCH: usize = 256;
@@ -49,6 +54,46 @@ pub struct Membership {
     pub inbox: Inbox,
     /// A node that dies without a word is noticed by the others within this long.
     pub node_timeout: Duration,
+    /// Told how long events took between nodes, and of events dropped (metrics); `None`:
+    /// nobody watches.
+    pub observer: Option<Arc<dyn ClusterObserver>>,
+}
+
+/// What a node tells whoever watches its traffic with other nodes (see [`Membership`]).
+/// Called on the bus tasks: keep it cheap.
+pub trait ClusterObserver: Send + Sync {
+    /// An event another node published for a user here was handed to their socket
+    /// `latency` after its publication (by the two nodes' wall clocks: skew between them
+    /// shows here; a negative difference counts as zero).
+    fn event_delivered(&self, latency: Duration);
+
+    /// `events` events (for users on other nodes, or from them) were dropped, for `reason`.
+    fn events_dropped(&self, events: usize, reason: DropReason);
+}
+
+/// Why events between nodes were dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    /// No node held the user for [`UNPLACED_WAIT`].
+    Unplaced,
+    /// Publishing them to the user's node failed (Redis away, say).
+    PublishFailed,
+    /// A bus payload from another node could not be read (counted as one).
+    Unreadable,
+}
+
+impl DropReason {
+    /// Every reason.
+    pub const ALL: [Self; 3] = [Self::Unplaced, Self::PublishFailed, Self::Unreadable];
+
+    /// A short stable name (a metrics label).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Unplaced => "unplaced",
+            Self::PublishFailed => "publish_failed",
+            Self::Unreadable => "unreadable",
+        }
+    }
 }
 
 /// The default [`Membership::node_timeout`].
@@ -64,6 +109,10 @@ pub(crate) enum BusMessage {
         to: UserId,
         /// The event.
         event: Outgoing,
+        /// When it was published, in µs since the Unix epoch (set by [`publish_all`]; absent
+        /// from a node that does not stamp its events).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sent_us: Option<u64>,
     },
     /// The user connected on another node: their socket here is replaced.
     Replaced {
@@ -93,10 +142,22 @@ pub(crate) enum BusMessage {
         user: UserId,
         /// Whether it expired (the socket is told `session:expired` first).
         expired: bool,
+        /// It was banned: until when, and why (the socket is told `session:banned`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        banned: Option<(Timestamp, String)>,
     },
 }
 
 impl BusMessage {
+    /// An event for `to`, not stamped yet.
+    fn event(to: UserId, event: Outgoing) -> Self {
+        Self::Event {
+            to,
+            event,
+            sent_us: None,
+        }
+    }
+
     /// The messages of one bus payload, or `None` (logged) if it cannot be read.
     pub(crate) fn decode(text: &str) -> Option<Vec<Self>> {
         match serde_json::from_str(text) {
@@ -121,6 +182,8 @@ pub(crate) struct Node {
     /// A directory write did not land: every local user is recorded again at the next beat
     /// that reaches the shared store.
     resync: AtomicBool,
+    /// Whoever watches this node's traffic with the others.
+    observer: Option<Arc<dyn ClusterObserver>>,
 }
 
 impl Node {
@@ -135,9 +198,14 @@ impl Node {
             cluster,
             inbox,
             node_timeout,
+            observer,
         } = membership;
         let (outbox, queue) = mpsc::unbounded_channel();
-        tasks.spawn(run_forwarder(cluster.clone(), queue, shutdown.clone()));
+        let forwarder = Forwarder {
+            cluster: cluster.clone(),
+            observer: observer.clone(),
+        };
+        tasks.spawn(run_forwarder(forwarder, queue, shutdown.clone()));
         let node = Self {
             cluster,
             outbox,
@@ -146,6 +214,7 @@ impl Node {
             started_at: Timestamp::now(),
             local: Mutex::default(),
             resync: AtomicBool::new(false),
+            observer,
         };
         (node, inbox)
     }
@@ -203,6 +272,22 @@ impl Node {
         &self.cluster
     }
 
+    /// An event published at `sent_us` (µs since the epoch; `None` from a node that does not
+    /// say) was handed to its user's socket here.
+    pub(crate) fn delivered(&self, sent_us: Option<u64>) {
+        if let (Some(observer), Some(sent_us)) = (&self.observer, sent_us) {
+            let latency = now_us().saturating_sub(sent_us);
+            observer.event_delivered(Duration::from_micros(latency));
+        }
+    }
+
+    /// A bus payload could not be read.
+    pub(crate) fn unreadable(&self) {
+        if let Some(observer) = &self.observer {
+            observer.events_dropped(1, DropReason::Unreadable);
+        }
+    }
+
     /// Queues `event` for `to`'s node. Never blocks.
     pub(crate) fn forward(&self, to: &UserId, event: Outgoing) {
         let _ = self.outbox.send((to.clone(), event));
@@ -249,7 +334,7 @@ impl Node {
 
     /// `user`'s session ended here while their socket (per the directory) is on another
     /// node: that node is told to end it.
-    pub(crate) async fn end_elsewhere(&self, user: &UserId, expired: bool) {
+    pub(crate) async fn end_elsewhere(&self, user: &UserId, end: SessionEnd) {
         let node = match self.cluster.user_node(user).await {
             Ok(node) => node,
             Err(error) => {
@@ -262,7 +347,11 @@ impl Node {
         };
         let ended = BusMessage::Ended {
             user: user.clone(),
-            expired,
+            expired: end == SessionEnd::Expired,
+            banned: match end {
+                SessionEnd::Banned { until, reason } => Some((until, reason)),
+                _ => None,
+            },
         };
         self.tell(&node, ended).await;
     }
@@ -323,12 +412,33 @@ const UNPLACED_RETRY: Duration = Duration::from_millis(100);
 /// of them arrived.
 type Unplaced = HashMap<UserId, (tokio::time::Instant, Vec<Outgoing>)>;
 
+/// What the forwarder works with: the cluster, and who hears of the events it drops.
+struct Forwarder {
+    cluster: Arc<dyn Cluster>,
+    observer: Option<Arc<dyn ClusterObserver>>,
+}
+
+impl Forwarder {
+    fn dropped(&self, events: usize, reason: DropReason) {
+        if let (Some(observer), true) = (&self.observer, events > 0) {
+            observer.events_dropped(events, reason);
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+}
+
 /// Forwards queued events in order, a batch at a time, until the queue's sender is gone or
 /// `shutdown` is cancelled; then what is already queued is sent too. Events for a user with
 /// no directory entry wait (up to [`UNPLACED_WAIT`], later events for that user behind them)
 /// and are looked up again every [`UNPLACED_RETRY`].
 async fn run_forwarder(
-    cluster: Arc<dyn Cluster>,
+    forwarder: Forwarder,
     mut queue: mpsc::UnboundedReceiver<(UserId, Outgoing)>,
     shutdown: CancellationToken,
 ) {
@@ -340,7 +450,7 @@ async fn run_forwarder(
             biased;
             () = shutdown.cancelled() => break,
             () = tokio::time::sleep_until(retry_at), if !unplaced.is_empty() => {
-                retry_unplaced(cluster.as_ref(), &mut unplaced).await;
+                retry_unplaced(&forwarder, &mut unplaced).await;
                 retry_at = tokio::time::Instant::now() + UNPLACED_RETRY;
                 continue;
             }
@@ -350,7 +460,7 @@ async fn run_forwarder(
             return;
         }
         let waited = !unplaced.is_empty();
-        send_batch(cluster.as_ref(), &mut batch, &mut unplaced).await;
+        send_batch(&forwarder, &mut batch, &mut unplaced).await;
         if !waited && !unplaced.is_empty() {
             retry_at = tokio::time::Instant::now() + UNPLACED_RETRY;
         }
@@ -366,10 +476,10 @@ async fn run_forwarder(
         if batch.is_empty() {
             break;
         }
-        send_batch(cluster.as_ref(), &mut batch, &mut unplaced).await;
+        send_batch(&forwarder, &mut batch, &mut unplaced).await;
     }
-    retry_unplaced(cluster.as_ref(), &mut unplaced).await;
-    drop_unplaced(unplaced);
+    retry_unplaced(&forwarder, &mut unplaced).await;
+    drop_unplaced(&forwarder, unplaced);
 }
 
 /// The node holding `to`'s socket other than this one: `Ok(None)` when `to` is on this node,
@@ -386,10 +496,11 @@ async fn node_of(cluster: &dyn Cluster, to: &UserId) -> Result<Option<String>, (
 /// Events for a user on this node again are dropped (their socket left); events for a user
 /// placed nowhere, or behind such events, go to `unplaced`.
 async fn send_batch(
-    cluster: &dyn Cluster,
+    forwarder: &Forwarder,
     batch: &mut Vec<(UserId, Outgoing)>,
     unplaced: &mut Unplaced,
 ) {
+    let cluster = forwarder.cluster.as_ref();
     let mut nodes: HashMap<UserId, Result<Option<String>, ()>> = HashMap::new();
     let mut by_node: HashMap<String, Vec<BusMessage>> = HashMap::new();
     for (to, event) in batch.drain(..) {
@@ -405,19 +516,20 @@ async fn send_batch(
             Some(Ok(Some(node))) => by_node
                 .entry(node.clone())
                 .or_default()
-                .push(BusMessage::Event { to, event }),
+                .push(BusMessage::event(to, event)),
             Some(Err(())) => {
                 unplaced.insert(to, (tokio::time::Instant::now(), vec![event]));
             }
             _ => {}
         }
     }
-    publish_all(cluster, by_node).await;
+    publish_all(forwarder, by_node).await;
 }
 
 /// Looks up the users of `unplaced` again: those placed now get their events, in order;
 /// those still placed nowhere after [`UNPLACED_WAIT`] lose them (logged).
-async fn retry_unplaced(cluster: &dyn Cluster, unplaced: &mut Unplaced) {
+async fn retry_unplaced(forwarder: &Forwarder, unplaced: &mut Unplaced) {
+    let cluster = forwarder.cluster.as_ref();
     let mut by_node: HashMap<String, Vec<BusMessage>> = HashMap::new();
     let mut expired = Unplaced::new();
     let users: Vec<UserId> = unplaced.keys().cloned().collect();
@@ -436,34 +548,44 @@ async fn retry_unplaced(cluster: &dyn Cluster, unplaced: &mut Unplaced) {
             Ok(Some(node)) => by_node
                 .entry(node)
                 .or_default()
-                .extend(events.into_iter().map(|event| BusMessage::Event {
-                    to: user.clone(),
-                    event,
-                })),
+                .extend(
+                    events
+                        .into_iter()
+                        .map(|event| BusMessage::event(user.clone(), event)),
+                ),
             Ok(None) => {}
             Err(()) => {
                 expired.insert(user, (since, events));
             }
         }
     }
-    publish_all(cluster, by_node).await;
-    drop_unplaced(expired);
+    publish_all(forwarder, by_node).await;
+    drop_unplaced(forwarder, expired);
 }
 
 /// Gives up on events whose user no node holds.
-fn drop_unplaced(unplaced: Unplaced) {
+fn drop_unplaced(forwarder: &Forwarder, unplaced: Unplaced) {
     for (user, (_, events)) in unplaced {
         tracing::warn!(user_id = %user, events = events.len(), "events dropped: no node holds the user");
+        forwarder.dropped(events.len(), DropReason::Unplaced);
     }
 }
 
-async fn publish_all(cluster: &dyn Cluster, by_node: HashMap<String, Vec<BusMessage>>) {
-    for (node, messages) in by_node {
+/// Publishes each node's events, stamped with the time of publication.
+async fn publish_all(forwarder: &Forwarder, by_node: HashMap<String, Vec<BusMessage>>) {
+    for (node, mut messages) in by_node {
+        let now = now_us();
+        for message in &mut messages {
+            if let BusMessage::Event { sent_us, .. } = message {
+                *sent_us = Some(now);
+            }
+        }
         let Ok(text) = serde_json::to_string(&messages) else {
             continue;
         };
-        if let Err(error) = cluster.publish(&node, text).await {
+        if let Err(error) = forwarder.cluster.publish(&node, text).await {
             tracing::warn!(%error, "could not forward events to another node");
+            forwarder.dropped(messages.len(), DropReason::PublishFailed);
         }
     }
 }

@@ -20,6 +20,8 @@ pub enum CloseReason {
     PartnerDisconnected,
     /// The partner's session expired.
     SessionExpired,
+    /// The partner was banned.
+    PartnerBanned,
 }
 
 impl CloseReason {
@@ -29,6 +31,7 @@ impl CloseReason {
             Self::Left => "left",
             Self::PartnerLeft | Self::PartnerSkipped => "partner_left",
             Self::PartnerDisconnected => "partner_disconnected",
+            Self::PartnerBanned => "partner_banned",
             Self::SessionExpired => "session_expired",
         }
     }

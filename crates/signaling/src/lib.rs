@@ -66,7 +66,7 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Arc::new(MemoryStore::new(StoreConfig::default()));
 //! let events = Arc::new(Recorder::default());
-//! let parts = ChatParts { sessions: store.clone(), shared: store.clone(), delivery: events.clone(), urls: Arc::new(Urls), cluster: None };
+//! let parts = ChatParts { sessions: store.clone(), shared: store.clone(), delivery: events.clone(), urls: Arc::new(Urls), cluster: None, blocks: None };
 //! let chat = ChatService::new(ChatConfig::default(), parts, || {});
 //!
 //! let (alice, bob) = (GuestUser::new(Profile::default(), Timestamp::now()), GuestUser::new(Profile::default(), Timestamp::now()));
@@ -96,7 +96,7 @@ pub mod links;
 pub mod service;
 
 pub use chat_domain::SearchFilters;
-pub use cluster::Membership;
+pub use cluster::{ClusterObserver, DropReason, Membership};
 pub use delivery::{CloseReason, Delivery, FileUrls, Outgoing};
 pub use error::ChatError;
 pub use service::{ChatConfig, ChatParts, ChatService, Receipt, SentMessage, SessionEnd};

@@ -7,7 +7,9 @@
 mod common;
 
 use chat_domain::ErrorCode;
-use chat_signaling::{ChatError, CloseReason, Outgoing, SessionEnd};
+use std::time::Duration;
+
+use chat_signaling::{ChatError, CloseReason, DropReason, Outgoing, SessionEnd};
 use common::{Harness, answer, candidate, offer, text};
 use serde_json::json;
 
@@ -186,6 +188,41 @@ async fn events_for_a_partner_placed_nowhere_wait_for_their_node_to_record_them(
     assert!(
         matches!(received.as_slice(), [Outgoing::Message(message)] if message.id == sent.id),
         "the message waited for Bob's node: {received:?}"
+    );
+    harness.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_between_nodes_are_timed_and_those_given_up_counted() {
+    let harness = Harness::with_nodes(2);
+    let (alice, bob, _) = harness.pair_on(0, 1).await;
+    let before = harness.watch.delivered.lock().unwrap().len();
+    assert!(before >= 1, "match:found went from node 0 to node 1");
+    harness.nodes[0]
+        .send_message(&alice, text("hello"))
+        .await
+        .unwrap();
+    harness.settle().await;
+    let delivered = harness.watch.delivered.lock().unwrap().clone();
+    assert_eq!(delivered.len(), before + 1, "the message, timed on node 1");
+    // In one process the two clocks are one: a delivery takes no time at all to a minute.
+    assert!(
+        delivered
+            .iter()
+            .all(|latency| *latency < Duration::from_secs(60))
+    );
+    assert!(harness.watch.dropped.lock().unwrap().is_empty());
+
+    // Bob's node never records him again: the message waits, then is given up and counted.
+    harness.nodes[1].release_user(&bob).await;
+    harness.nodes[0]
+        .send_message(&alice, text("still there?"))
+        .await
+        .unwrap();
+    tokio::time::sleep(chat_signaling::cluster::UNPLACED_WAIT + Duration::from_millis(300)).await;
+    assert_eq!(
+        *harness.watch.dropped.lock().unwrap(),
+        vec![(1, DropReason::Unplaced)]
     );
     harness.shutdown().await;
 }

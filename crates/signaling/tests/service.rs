@@ -737,3 +737,78 @@ async fn both_sides_know_the_room_before_either_hears_of_the_match() {
         );
     }
 }
+
+/// Whom a user may report: the partner, then the last one for 120 s after the room closed;
+/// and once a report is filed, the two are never paired again.
+#[tokio::test(start_paused = true)]
+async fn the_partner_stays_reportable_for_a_while_and_a_report_blocks_the_pair() {
+    use chat_domain::{Report, ReportId, ReportReason};
+    use chat_storage::ModerationStore;
+
+    let harness = Harness::new();
+    let (alice, bob, room) = harness.pair().await;
+    assert_eq!(
+        harness.chat.partner_to_report(&alice),
+        Some((bob.clone(), room.clone()))
+    );
+    harness.chat.leave(&bob).await.unwrap();
+    assert_eq!(
+        harness.chat.partner_to_report(&alice),
+        Some((bob.clone(), room.clone())),
+        "right after the room closed"
+    );
+    tokio::time::advance(Duration::from_secs(121)).await;
+    assert_eq!(
+        harness.chat.partner_to_report(&alice),
+        None,
+        "not after 120 s"
+    );
+    assert_eq!(
+        harness
+            .chat
+            .partner_to_report(&harness.user(json!({})).await),
+        None
+    );
+
+    let report = Report {
+        id: ReportId::generate(),
+        reporter_id: alice.clone(),
+        reported_id: bob.clone(),
+        reason: ReportReason::Spam,
+        details: None,
+        room_id: Some(room),
+        created_at: Timestamp::now(),
+    };
+    harness
+        .store
+        .file_report(&report, "addr:a", Duration::from_secs(3600))
+        .await
+        .unwrap();
+    harness.take();
+    for user in [&alice, &bob] {
+        harness
+            .chat
+            .search(user, SearchFilters::default())
+            .await
+            .unwrap();
+    }
+    assert!(
+        !harness
+            .take()
+            .iter()
+            .any(|(_, event)| matches!(event, Outgoing::Found { .. })),
+        "the reported and the reporter wait rather than meet again"
+    );
+    let carol = harness.user(json!({})).await;
+    harness
+        .chat
+        .search(&carol, SearchFilters::default())
+        .await
+        .unwrap();
+    let found = harness
+        .take()
+        .iter()
+        .filter(|(_, event)| matches!(event, Outgoing::Found { .. }))
+        .count();
+    assert_eq!(found, 2, "a third user pairs with one of them");
+}

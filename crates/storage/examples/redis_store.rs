@@ -22,6 +22,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let config = StoreConfig {
         session_ttl: Duration::from_secs(60),
         key_prefix: "example:".into(),
+        ..StoreConfig::default()
     };
     let store = RedisStore::connect(&url, config).await?;
     println!("connected: {:?}", store.health());

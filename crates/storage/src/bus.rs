@@ -5,7 +5,8 @@
 //! Two tasks serve a subscription, both stopped through one cancellation token:
 //! - the forwarder moves messages from `fred`'s broadcast channel into the node's bounded
 //!   [`Inbox`]. When the node reads too slowly the broadcast overflows: the forwarder logs how
-//!   many messages were lost, counts them ([`RedisCluster::bus_lagged`]) and goes on receiving.
+//!   many messages were lost, counts them ([`RedisCluster::bus_lagged`], and the store's
+//!   [`RedisObserver::bus_lagged`](crate::redis::RedisObserver::bus_lagged)) and goes on receiving.
 //!   If the broadcast closes under it, it takes a new receiver and asks for a resubscription;
 //! - the supervisor subscribes (retrying while Redis is away), subscribes again after every
 //!   reconnection, and on shutdown unsubscribes and closes the connection.
@@ -27,7 +28,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::StoreResult;
 use crate::cluster::Inbox;
-use crate::redis::{RedisTarget, RedisTopology};
+use crate::redis::{RedisObserver, RedisTarget, RedisTopology};
 
 /// How long start-up waits for the first subscription while Redis answers.
 const FIRST_SUBSCRIBE_WAIT: Duration = Duration::from_secs(3);
@@ -77,6 +78,7 @@ impl Subscription {
         target: &RedisTarget,
         channel: String,
         options: BusOptions,
+        observer: Option<Arc<dyn RedisObserver>>,
     ) -> StoreResult<(Self, Inbox)> {
         let mut config = target.config()?;
         let channel = Channel {
@@ -108,6 +110,7 @@ impl Subscription {
             state: Arc::clone(&state),
             resubscribe: Arc::clone(&resubscribe),
             cancel: cancel.clone(),
+            observer,
         }));
         // A node must not serve before it can receive: wait for the subscription while Redis
         // answers; if it does not, the supervisor keeps trying in the background.
@@ -170,6 +173,7 @@ struct Forwarder {
     state: Arc<State>,
     resubscribe: Arc<Notify>,
     cancel: CancellationToken,
+    observer: Option<Arc<dyn RedisObserver>>,
 }
 
 async fn forward(mut forwarder: Forwarder) {
@@ -196,6 +200,9 @@ async fn forward(mut forwarder: Forwarder) {
             }
             Err(RecvError::Lagged(missed)) => {
                 let total = forwarder.state.lagged.fetch_add(missed, Ordering::Relaxed) + missed;
+                if let Some(observer) = &forwarder.observer {
+                    observer.bus_lagged(missed);
+                }
                 tracing::warn!(
                     missed,
                     total,

@@ -21,6 +21,39 @@ pub enum StorageError {
     /// unreadable CA file…): the reason, never the URL.
     #[error("redis configuration: {0}")]
     Config(String),
+    /// A file was not stored: it would pass one of the [`crate::FileLimits`]. Nothing was
+    /// written.
+    #[error("file refused: {0}")]
+    FileRefused(FileRefusal),
+}
+
+/// Which bound a refused file would have passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileRefusal {
+    /// The room's live files would hold more than [`crate::FileLimits::max_room_bytes`].
+    RoomFull {
+        /// The bound, in bytes.
+        limit: u64,
+    },
+    /// This process's memory would hold more file bytes than
+    /// [`crate::FileLimits::max_memory_bytes`].
+    MemoryFull {
+        /// The bound, in bytes.
+        limit: u64,
+    },
+}
+
+impl fmt::Display for FileRefusal {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::RoomFull { limit } => {
+                write!(formatter, "the room's files would pass {limit} bytes")
+            }
+            Self::MemoryFull { limit } => {
+                write!(formatter, "this node's files in memory would pass {limit} bytes")
+            }
+        }
+    }
 }
 
 impl StorageError {
@@ -30,7 +63,9 @@ impl StorageError {
         match self {
             Self::Redis(error) => error.is_outage(),
             Self::Unavailable(_) => true,
-            Self::Contention(_) | Self::Corrupt(_) | Self::Config(_) => false,
+            Self::Contention(_) | Self::Corrupt(_) | Self::Config(_) | Self::FileRefused(_) => {
+                false
+            }
         }
     }
 }

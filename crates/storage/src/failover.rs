@@ -31,6 +31,13 @@
 //! - only if Redis lost its data (its epoch marker changed) are the other live sessions and
 //!   files of its memory written too, where Redis lacks them.
 //!
+//! Files: in Redis mode the room bound is Redis's (counted across nodes), and the memory
+//! copy of a file is made only while this node's files in memory stay within
+//! [`FileLimits::max_memory_bytes`](crate::FileLimits::max_memory_bytes): past it the upload
+//! still succeeds, but only Redis holds the file (an outage then cannot serve it, nor can a
+//! write-back after Redis lost its data restore it). In memory mode uploads are bounded by
+//! memory's own room and memory bounds, refused past them like on a memory store.
+//!
 //! Known limits: in memory mode only sessions this node created, changed or read are known;
 //! stats and the online list cover those sessions only. A searcher put back into the shared
 //! queue is paired by the next compatible newcomer, not with another waiting searcher.
@@ -102,7 +109,20 @@ impl FailoverStore {
         target: impl Into<crate::redis::RedisTarget>,
         config: StoreConfig,
     ) -> StoreResult<Self> {
-        let redis = RedisStore::connect_lazily(target, config.clone())?;
+        Self::connect_observed(target, config, None).await
+    }
+
+    /// [`FailoverStore::connect`], its Redis side telling `observer` of every command (see
+    /// [`RedisStore::observed_by`]).
+    pub async fn connect_observed(
+        target: impl Into<crate::redis::RedisTarget>,
+        config: StoreConfig,
+        observer: Option<Arc<dyn crate::redis::RedisObserver>>,
+    ) -> StoreResult<Self> {
+        let mut redis = RedisStore::connect_lazily(target, config.clone())?;
+        if let Some(observer) = observer {
+            redis = redis.observed_by(observer);
+        }
         let up = redis.wait_connected(CONNECT_WAIT).await;
         if !up {
             tracing::warn!("Redis unreachable at start; serving from memory until it answers");
@@ -381,7 +401,11 @@ impl SessionStore for FailoverStore {
         serve_write!(
             self.shared,
             |store| store.put_file(file.clone()),
-            |_stored| memory.put_file(file.clone()).await?,
+            // The copy for an outage only while this node's memory stays within its bound:
+            // past it Redis alone holds the file (see the module docs).
+            |_stored| if !memory.put_file_copy(file.clone()) {
+                tracing::debug!(file_id = %file.meta.file_id, "no memory copy of a file: this node's memory bound is reached");
+            },
             |dirty, _| {
                 dirty.files.insert(file.meta.file_id.clone());
             }
@@ -408,3 +432,6 @@ impl SessionStore for FailoverStore {
         )
     }
 }
+
+// After the macros above, which it uses.
+mod moderation;

@@ -71,15 +71,17 @@ pub mod error;
 #[cfg(feature = "redis")]
 pub mod failover;
 pub mod memory;
+pub mod moderation;
 #[cfg(feature = "redis")]
 pub mod redis;
 
 pub use chat::{ChatStore, RoomRecord};
 pub use cluster::{BusHealth, Cluster, InProcessCluster, InProcessNetwork, Inbox};
-pub use error::{RedisError, StorageError};
+pub use error::{FileRefusal, RedisError, StorageError};
 #[cfg(feature = "redis")]
 pub use failover::FailoverStore;
 pub use memory::MemoryStore;
+pub use moderation::{ModerationStore, ReportFiled, ReportPage};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 
@@ -93,6 +95,8 @@ pub struct StoreConfig {
     pub session_ttl: Duration,
     /// Prefix of every Redis key, so several deployments (or tests) can share one Redis.
     pub key_prefix: String,
+    /// The bounds on uploaded files.
+    pub files: FileLimits,
 }
 
 impl Default for StoreConfig {
@@ -100,6 +104,29 @@ impl Default for StoreConfig {
         Self {
             session_ttl: Duration::from_secs(7200),
             key_prefix: "chat:".into(),
+            files: FileLimits::default(),
+        }
+    }
+}
+
+/// The bounds on uploaded files, so that no pair of users can exhaust a store. A file that
+/// would pass one is refused with [`StorageError::FileRefused`] and nothing is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileLimits {
+    /// The bytes of one room's live files together (unexpired and not deleted), counted
+    /// where the room's files are kept: in Redis across every node, in memory per node.
+    pub max_room_bytes: u64,
+    /// The bytes of files this process holds in its memory: every file of a
+    /// [`MemoryStore`], and the copies the failover store keeps of what it wrote to Redis
+    /// (in Redis mode a copy that does not fit is not made; Redis alone holds that file).
+    pub max_memory_bytes: u64,
+}
+
+impl Default for FileLimits {
+    fn default() -> Self {
+        Self {
+            max_room_bytes: 50 * 1024 * 1024,
+            max_memory_bytes: 512 * 1024 * 1024,
         }
     }
 }
@@ -158,14 +185,20 @@ pub struct SessionPatch {
     /// session is returned unchanged otherwise: a socket that drops on one node never marks
     /// offline (or detaches) the newer socket its user opened on another node meanwhile.
     pub only_if_socket: Option<String>,
+    /// When set, the patch applies only while the session is in no chat: a search that
+    /// queued a user never marks them searching after another node's search has already
+    /// paired them.
+    pub unless_in_chat: bool,
 }
 
 impl SessionPatch {
-    /// Whether the patch applies to `user` ([`SessionPatch::only_if_socket`]).
+    /// Whether the patch applies to `user` ([`SessionPatch::only_if_socket`],
+    /// [`SessionPatch::unless_in_chat`]).
     pub fn applies_to(&self, user: &GuestUser) -> bool {
         self.only_if_socket
             .as_ref()
             .is_none_or(|socket| user.socket_id.as_ref() == Some(socket))
+            && !(self.unless_in_chat && user.in_chat)
     }
 
     /// Applies the patch to a user in place (whatever [`SessionPatch::only_if_socket`] says:
@@ -296,6 +329,11 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> StoreResult<RateDecision>;
 
     /// Stores a file until `file.meta.expires_at` (or until its room's files are deleted).
+    /// Refused with [`StorageError::FileRefused`], storing nothing, when the room's live
+    /// files would pass [`FileLimits::max_room_bytes`] ([`FileRefusal::RoomFull`]) or, for a
+    /// store that holds it in this process's memory, when that memory would pass
+    /// [`FileLimits::max_memory_bytes`] ([`FileRefusal::MemoryFull`]). Expired and deleted
+    /// files count for neither.
     async fn put_file(&self, file: StoredFile) -> StoreResult<()>;
 
     /// A file's metadata, without its bytes.

@@ -6,6 +6,7 @@
 
 mod chat;
 mod files;
+mod moderation;
 mod rate;
 mod sessions;
 
@@ -18,8 +19,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    FileMeta, Health, OnlinePage, RateDecision, SessionPatch, SessionStore, StorageMode,
-    StoreConfig, StoreResult, StoredFile,
+    FileMeta, Health, OnlinePage, RateDecision, SessionPatch, SessionStore, StorageError,
+    StorageMode, StoreConfig, StoreResult, StoredFile,
 };
 use chat::ChatTables;
 use files::Files;
@@ -34,6 +35,7 @@ pub struct MemoryStore {
     files: Mutex<Files>,
     rate_windows: Mutex<RateWindows>,
     chat: Mutex<ChatTables>,
+    moderation: Mutex<moderation::ModerationTables>,
 }
 
 impl MemoryStore {
@@ -45,6 +47,7 @@ impl MemoryStore {
             files: Mutex::default(),
             rate_windows: Mutex::default(),
             chat: Mutex::default(),
+            moderation: Mutex::default(),
         }
     }
 
@@ -84,6 +87,18 @@ impl MemoryStore {
         let expired = lock(&self.sessions).sweep(now, self.config.session_ttl);
         self.drop_expired_files(now);
         expired
+    }
+
+    /// Keeps a copy of a file another store accepted (the failover store's copy of what it
+    /// wrote to Redis) if this store's files stay within [`crate::FileLimits::max_memory_bytes`];
+    /// the room bound is that store's to keep. Returns whether the copy was made.
+    pub fn put_file_copy(&self, file: StoredFile) -> bool {
+        lock(&self.files).put_copy(file, self.config.files.max_memory_bytes, Timestamp::now())
+    }
+
+    /// The bytes of the files this store holds (expired ones until they are dropped).
+    pub fn file_bytes(&self) -> u64 {
+        lock(&self.files).bytes()
     }
 
     /// Every file not yet expired at `now`; the bytes are shared, not copied.
@@ -195,8 +210,9 @@ impl SessionStore for MemoryStore {
     }
 
     async fn put_file(&self, file: StoredFile) -> StoreResult<()> {
-        lock(&self.files).put(file);
-        Ok(())
+        lock(&self.files)
+            .put(file, self.config.files, Timestamp::now())
+            .map_err(StorageError::FileRefused)
     }
 
     async fn file_meta(&self, id: &FileId) -> StoreResult<Option<FileMeta>> {

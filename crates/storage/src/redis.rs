@@ -12,31 +12,37 @@
 //!   session by one Lua script (same slot); counts and pages add up the partitions;
 //! - rate limits are counters in fixed windows (`INCR`, `PEXPIRE` on the first hit);
 //! - a file is its bytes and its JSON metadata with the same `PX` TTL (one slot per file),
-//!   plus a per-room set of ids (the room's slot).
+//!   plus a per-room index of its files' expiries and sizes with their sum (the room's slot),
+//!   which bounds the room's live bytes across every node (`files.rs`).
 //!
 //! No path uses `KEYS` or scans every session. A lost connection is retried with exponential
 //! backoff, and commands time out after [`COMMAND_TIMEOUT`], so a dead Redis gives errors fast.
 
 mod chat;
 mod cluster;
+mod files;
 mod keys;
+mod moderation;
+mod observer;
 mod records;
 mod scripts;
 mod store;
 mod target;
 
-use std::time::Duration;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chat_domain::{GuestUser, SessionId, Timestamp, UserId};
 use fred::prelude::{Builder, ClientLike, KeysInterface, Pool, ReconnectPolicy};
-use fred::types::{CustomCommand, Value};
 use fred::types::config::UnresponsiveConfig;
 use fred::types::scripts::Script;
+use fred::types::{CustomCommand, Value};
 
 use crate::{StorageError, StoreConfig, StoreResult, StoredFile};
 use futures_util::future::try_join_all;
 use keys::{Keys, PARTITIONS};
-use scripts::{DELETE_SESSION, EPOCH, INDEX_ROOM_FILE, PUT_FILE, WRITE_SESSION};
+use scripts::{DELETE_SESSION, EPOCH, WRITE_SESSION};
 
 /// Connections in the pool.
 const POOL_SIZE: usize = 3;
@@ -52,6 +58,7 @@ pub const REPLICA_WAIT: Duration = Duration::from_millis(250);
 const SWEEP_BATCH: usize = 500;
 
 pub use cluster::RedisCluster;
+pub use observer::RedisObserver;
 pub use target::{RedisTarget, RedisTopology};
 
 /// A store backed by Redis (standalone, Sentinel or Cluster, as the URL says).
@@ -61,6 +68,8 @@ pub struct RedisStore {
     config: StoreConfig,
     keys: Keys,
     topology: RedisTopology,
+    /// Told how long each command took, and of bus messages lost (see [`RedisObserver`]).
+    observer: Option<Arc<dyn RedisObserver>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -126,6 +135,22 @@ impl RedisStore {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
             .build_pool(POOL_SIZE)
             .map_err(crate::error::redis)?;
+        // Why a connection fails (a TLS handshake, a refused password…) is said once per
+        // change, never silently retried: the task ends with the pool.
+        if let Some(client) = pool.clients().first() {
+            let mut errors = fred::interfaces::EventInterface::error_rx(client);
+            tokio::spawn(async move {
+                let mut last = String::new();
+                while let Ok((error, server)) = errors.recv().await {
+                    let shown = error.to_string();
+                    if shown != last {
+                        let server = server.map(|server| server.to_string()).unwrap_or_default();
+                        tracing::warn!(error = %shown, %server, "Redis connection failed; retrying");
+                        last = shown;
+                    }
+                }
+            });
+        }
         // The connection tasks live as long as the pool; their handle is not needed.
         drop(pool.connect());
         let keys = Keys::new(&config.key_prefix);
@@ -134,7 +159,37 @@ impl RedisStore {
             config,
             keys,
             topology: target.topology(),
+            observer: None,
         })
+    }
+
+    /// This store, telling `observer` how long each Redis command takes (and a
+    /// [`RedisCluster`] joined through it, the bus messages it loses). Set it at construction,
+    /// before the store is shared.
+    pub fn observed_by(mut self, observer: Arc<dyn RedisObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The observer given to [`RedisStore::observed_by`], if any.
+    pub(crate) fn observer(&self) -> Option<&Arc<dyn RedisObserver>> {
+        self.observer.as_ref()
+    }
+
+    /// Awaits `call`, one Redis command called `command` (a script's name, or the command's
+    /// own in lower case), telling the observer how long it took; maps its error.
+    pub(crate) async fn timed<T>(
+        &self,
+        command: &'static str,
+        call: impl Future<Output = Result<T, fred::error::Error>>,
+    ) -> StoreResult<T> {
+        let Some(observer) = &self.observer else {
+            return call.await.map_err(crate::error::redis);
+        };
+        let started = Instant::now();
+        let result = call.await;
+        observer.command(command, started.elapsed());
+        result.map_err(crate::error::redis)
     }
 
     /// The kind of deployment this store talks to.
@@ -152,12 +207,7 @@ impl RedisStore {
 
     /// Sends `PING`; `Ok` when Redis answers.
     pub async fn ping(&self) -> StoreResult<()> {
-        let _: String = self
-            .pool
-            .next()
-            .ping(None)
-            .await
-            .map_err(crate::error::redis)?;
+        let _: String = self.timed("ping", self.pool.next().ping(None)).await?;
         Ok(())
     }
 
@@ -214,7 +264,7 @@ impl RedisStore {
             .await?;
         let wait = CustomCommand::new_static("WAIT", None, false);
         let args = vec![Value::from(1), Value::from(millis(REPLICA_WAIT))];
-        let replicas: i64 = client.custom(wait, args).await.map_err(crate::error::redis)?;
+        let replicas: i64 = self.timed("wait", client.custom(wait, args)).await?;
         if replicas < 1 {
             tracing::warn!(
                 "no replica confirmed a new session within {REPLICA_WAIT:?}: it is lost if the primary fails now"
@@ -260,9 +310,11 @@ impl RedisStore {
         Ok(old.is_some())
     }
 
-    /// Stores a file only if Redis holds none under its id; returns whether it wrote.
+    /// Stores a file only if Redis holds none under its id; returns whether it wrote. The
+    /// file is indexed under its room (its size counted in the room's budget) without the
+    /// room bound: the failover write-back stores what this node accepted already.
     pub async fn put_file_if_absent(&self, file: &StoredFile) -> StoreResult<bool> {
-        self.store_file(file, true).await
+        self.store_file(file, true, None).await
     }
 
     /// The pub/sub channel of `node` (for a subscriber of the bus).
@@ -291,10 +343,8 @@ impl RedisStore {
         keys: Vec<String>,
         args: Vec<Value>,
     ) -> StoreResult<R> {
-        script
-            .evalsha_with_reload(self.pool.next(), keys, args)
-            .await
-            .map_err(crate::error::redis)
+        let call = script.evalsha_with_reload(self.pool.next(), keys, args);
+        self.timed(observer::script_name(script), call).await
     }
 
     /// Writes `user` with its index entries if `condition` holds; returns whether it wrote.
@@ -332,48 +382,14 @@ impl RedisStore {
             Value::from(user.last_seen.as_millis()),
         ];
         let keys = self.keys.session_and_indexes(&user.id);
-        let written: i64 = WRITE_SESSION
-            .evalsha_with_reload(client, keys, args)
-            .await
-            .map_err(crate::error::redis)?;
-        Ok(written == 1)
-    }
-
-    /// Stores a file (if `only_if_absent`, only when it is not there yet); returns whether it
-    /// wrote. The file's keys first, then its room's index (another slot): a file is never
-    /// listed under its room before it can be read.
-    async fn store_file(&self, file: &StoredFile, only_if_absent: bool) -> StoreResult<bool> {
-        let meta = &file.meta;
-        let ttl = (meta.expires_at.as_millis() - Timestamp::now().as_millis()).max(1);
-        let keys = vec![
-            self.keys.file_bytes(&meta.file_id),
-            self.keys.file_meta(&meta.file_id),
-        ];
-        let args = vec![
-            Value::Bytes(file.bytes.clone()),
-            Value::from(records::encode_meta(meta)?),
-            Value::from(ttl),
-            Value::from(if only_if_absent { "1" } else { "0" }),
-        ];
-        let written: i64 = self.run(&PUT_FILE, keys, args).await?;
-        if written == 1 {
-            let args = vec![Value::from(meta.file_id.as_str()), Value::from(ttl)];
-            let _: i64 = self
-                .run(
-                    &INDEX_ROOM_FILE,
-                    vec![self.keys.room_files(&meta.room_id)],
-                    args,
-                )
-                .await?;
-        }
+        let call = WRITE_SESSION.evalsha_with_reload(client, keys, args);
+        let written: i64 = self.timed("write_session", call).await?;
         Ok(written == 1)
     }
 
     async fn raw_session(&self, id: &UserId) -> StoreResult<Option<String>> {
-        self.pool
-            .get(self.keys.session(id))
+        self.timed("get", self.pool.get(self.keys.session(id)))
             .await
-            .map_err(crate::error::redis)
     }
 
     fn is_live(&self, user: &GuestUser, now: Timestamp) -> bool {

@@ -16,15 +16,19 @@ mod common;
 mod chat;
 #[path = "contract/cluster.rs"]
 mod cluster;
+#[path = "contract/moderation.rs"]
+mod moderation;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bytes::Bytes;
 use chat_domain::{FileId, FileType, ProfileField, RoomId, Stats, Timestamp, UserId, Username};
-use chat_storage::{FileMeta, SessionPatch, SessionStore, StoredFile};
+use chat_storage::{
+    FileMeta, FileRefusal, SessionPatch, SessionStore, StorageError, StorageMode, StoredFile,
+};
 
-use common::{TTL, eventually, user_seen};
+use common::{FILE_LIMITS, TTL, eventually, user_seen};
 
 macro_rules! contract_suite {
     ($backend:ident, $open:path) => {
@@ -37,7 +41,11 @@ macro_rules! contract_suite {
             online_users_pages_without_gaps_or_duplicates,
             rate_limits_in_fixed_windows,
             files_live_in_their_room_until_expiry,
+            a_room_holds_at_most_its_bound_of_live_files,
+            concurrent_uploads_never_pass_the_room_bound,
+            memory_holds_at_most_its_bound_of_files,
             a_patch_for_another_socket_changes_nothing,
+            searching_is_never_marked_over_a_chat,
         ]);
     };
     (@tests $backend:ident, $open:path, [$($check:ident),* $(,)?]) => {
@@ -436,6 +444,138 @@ async fn files_live_in_their_room_until_expiry<S: SessionStore>(store: &S) {
     assert_eq!(store.delete_room_files(&other_room).await.unwrap(), 1);
 }
 
+/// A file of `size` bytes.
+fn sized(room: &RoomId, lives: Duration, size: usize) -> StoredFile {
+    let mut stored = file(room, lives, b"");
+    stored.meta.size = size as u64;
+    stored.bytes = Bytes::from(vec![b'x'; size]);
+    stored
+}
+
+/// Whether `result` is the refusal of a file that would pass the room's bound.
+fn room_full(result: Result<(), StorageError>) -> bool {
+    matches!(
+        result,
+        Err(StorageError::FileRefused(FileRefusal::RoomFull { limit })) if limit == FILE_LIMITS.max_room_bytes
+    )
+}
+
+/// Every file of `files` is still stored, bytes and all.
+async fn all_stored<S: SessionStore>(store: &S, files: &[StoredFile]) {
+    for stored in files {
+        assert_eq!(
+            store.get_file(&stored.meta.file_id).await.unwrap().as_ref(),
+            Some(stored),
+            "{} was kept",
+            stored.meta.file_id
+        );
+    }
+}
+
+async fn a_room_holds_at_most_its_bound_of_live_files<S: SessionStore>(store: &S) {
+    // The bound is 1000 bytes per room (`common::FILE_LIMITS`).
+    let (room, other_room) = (RoomId::generate(), RoomId::generate());
+    let hour = Duration::from_secs(3600);
+    let kept = [sized(&room, hour, 400), sized(&room, hour, 400)];
+    for stored in &kept {
+        store.put_file(stored.clone()).await.unwrap();
+    }
+    let over = sized(&room, hour, 201);
+    assert!(
+        room_full(store.put_file(over.clone()).await),
+        "800 + 201 > 1000"
+    );
+    // A refused file is not stored, and nothing stored before it is lost.
+    assert_eq!(store.get_file(&over.meta.file_id).await.unwrap(), None);
+    assert_eq!(store.file_meta(&over.meta.file_id).await.unwrap(), None);
+    all_stored(store, &kept).await;
+    // Exactly the bound fits; another room has a budget of its own.
+    let last = sized(&room, hour, 200);
+    store.put_file(last.clone()).await.unwrap();
+    assert!(room_full(store.put_file(sized(&room, hour, 1)).await));
+    let elsewhere = sized(&other_room, hour, 1000);
+    store.put_file(elsewhere.clone()).await.unwrap();
+    all_stored(store, &[kept[0].clone(), kept[1].clone(), last]).await;
+
+    // Deleted files free their room's budget (and only theirs).
+    assert_eq!(store.delete_room_files(&room).await.unwrap(), 3);
+    let whole = sized(&room, hour, 1000);
+    store.put_file(whole.clone()).await.unwrap();
+    assert!(room_full(store.put_file(sized(&other_room, hour, 1)).await));
+    all_stored(store, &[whole, elsewhere]).await;
+
+    // Expired files free it too.
+    let short_room = RoomId::generate();
+    let short = sized(&short_room, Duration::from_millis(600), 900);
+    store.put_file(short.clone()).await.unwrap();
+    let long = sized(&short_room, hour, 100);
+    store.put_file(long.clone()).await.unwrap();
+    assert!(room_full(store.put_file(sized(&short_room, hour, 1)).await));
+    let short_id = short.meta.file_id.clone();
+    eventually("the file to expire", || async {
+        store.get_file(&short_id).await.unwrap().is_none()
+    })
+    .await;
+    let after = sized(&short_room, hour, 900);
+    store.put_file(after.clone()).await.unwrap();
+    all_stored(store, &[long, after]).await;
+}
+
+async fn concurrent_uploads_never_pass_the_room_bound<S: SessionStore>(store: &S) {
+    // Ten uploads of 300 bytes at once into a room of 1000 bytes: exactly three fit.
+    let room = RoomId::generate();
+    let hour = Duration::from_secs(3600);
+    let files: Vec<StoredFile> = (0..10).map(|_| sized(&room, hour, 300)).collect();
+    let results =
+        futures_util::future::join_all(files.iter().map(|stored| store.put_file(stored.clone())))
+            .await;
+    let mut stored = Vec::new();
+    for (file, result) in files.iter().zip(results) {
+        match result {
+            Ok(()) => stored.push(file.clone()),
+            refused => assert!(room_full(refused), "refused as over the room's bound"),
+        }
+    }
+    assert_eq!(stored.len(), 3);
+    all_stored(store, &stored).await;
+    for file in &files {
+        let found = store.get_file(&file.meta.file_id).await.unwrap().is_some();
+        assert_eq!(found, stored.contains(file));
+    }
+    assert_eq!(store.delete_room_files(&room).await.unwrap(), 3);
+}
+
+async fn memory_holds_at_most_its_bound_of_files<S: SessionStore>(store: &S) {
+    // Four rooms of 900 bytes are 3600 bytes: past the memory bound of 3000. A store that
+    // holds files in this process refuses the fourth; Redis holds them all (the failover
+    // store's memory copies are bounded apart: `tests/failover.rs`).
+    let hour = Duration::from_secs(3600);
+    let rooms: Vec<RoomId> = (0..4).map(|_| RoomId::generate()).collect();
+    let files: Vec<StoredFile> = rooms.iter().map(|room| sized(room, hour, 900)).collect();
+    for stored in &files[..3] {
+        store.put_file(stored.clone()).await.unwrap();
+    }
+    let fourth = store.put_file(files[3].clone()).await;
+    if store.health().mode == StorageMode::Memory {
+        assert!(
+            matches!(
+                fourth,
+                Err(StorageError::FileRefused(FileRefusal::MemoryFull { limit })) if limit == FILE_LIMITS.max_memory_bytes
+            ),
+            "{fourth:?}"
+        );
+        assert_eq!(store.get_file(&files[3].meta.file_id).await.unwrap(), None);
+        all_stored(store, &files[..3]).await;
+        // Once a room's files go, the memory they held is free again.
+        assert_eq!(store.delete_room_files(&rooms[0]).await.unwrap(), 1);
+        store.put_file(files[3].clone()).await.unwrap();
+        all_stored(store, &files[1..]).await;
+    } else {
+        fourth.unwrap();
+        all_stored(store, &files).await;
+    }
+}
+
 async fn a_patch_for_another_socket_changes_nothing<S: SessionStore>(store: &S) {
     let user = user_seen(Duration::ZERO);
     store.create(&user).await.unwrap();
@@ -469,4 +609,27 @@ async fn a_patch_for_another_socket_changes_nothing<S: SessionStore>(store: &S) 
         .unwrap();
     assert!(!detached.is_online && detached.socket_id.is_none());
     assert_eq!(store.stats(Timestamp::now()).await.unwrap().online_users, 0);
+}
+
+/// A "searching" mark that arrives after another node paired the user changes nothing.
+async fn searching_is_never_marked_over_a_chat<S: SessionStore>(store: &S) {
+    let user = user_seen(Duration::ZERO);
+    store.create(&user).await.unwrap();
+    let searching = SessionPatch {
+        is_searching: Some(true),
+        unless_in_chat: true,
+        ..SessionPatch::default()
+    };
+    let marked = store.update(&user.id, searching.clone()).await.unwrap();
+    assert!(marked.is_some_and(|user| user.is_searching), "applies outside a chat");
+    let paired = SessionPatch {
+        is_searching: Some(false),
+        chat: Some(Some(UserId::generate())),
+        ..SessionPatch::default()
+    };
+    let in_chat = store.update(&user.id, paired).await.unwrap().unwrap();
+    let late = store.update(&user.id, searching).await.unwrap();
+    assert_eq!(late.as_ref(), Some(&in_chat), "unchanged in a chat");
+    let stats = store.stats(Timestamp::now()).await.unwrap();
+    assert_eq!((stats.available_users, stats.users_in_chat), (0, 1));
 }

@@ -13,7 +13,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use chat_domain::{FileId, FileType, GuestUser, RoomId, Timestamp, UserId, Username};
 use chat_storage::{
-    FailoverStore, FileMeta, RedisStore, SessionPatch, SessionStore, StorageMode, StoredFile,
+    FailoverStore, FileMeta, FileRefusal, RedisStore, SessionPatch, SessionStore, StorageError,
+    StorageMode, StoredFile,
 };
 use chat_testkit::require_redis;
 use fred::prelude::{Builder, ClientLike, Config};
@@ -249,6 +250,130 @@ async fn an_outage_without_data_loss_writes_back_only_what_changed() {
         None,
         "a session deleted elsewhere came back"
     );
+}
+
+/// A file of `size` bytes in `room`, for an hour.
+fn file_of(room: &RoomId, size: usize) -> StoredFile {
+    StoredFile {
+        meta: FileMeta {
+            file_id: FileId::generate(),
+            room_id: room.clone(),
+            uploader: UserId::generate(),
+            filename: "a.txt".into(),
+            file_type: FileType::Document,
+            mime: "text/plain".into(),
+            size: size as u64,
+            duration: None,
+            expires_at: Timestamp::now().plus(Duration::from_secs(3600)),
+        },
+        bytes: Bytes::from(vec![b'a'; size]),
+    }
+}
+
+#[tokio::test]
+async fn the_memory_copies_of_files_stay_within_the_memory_bound() {
+    // `common::FILE_LIMITS`: 1000 bytes per room, 3000 in memory.
+    let Some(mut server) = require_redis() else {
+        return;
+    };
+    let settings = config();
+    let store = FailoverStore::connect(&server.url(), settings.clone())
+        .await
+        .unwrap();
+    let rooms: Vec<RoomId> = (0..4).map(|_| RoomId::generate()).collect();
+    let files: Vec<StoredFile> = rooms.iter().map(|room| file_of(room, 900)).collect();
+    // In Redis mode every upload within its room's bound is stored, but memory copies only
+    // three of them: the node's RAM stays bounded.
+    for file in &files {
+        store.put_file(file.clone()).await.unwrap();
+    }
+    assert_eq!(store.memory().file_bytes(), 2700);
+    for file in &files {
+        assert_eq!(
+            store.get_file(&file.meta.file_id).await.unwrap().as_ref(),
+            Some(file)
+        );
+    }
+    let over_room = store.put_file(file_of(&rooms[0], 101)).await;
+    assert!(
+        matches!(
+            over_room,
+            Err(StorageError::FileRefused(FileRefusal::RoomFull {
+                limit: 1000
+            }))
+        ),
+        "{over_room:?}"
+    );
+    assert_eq!(
+        store.health().mode,
+        StorageMode::Redis,
+        "a refusal is no outage"
+    );
+
+    // Redis goes away: memory serves its copies, and takes uploads up to its bounds.
+    server.kill();
+    let fits = file_of(&RoomId::generate(), 300);
+    store.put_file(fits.clone()).await.unwrap();
+    assert_eq!(store.health().mode, StorageMode::Memory);
+    for file in &files[..3] {
+        assert_eq!(
+            store.get_file(&file.meta.file_id).await.unwrap().as_ref(),
+            Some(file)
+        );
+    }
+    assert_eq!(
+        store.get_file(&files[3].meta.file_id).await.unwrap(),
+        None,
+        "never copied"
+    );
+    let over_memory = store.put_file(file_of(&RoomId::generate(), 1)).await;
+    assert!(
+        matches!(
+            over_memory,
+            Err(StorageError::FileRefused(FileRefusal::MemoryFull {
+                limit: 3000
+            }))
+        ),
+        "{over_memory:?}"
+    );
+    let over_room = store.put_file(file_of(&rooms[1], 101)).await;
+    assert!(
+        matches!(
+            over_room,
+            Err(StorageError::FileRefused(FileRefusal::RoomFull { .. }))
+        ),
+        "{over_room:?}"
+    );
+    assert_eq!(store.memory().file_bytes(), 3000);
+
+    // Back on Redis, the upload made during the outage is written back and counted in its
+    // room's budget there.
+    server.restart().unwrap();
+    let deadline = tokio::time::Instant::now() + RECOVERY_DEADLINE;
+    while store.health().mode != StorageMode::Redis {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never went back to Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let redis = RedisStore::connect(&server.url(), settings).await.unwrap();
+    assert_eq!(
+        redis.get_file(&fits.meta.file_id).await.unwrap(),
+        Some(fits.clone())
+    );
+    let past = redis.put_file(file_of(&fits.meta.room_id, 701)).await;
+    assert!(
+        matches!(
+            past,
+            Err(StorageError::FileRefused(FileRefusal::RoomFull { .. }))
+        ),
+        "{past:?}"
+    );
+    redis
+        .put_file(file_of(&fits.meta.room_id, 700))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -140,10 +140,11 @@ export async function launchBrowser() {
 
 /**
  * A new browser context (its own storage, so its own guest) with one page, recording CSP
- * violations, receipt marks and uncaught errors from outside the page's own code.
+ * violations, receipt marks and uncaught errors from outside the page's own code. Other
+ * `options` go to `browser.newContext` (locale, timezoneId, extraHTTPHeaders, …).
  */
-export async function openPage(browser, { viewport = { width: 1000, height: 760 } } = {}) {
-  const context = await browser.newContext({ viewport, permissions: ['camera', 'microphone'] });
+export async function openPage(browser, { viewport = { width: 1000, height: 760 }, ...options } = {}) {
+  const context = await browser.newContext({ viewport, permissions: ['camera', 'microphone'], ...options });
   await context.addInitScript(() => {
     window.__csp = [];
     window.__receipts = [];

@@ -139,6 +139,8 @@ export async function startServer(env = {}) {
     proc,
     exited,
     stderr: () => stderr,
+    /** Everything the process printed on stdout so far (e.g. a second `admin listening` line). */
+    stdout: () => stdout,
     /**
      * Sends `signal` (default SIGKILL: the node dies without a word, its clients' sockets
      * are cut) and resolves with `{code, signal}` on exit.

@@ -157,6 +157,7 @@ pub async fn dispatch(state: &AppState, socket: &Socket<SocketState>, event: Eve
             .leave(&user)
             .await
             .map_or_else(|error| Err(error.into()), |()| ok()),
+        "user:report" => report(state, socket, &user, payload).await,
         "chat:clear" => hub.chat.clear(&user).await.map_or_else(
             |error| Err(error.into()),
             |deleted| ok_with("deletedFiles", json!(deleted)),
@@ -236,6 +237,41 @@ fn confirm(state: &AppState, user: &UserId, payload: &Value) -> Outcome {
         .ok_or_else(|| DomainError::invalid("id must be a message id"))?;
     let confirmed = state.hub.chat.confirm_delivery(user, &id);
     ok_with("confirmed", Value::Bool(confirmed))
+}
+
+/// `user:report`: `{reason, details?}` about the partner, or the last one within 120 s of
+/// their room closing (`not_in_chat` when there is none, whatever the payload). A repeat
+/// answers the first report's id. The report that makes enough distinct reporters bans.
+async fn report(
+    state: &AppState,
+    socket: &Socket<SocketState>,
+    user: &UserId,
+    payload: &Value,
+) -> Outcome {
+    let (partner, room) = state
+        .hub
+        .chat
+        .partner_to_report(user)
+        .ok_or_else(ChatError::not_in_chat)?;
+    let request = chat_domain::ReportRequest::from_payload(payload)?;
+    // A partner whose session is gone is reported all the same (their id is kept).
+    let reported = match state.store.get(&partner).await? {
+        Some(session) => session,
+        None => {
+            let mut gone =
+                chat_domain::GuestUser::new(chat_domain::Profile::default(), Timestamp::now());
+            gone.id = partner;
+            gone
+        }
+    };
+    let outcome = state
+        .moderation
+        .report(user, &reported, Some(room), request, socket.state().address)
+        .await?;
+    if let Some(ban) = &outcome.ban {
+        crate::moderation::enforce(state, ban).await;
+    }
+    ok_with("reportId", json!(outcome.report.id))
 }
 
 /// `webrtc:offer`: `{offer: {type: "offer", sdp}, type?: "audio" | "video"}`, checked (once

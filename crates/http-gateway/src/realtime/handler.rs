@@ -15,7 +15,7 @@ use tracing::Instrument;
 
 use crate::auth::TokenError;
 use crate::client_ip::request_ip;
-use crate::metrics::Metrics;
+use crate::metrics::{self, MatchClock, Metrics};
 use crate::realtime::events;
 use crate::realtime::rate::{HandshakeLimit, TokenBucket};
 use crate::state::AppState;
@@ -28,6 +28,10 @@ pub struct SocketState {
     pub session_id: SessionId,
     /// Events allowed per second.
     pub rate: Mutex<TokenBucket>,
+    /// Since when this socket's user searches (for the match wait metric).
+    pub match_clock: MatchClock,
+    /// The client's address (behind trusted proxies, the forwarded one), for reports.
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// The chat's Socket.IO handler.
@@ -77,18 +81,29 @@ impl Handler for ChatHandler {
     fn allow_handshake(&self, request: &HttpRequest) -> impl Future<Output = bool> {
         let address = request_ip(request, &self.state.settings.server.trusted_proxies);
         let store = &self.state.store;
+        let draining = self
+            .state
+            .draining
+            .load(std::sync::atomic::Ordering::Acquire);
         async move {
+            if draining {
+                tracing::debug!("handshake refused: this node is draining");
+                return false;
+            }
             let Some(address) = address else {
                 return true;
             };
             let allowed = self
                 .handshakes
                 .allow(address, |key, limit, window| async move {
+                    // The store sees the key's mark, never the address in it.
+                    let key = self.state.moderation.rate_key(&key);
                     store.hit_rate_limit(&key, limit, window).await
                 })
                 .await;
             if !allowed {
                 tracing::debug!(%address, "handshake refused: too many from this address");
+                self.state.metrics.handshake_refused();
             }
             allowed
         }
@@ -104,7 +119,8 @@ impl Handler for ChatHandler {
         request: &RequestInfo,
     ) -> Result<SocketState, ConnectError> {
         let refuse = |message: &str| {
-            Metrics::bump(&self.state.metrics.socket_refused);
+            let reason = metrics::connect_refusal(message);
+            self.state.metrics.socket_refused(reason);
             ConnectError(message.to_owned())
         };
         let token = handshake_token(auth.as_ref(), request)
@@ -121,6 +137,22 @@ impl Handler for ChatHandler {
         if user.is_none_or(|user| user.session_id != session_id) {
             return Err(refuse("Guest session not found"));
         }
+        let address = crate::client_ip::client_ip(
+            request.peer_addr.map(|peer| peer.ip()),
+            &request.headers,
+            &self.state.settings.server.trusted_proxies,
+        );
+        let moderation = &self.state.moderation;
+        match moderation.ban_on_connect(&user_id, address).await {
+            Ok(Some(_)) => return Err(refuse("Banned")),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "could not check bans at connect"),
+        }
+        if let Some(address) = address
+            && let Err(error) = moderation.note_address(&user_id, address).await
+        {
+            tracing::warn!(%error, "could not note a client address");
+        }
         let settings = &self.state.settings.rate;
         let rate = TokenBucket::new(
             settings.events_per_sec,
@@ -130,6 +162,8 @@ impl Handler for ChatHandler {
             user_id,
             session_id,
             rate: Mutex::new(rate),
+            match_clock: MatchClock::default(),
+            address,
         })
     }
 
@@ -174,7 +208,7 @@ impl Handler for ChatHandler {
             .map(|mut bucket| bucket.take_at(Instant::now()))
             .unwrap_or(true);
         if !allowed {
-            Metrics::bump(&self.state.metrics.rate_limited);
+            self.state.metrics.rate_limited("events");
             events::reply_error(
                 socket,
                 event,
@@ -184,15 +218,20 @@ impl Handler for ChatHandler {
             return;
         }
         let span = tracing::info_span!("socket_event", socket_id = %socket.id(), user_id = %socket.state().user_id, event = %crate::logging::shown(&event.name));
+        let (label, started) = (metrics::event_label(&event.name), Instant::now());
         events::dispatch(&self.state, socket, event)
             .instrument(span)
             .await;
+        self.state.metrics.event_handled(label, started.elapsed());
     }
 
     async fn disconnected(&self, socket: &Socket<SocketState>, reason: DisconnectReason) {
         let hub = Arc::clone(&self.state.hub);
         let user_id = socket.state().user_id.clone();
         tracing::debug!(user_id = %user_id, %reason, "socket disconnected");
+        if reason == DisconnectReason::QueueFull {
+            self.state.metrics.slow_client_dropped();
+        }
         if !hub.registry.remove(socket) {
             // Replaced by a newer socket of the same session, or ended with its session.
             return;

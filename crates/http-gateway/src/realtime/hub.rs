@@ -63,6 +63,7 @@ impl Hub {
         signer: FileSigner,
         metrics: Arc<Metrics>,
         cluster: Option<Membership>,
+        blocks: Arc<dyn chat_storage::ModerationStore>,
     ) -> Arc<Self> {
         let registry = Arc::new(Registry::default());
         let sink = Arc::new(SocketStatsSink {
@@ -100,6 +101,7 @@ impl Hub {
             delivery,
             urls: Arc::new(signer),
             cluster,
+            blocks: Some(blocks),
         };
         let chat = ChatService::new(config, parts, lifecycle.on_change());
         Arc::new_cyclic(|weak: &std::sync::Weak<Hub>| {
@@ -141,12 +143,12 @@ impl Hub {
     /// disconnects the socket (here, or through the node holding it).
     pub async fn end_session(&self, user: &UserId, end: SessionEnd) {
         if let Some(socket) = self.registry.get(user) {
-            end_socket(&self.registry, &self.lifecycle, &socket, end);
+            end_socket(&self.registry, &self.lifecycle, &socket, &end);
             self.release_user(user).await;
         }
         // Also after ending a socket here: a newer one on another node (whose replace has
         // not arrived yet) ends too.
-        self.chat.end_elsewhere(user, end).await;
+        self.chat.end_elsewhere(user, end.clone()).await;
         self.lifecycle.ended(user);
         self.chat.session_ended(user, end).await;
     }
@@ -202,16 +204,22 @@ impl Hub {
 }
 
 /// Ends `socket`, `user`'s socket here, with their session: `session:expired` when it
-/// expired, then disconnected. It is taken out of the registry first, so its disconnect
+/// expired, `session:banned {until, reason}` when banned, then disconnected. It is taken out of the registry first, so its disconnect
 /// starts no reconnect grace.
 fn end_socket(
     registry: &Registry,
     lifecycle: &SessionLifecycle,
     socket: &actix_socketio::Socket<crate::realtime::handler::SocketState>,
-    end: SessionEnd,
+    end: &SessionEnd,
 ) {
-    if end == SessionEnd::Expired {
-        let _ = socket.emit("session:expired", &json!({}));
+    match end {
+        SessionEnd::Expired => {
+            let _ = socket.emit("session:expired", &json!({}));
+        }
+        SessionEnd::Banned { until, reason } => {
+            let _ = socket.emit("session:banned", &json!({"until": until, "reason": reason}));
+        }
+        SessionEnd::Deleted => {}
     }
     registry.remove(socket);
     socket.disconnect();
@@ -239,6 +247,8 @@ impl Delivery for SocketDelivery {
         let Some(socket) = self.registry.get(to) else {
             return;
         };
+        self.metrics
+            .match_event(&socket.state().match_clock, &event);
         let name = wire::event_name(&event);
         let payload = wire::Payload(&event);
         let Some(receipt) = receipt else {
@@ -267,7 +277,7 @@ impl Delivery for SocketDelivery {
 
     fn ended_elsewhere(&self, user: &UserId, end: SessionEnd) {
         if let Some(socket) = self.registry.get(user) {
-            end_socket(&self.registry, &self.lifecycle, &socket, end);
+            end_socket(&self.registry, &self.lifecycle, &socket, &end);
         }
     }
 }

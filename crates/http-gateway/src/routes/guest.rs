@@ -1,13 +1,13 @@
 //! Guest sessions: create, read, update, refresh, delete.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use chat_domain::{GuestUser, Profile, ProfileUpdate, Timestamp};
+use chat_domain::{GuestUser, Profile, ProfileUpdate, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
 use crate::body::read_json;
-use crate::client_ip::{client_key, request_ip};
+use crate::client_ip::request_ip;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::openapi::{AUTH_FAILED, SESSION_GONE, UNAVAILABLE, schemas};
@@ -116,9 +116,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         (status = 400, description = "`invalid_input`: malformed JSON, not an object, an unknown field, or a field out of its rules.", body = schemas::Error),
         (status = 413, description = "`too_large`: the body is over 16 KiB.", body = schemas::Error),
         (status = 415, description = "`unsupported_type`: a body whose content type is not JSON.", body = schemas::Error),
+        (status = 403, description = "`banned`: this address or `deviceId` is banned; `until` (RFC 3339) says when the ban ends.", body = schemas::Error),
         (status = 429, description = "`rate_limited`: over `RATE__SESSIONS_PER_MINUTE` from this address.", body = schemas::Error,
             headers(("Retry-After" = u64, description = "Seconds until the window resets (at least 1)."))),
-        (status = 503, description = UNAVAILABLE, body = schemas::Error),
+        (status = 503, description = "`unavailable`: storage is unreachable; `draining`: this node takes no new sessions (retry on another).", body = schemas::Error),
     )
 )]
 #[tracing::instrument(skip_all)]
@@ -127,11 +128,16 @@ pub(crate) async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    if state.draining.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(ApiError::draining());
+    }
     let ip = request_ip(&request, &state.settings.server.trusted_proxies);
-    // Counted like handshakes: rotating addresses within one IPv6 /64 is one client.
+    // Counted like handshakes: rotating addresses within one IPv6 /64 is one client; the
+    // counter is named by the address's mark, never the address.
     let key = format!(
         "guest:{}",
-        ip.map(|ip| client_key(ip).to_string()).unwrap_or_default()
+        ip.map(|ip| state.moderation.address_mark(ip))
+            .unwrap_or_default()
     );
     let decision = state
         .store
@@ -142,16 +148,27 @@ pub(crate) async fn create(
         )
         .await?;
     if !decision.allowed {
-        Metrics::bump(&state.metrics.rate_limited);
+        state.metrics.rate_limited("sessions");
+        state
+            .metrics
+            .http_refused(chat_domain::ErrorCode::RateLimited);
         return Err(ApiError::rate_limited(
             decision.retry_after.as_secs_f64().ceil() as u64,
         ));
     }
     let body = read_json(&request, payload, BODY_LIMIT).await?;
     let profile = Profile::from_json(&body)?;
+    let device = profile.device_id.as_ref().map(|device| device.as_str());
+    if let Some(ban) = state.moderation.ban_on_new_session(ip, device).await? {
+        return Err(ApiError::banned(ban.until));
+    }
     let now = Timestamp::now();
     let user = GuestUser::new(profile, now);
     state.hub.lifecycle.create(&user).await?;
+    if let Some(ip) = ip {
+        // A ban of this session will cover the address it was created from.
+        state.moderation.note_address(&user.id, ip).await?;
+    }
     let (token, expires_at) = state.tokens.issue(&user.id, user.session_id, now)?;
     Metrics::bump(&state.metrics.sessions_created);
     tracing::info!(user_id = %user.id, "guest session created");
@@ -254,11 +271,19 @@ pub(crate) async fn delete(
     state: web::Data<AppState>,
     AuthUser(user): AuthUser,
 ) -> Result<HttpResponse, ApiError> {
-    state
-        .hub
-        .end_session(&user.id, chat_signaling::SessionEnd::Deleted)
-        .await;
-    state.hub.lifecycle.delete(&user.id).await?;
+    end_session(&state, &user.id).await?;
     tracing::info!(user_id = %user.id, "guest session deleted");
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Ends `user`'s session as `DELETE /api/guest/me` does (and the admin API's
+/// `POST /admin/users/{userId}/disconnect`): the room closes (the partner gets `room:closed`,
+/// `partner_left`), the socket is disconnected wherever it is, the session is deleted.
+pub(crate) async fn end_session(state: &AppState, user: &UserId) -> Result<(), ApiError> {
+    state
+        .hub
+        .end_session(user, chat_signaling::SessionEnd::Deleted)
+        .await;
+    state.hub.lifecycle.delete(user).await?;
+    Ok(())
 }

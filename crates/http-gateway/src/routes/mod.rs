@@ -36,6 +36,11 @@ pub async fn method_not_allowed(request: HttpRequest) -> HttpResponse {
         .match_pattern()
         .and_then(|pattern| crate::openapi::allowed_methods(&pattern))
         .unwrap_or("GET, HEAD");
+    refuse_method(allow)
+}
+
+/// 405 `method_not_allowed` in the contract's error shape, with `Allow: allow`.
+pub(crate) fn refuse_method(allow: &str) -> HttpResponse {
     HttpResponse::MethodNotAllowed()
         .insert_header((actix_web::http::header::ALLOW, allow))
         .json(serde_json::json!({"error": {"code": "method_not_allowed", "message": "Method not allowed"}}))

@@ -1,5 +1,7 @@
 //! Routes anyone may call: stats, the online list, health, readiness and metrics.
 
+use std::sync::atomic::Ordering;
+
 use actix_web::{HttpResponse, web};
 use chat_domain::{PublicUser, Stats, Timestamp, UserId};
 use chat_storage::StorageMode;
@@ -8,6 +10,7 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, Type}
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
+use crate::metrics::{CONTENT_TYPE, Live};
 use crate::openapi::{UNAVAILABLE, schemas};
 use crate::state::AppState;
 
@@ -54,7 +57,7 @@ pub struct OnlineQuery {
 }
 
 /// The schema of `limit`: a whole number of at least 1 with no upper bound, or empty.
-fn page_size() -> Schema {
+pub(crate) fn page_size() -> Schema {
     let whole = ObjectBuilder::new()
         .schema_type(Type::Integer)
         .minimum(Some(1));
@@ -127,6 +130,10 @@ pub struct Readiness {
     /// Present only with several nodes, while this node's bus subscription is down.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bus: Option<BusState>,
+    /// Present, and `true`, only once this node was told to drain (`POST /admin/drain`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<bool>, required = false)]
+    pub draining: Option<bool>,
 }
 
 /// Mounts the public routes.
@@ -163,8 +170,13 @@ pub(crate) async fn stats(state: web::Data<AppState>) -> Result<HttpResponse, Ap
     }))
 }
 
-/// Parses `limit` and `cursor` of the online list.
-fn page_query(query: &str) -> Result<(usize, Option<String>), ApiError> {
+/// Parses `limit` and `cursor` of a paged list (the online list, the admin API's reports):
+/// `limit` 1 or more (above [`MAX_PAGE`] served as [`MAX_PAGE`]; absent or empty:
+/// [`DEFAULT_PAGE`]), `cursor` what `cursor_of` accepts (absent or empty: the first page).
+pub(crate) fn page_query(
+    query: &str,
+    cursor_of: fn(&str) -> Option<String>,
+) -> Result<(usize, Option<String>), ApiError> {
     let mut limit = DEFAULT_PAGE;
     let mut cursor = None;
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
@@ -182,14 +194,21 @@ fn page_query(query: &str) -> Result<(usize, Option<String>), ApiError> {
                 limit = parsed.min(MAX_PAGE);
             }
             "cursor" if !value.is_empty() => {
-                let id = UserId::parse(value)
-                    .ok_or_else(|| ApiError::invalid("cursor is not one this server handed out"))?;
-                cursor = Some(id.to_string());
+                cursor = Some(
+                    cursor_of(value).ok_or_else(|| {
+                        ApiError::invalid("cursor is not one this server handed out")
+                    })?,
+                );
             }
             _ => {}
         }
     }
     Ok((limit, cursor))
+}
+
+/// A cursor of the online list: a user id.
+fn user_cursor(value: &str) -> Option<String> {
+    UserId::parse(value).map(|id| id.to_string())
 }
 
 /// Online users, a page at a time.
@@ -208,7 +227,7 @@ pub(crate) async fn online_users(
     request: actix_web::HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (limit, cursor) = page_query(request.query_string())?;
+    let (limit, cursor) = page_query(request.query_string(), user_cursor)?;
     let page = state.store.online_users(limit, cursor.as_deref()).await?;
     Ok(HttpResponse::Ok().json(OnlinePage {
         users: page.users,
@@ -222,14 +241,14 @@ pub(crate) async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
 
-/// Readiness: where data is served from. Always 200: with Redis away the node goes on from
-/// memory, and says so.
-/// Ready unless this node is cut off from the others while Redis answers (its bus
-/// subscription is down): then 503, so that a proxy sends new traffic elsewhere. During a
-/// Redis outage every node is alone and says so with 200.
+/// Readiness: where data is served from. With Redis away the node goes on from memory, and
+/// says so with 200. Not ready (503), so that a proxy sends new traffic elsewhere, while this
+/// node drains (`draining: true`), or while it is cut off from the others although Redis
+/// answers (its bus subscription is down). During a Redis outage every node is alone and
+/// says so with 200.
 #[utoipa::path(get, path = "/readyz", tag = "operations", responses(
     (status = 200, description = "The storage mode and Redis's state (with `bus: \"down\"` during a Redis outage on several nodes).", body = Readiness),
-    (status = 503, description = "Redis answers but this node's bus subscription is down (`bus: \"down\"`): other nodes cannot reach its users.", body = Readiness),
+    (status = 503, description = "This node drains (`draining: true`: the admin API's `POST /admin/drain`), or Redis answers but this node's bus subscription is down (`bus: \"down\"`): other nodes cannot reach its users.", body = Readiness),
 ))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let health = state.store.health();
@@ -243,12 +262,14 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         RedisState::Down
     };
     let bus_down = state.hub.chat.bus_health().is_some_and(|bus| !bus.up);
+    let draining = state.draining.load(Ordering::Acquire);
     let readiness = Readiness {
         storage,
         redis,
         bus: bus_down.then_some(BusState::Down),
+        draining: draining.then_some(true),
     };
-    if bus_down && health.redis_up {
+    if draining || (bus_down && health.redis_up) {
         HttpResponse::ServiceUnavailable().json(readiness)
     } else {
         HttpResponse::Ok().json(readiness)
@@ -260,30 +281,17 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Counters and gauges in the Prometheus text format 0.0.4.", body = String, content_type = "text/plain"))
+    responses((status = 200, description = "Counters, gauges and histograms in the Prometheus text format 0.0.4 (the list is in docs/operations.md).", body = String, content_type = "text/plain"))
 )]
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let health = state.store.health();
-    let gauges = [
-        (
-            "chat_redis_up",
-            "1 when Redis answers.",
-            u64::from(health.redis_up),
-        ),
-        (
-            "chat_connected_sockets",
-            "Socket.IO connections of authenticated users on this node.",
-            state.hub.registry.len() as u64,
-        ),
-        (
-            "chat_local_chats",
-            "Users of this node in a chat.",
-            state.hub.chat.local_chats() as u64,
-        ),
-    ];
+    let live = Live {
+        redis_up: state.store.health().redis_up,
+        connected_sockets: state.hub.registry.len(),
+        local_chats: state.hub.chat.local_chats(),
+    };
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(&gauges))
+        .content_type(CONTENT_TYPE)
+        .body(state.metrics.render(live))
 }
 
 #[cfg(test)]
@@ -291,7 +299,7 @@ mod tests {
     use super::*;
 
     fn check(query: &str, expected: Result<(usize, bool), ()>) {
-        let result = page_query(query)
+        let result = page_query(query, user_cursor)
             .map(|(limit, cursor)| (limit, cursor.is_some()))
             .map_err(|_| ());
         assert_eq!(result, expected, "{query}");

@@ -13,6 +13,8 @@ pub const SECRET: &str = "test-secret-test-secret-test-secret!";
 
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The admin API's address, when it is on.
+    pub admin: Option<SocketAddr>,
 }
 
 /// Starts the application in memory mode on a random port, with `adjust` applied to the
@@ -28,8 +30,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .expect("application builds");
     let address = application.address();
+    let admin = application.admin_address();
     tokio::spawn(application.run_until_stopped(std::future::pending()));
-    TestApp { address }
+    TestApp { address, admin }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -75,6 +78,14 @@ impl Response {
 }
 
 impl TestApp {
+    /// The admin listener, as a client of its own (panics when the admin API is off).
+    pub fn admin(&self) -> TestApp {
+        TestApp {
+            address: self.admin.expect("the admin API is on"),
+            admin: None,
+        }
+    }
+
     /// Sends one request with `Connection: close` and reads the whole answer.
     pub async fn raw(
         &self,

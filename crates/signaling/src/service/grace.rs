@@ -9,13 +9,21 @@ use super::ChatService;
 use crate::delivery::{CloseReason, Outgoing};
 use crate::links::Link;
 
-/// How a session ended, for its partner's `room:closed` reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a session ended, for its socket's last word and its partner's `room:closed` reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionEnd {
     /// Its TTL ran out.
     Expired,
-    /// Its owner deleted it.
+    /// Its owner deleted it (or an operator disconnected it).
     Deleted,
+    /// It was banned: the socket is told `session:banned {until, reason}`, the partner
+    /// `partner_banned`.
+    Banned {
+        /// When the ban ends.
+        until: chat_domain::Timestamp,
+        /// Why (shown to the banned user).
+        reason: String,
+    },
 }
 
 impl ChatService {
@@ -118,7 +126,7 @@ impl ChatService {
                 .get(user)
                 .is_some_and(|link| link.self_away == Some(generation));
             if current {
-                state.links.remove(user)
+                state.unlink(user)
             } else {
                 None
             }
@@ -167,7 +175,7 @@ impl ChatService {
                     .get(user)
                     .is_some_and(|link| link.room_id() == &room_id)
                 {
-                    state.links.remove(user);
+                    state.unlink(user);
                 }
                 return None;
             }
@@ -273,7 +281,7 @@ impl ChatService {
     /// [`ChatService::session_ended`]; a no-op on a single node.
     pub async fn end_elsewhere(&self, user: &UserId, end: SessionEnd) {
         if let Some(node) = &self.inner.node {
-            node.end_elsewhere(user, end == SessionEnd::Expired).await;
+            node.end_elsewhere(user, end).await;
         }
     }
 
@@ -283,7 +291,7 @@ impl ChatService {
         if let Err(error) = self.inner.shared.cancel_search(user).await {
             tracing::warn!(%error, "could not take an ended session out of the queue");
         }
-        let local = self.state().links.remove(user).map(|link| link.room);
+        let local = self.state().unlink(user).map(|link| link.room);
         self.forget_local(user);
         let room = match local {
             Some(room) => Some(room),
@@ -293,6 +301,7 @@ impl ChatService {
             let reason = match end {
                 SessionEnd::Expired => CloseReason::SessionExpired,
                 SessionEnd::Deleted => CloseReason::PartnerLeft,
+                SessionEnd::Banned { .. } => CloseReason::PartnerBanned,
             };
             let notices = room
                 .partner_of(user)

@@ -49,7 +49,7 @@ impl ChatService {
     /// `match:next`: leave the current chat (the partner gets `room:closed`, `partner_left`)
     /// and search again; neither is paired with the other on their next pairing.
     pub async fn next(&self, user: &UserId, filters: SearchFilters) -> Result<(), ChatError> {
-        let link = self.state().links.remove(user);
+        let link = self.state().unlink(user);
         let avoid = match link {
             Some(link) => {
                 let partner = link
@@ -128,12 +128,12 @@ impl ChatService {
             self.state().waiting.insert(user.clone());
             return Err(being_matched());
         }
-        let me = self.searcher_view(user).await?;
+        let (me, blocked) = self.searcher_view(user).await?;
         let searcher = Searcher {
             user: me,
             filters,
             avoid,
-            blocked: Vec::new(),
+            blocked,
         };
         let partner = self.inner.shared.search(&searcher).await?;
         self.deliver(user, Outgoing::Searching);
@@ -144,7 +144,14 @@ impl ChatService {
                 return Ok(());
             }
             self.state().waiting.insert(user.clone());
-            self.set_searching(user, true).await;
+            // Unless another node's search paired them meanwhile (its flags are newer).
+            let searching = SessionPatch {
+                is_searching: Some(true),
+                unless_in_chat: true,
+                ..SessionPatch::default()
+            };
+            self.set_flags(user, searching).await;
+            self.changed();
             return Ok(());
         };
         self.pair(searcher.user, partner.user, token).await
@@ -163,16 +170,20 @@ impl ChatService {
     }
 
     /// What others see of `user` while they search.
-    async fn searcher_view(&self, user: &UserId) -> Result<PublicUser, ChatError> {
-        let profile = self
-            .inner
-            .sessions
-            .get(user)
-            .await?
-            .ok_or_else(|| DomainError::NotFound("Guest session not found".into()))?;
+    async fn searcher_view(&self, user: &UserId) -> Result<(PublicUser, Vec<UserId>), ChatError> {
+        // The profile and who this user may never meet, in one round trip.
+        let blocked = async {
+            match &self.inner.blocks {
+                Some(blocks) => blocks.blocked(user).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let (profile, blocked) = tokio::join!(self.inner.sessions.get(user), blocked);
+        let profile =
+            profile?.ok_or_else(|| DomainError::NotFound("Guest session not found".into()))?;
         let mut me = profile.public();
         me.is_searching = true;
-        Ok(me)
+        Ok((me, blocked?))
     }
 
     /// Opens a room for the searcher `me` (pairing marker `token`) and the `partner` the

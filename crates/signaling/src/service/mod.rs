@@ -24,7 +24,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chat_domain::{RoomId, UserId, Username};
-use chat_storage::{ChatStore, RoomRecord, SessionPatch, SessionStore};
+use chat_domain::moderation::REPORT_AFTER_CLOSE;
+use chat_storage::{ChatStore, ModerationStore, RoomRecord, SessionPatch, SessionStore};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_util::task::TaskTracker;
@@ -67,6 +68,8 @@ pub struct ChatParts {
     pub urls: Arc<dyn FileUrls>,
     /// This node's place among several: `None` on a single node, where every user is local.
     pub cluster: Option<Membership>,
+    /// Who may never be paired with whom (reports): `None` blocks nobody.
+    pub blocks: Option<Arc<dyn ModerationStore>>,
 }
 
 /// The chat of one node. Cheap to clone; clones share everything.
@@ -84,6 +87,7 @@ pub(crate) struct Inner {
     shared: Arc<dyn ChatStore>,
     delivery: Arc<dyn Delivery>,
     urls: Arc<dyn FileUrls>,
+    blocks: Option<Arc<dyn ModerationStore>>,
     on_change: Box<dyn Fn() + Send + Sync>,
     state: Mutex<State>,
     node: Option<Node>,
@@ -109,6 +113,9 @@ struct State {
     /// The partner each of this node's users left, or was left by, through `match:next`:
     /// their searches avoid each other until their next pairing.
     avoid: HashMap<UserId, UserId>,
+    /// The room each of this node's users was last in, and when they left it: a user may
+    /// still report that partner for [`chat_domain::moderation::REPORT_AFTER_CLOSE`].
+    last_room: HashMap<UserId, (RoomRecord, Instant)>,
 }
 
 /// A match being made for one user on this node.
@@ -140,6 +147,19 @@ impl State {
         self.generation += 1;
         self.generation
     }
+
+    /// Takes `user`'s link, remembering its room as the last one they were in.
+    fn unlink(&mut self, user: &UserId) -> Option<Link> {
+        let link = self.links.remove(user)?;
+        let now = Instant::now();
+        if self.last_room.len() >= 1024 {
+            self.last_room
+                .retain(|_, (_, left)| now.duration_since(*left) < REPORT_AFTER_CLOSE);
+        }
+        self.last_room
+            .insert(user.clone(), (link.room.clone(), now));
+        Some(link)
+    }
 }
 
 impl ChatService {
@@ -157,6 +177,7 @@ impl ChatService {
             delivery,
             urls,
             cluster,
+            blocks,
         } = parts;
         let (shutdown, tasks) = (CancellationToken::new(), TaskTracker::new());
         let (node, inbox) = match cluster {
@@ -172,6 +193,7 @@ impl ChatService {
             shared,
             delivery,
             urls,
+            blocks,
             on_change: Box::new(on_change),
             state: Mutex::new(State::default()),
             node,
@@ -365,7 +387,7 @@ impl ChatService {
         match event {
             Outgoing::RoomClosed { room_id, reason } if link.room_id() == room_id => {
                 let partner = link.sides(to).map(|(partner, _)| partner);
-                state.links.remove(to);
+                state.unlink(to);
                 if let (CloseReason::PartnerSkipped, Some(partner)) = (reason, partner) {
                     state.avoid.insert(to.clone(), partner);
                 }
@@ -401,7 +423,7 @@ impl ChatService {
     /// ended): forget everything of theirs here without telling anyone.
     pub(crate) fn forget_local(&self, user: &UserId) {
         let mut state = self.state();
-        state.links.remove(user);
+        state.unlink(user);
         state.waiting.remove(user);
         state.moved_on.remove(user);
         state.avoid.remove(user);
@@ -417,6 +439,25 @@ impl ChatService {
     /// Number of this node's users in a chat.
     pub fn local_chats(&self) -> usize {
         self.state().links.len()
+    }
+
+    /// Whom `user` may report: their partner, or the last one within
+    /// [`REPORT_AFTER_CLOSE`] after their room closed; with the room. Known on the user's
+    /// node.
+    pub fn partner_to_report(&self, user: &UserId) -> Option<(UserId, RoomId)> {
+        let state = self.state();
+        let room = match state.links.get(user) {
+            Some(link) => &link.room,
+            None => {
+                let (room, left) = state.last_room.get(user)?;
+                if left.elapsed() >= REPORT_AFTER_CLOSE {
+                    return None;
+                }
+                room
+            }
+        };
+        let (partner, _) = room.partner_of(user)?;
+        Some((partner.clone(), room.room_id.clone()))
     }
 
     /// The room `user` is in, if any (this node's knowledge first, then the shared store).
@@ -519,7 +560,7 @@ impl ChatService {
                 .get(member)
                 .is_some_and(|link| link.room_id() == &room.room_id)
             {
-                state.links.remove(member);
+                state.unlink(member);
             }
         }
     }

@@ -130,9 +130,20 @@ impl ChatService {
     }
 
     async fn handle_bus_message(&self, text: &str) {
-        for message in BusMessage::decode(text).unwrap_or_default() {
+        let Some(messages) = BusMessage::decode(text) else {
+            if let Some(node) = &self.inner.node {
+                node.unreadable();
+            }
+            return;
+        };
+        for message in messages {
             match message {
-                BusMessage::Event { to, event } => self.receive(&to, event),
+                BusMessage::Event { to, event, sent_us } => {
+                    self.receive(&to, event);
+                    if let Some(node) = &self.inner.node {
+                        node.delivered(sent_us);
+                    }
+                }
                 BusMessage::Handed { user } => {
                     let mut state = self.state();
                     if self.inner.delivery.is_local(&user)
@@ -168,11 +179,15 @@ impl ChatService {
                     }
                 }
                 BusMessage::Orphaned { user } => self.orphaned(&user, false).await,
-                BusMessage::Ended { user, expired } => {
-                    let end = if expired {
-                        SessionEnd::Expired
-                    } else {
-                        SessionEnd::Deleted
+                BusMessage::Ended {
+                    user,
+                    expired,
+                    banned,
+                } => {
+                    let end = match (expired, banned) {
+                        (_, Some((until, reason))) => SessionEnd::Banned { until, reason },
+                        (true, None) => SessionEnd::Expired,
+                        (false, None) => SessionEnd::Deleted,
                     };
                     self.inner.delivery.ended_elsewhere(&user, end);
                     self.forget_local(&user);

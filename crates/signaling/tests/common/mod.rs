@@ -22,8 +22,8 @@ use async_trait::async_trait;
 use chat_domain::webrtc::{self, IceCandidate, SdpType, SessionDescription};
 use chat_domain::{ChatPayload, FileId, GuestUser, MessageId, Profile, RoomId, Timestamp, UserId};
 use chat_signaling::{
-    ChatConfig, ChatError, ChatParts, ChatService, Delivery, FileUrls, Membership, Outgoing,
-    Receipt, SearchFilters, SessionEnd,
+    ChatConfig, ChatError, ChatParts, ChatService, ClusterObserver, Delivery, DropReason, FileUrls,
+    Membership, Outgoing, Receipt, SearchFilters, SessionEnd,
 };
 use chat_storage::cluster::{Census, Heartbeat};
 use chat_storage::memory::MemoryStore;
@@ -45,6 +45,26 @@ struct Log {
     nodes: OnceLock<Vec<ChatService>>,
     /// For each `match:found` handed to a socket: how many chat links all nodes held then.
     links_at_found: Mutex<Vec<usize>>,
+}
+
+/// What every node told its [`ClusterObserver`]: events delivered from another node (with
+/// their latency), and events dropped.
+#[derive(Default)]
+pub struct Watch {
+    /// The latency of each event delivered from another node, in order.
+    pub delivered: Mutex<Vec<Duration>>,
+    /// Each drop: how many events, and why.
+    pub dropped: Mutex<Vec<(usize, DropReason)>>,
+}
+
+impl ClusterObserver for Watch {
+    fn event_delivered(&self, latency: Duration) {
+        self.delivered.lock().unwrap().push(latency);
+    }
+
+    fn events_dropped(&self, events: usize, reason: DropReason) {
+        self.dropped.lock().unwrap().push((events, reason));
+    }
 }
 
 /// One node's sockets: the users connected to it.
@@ -206,6 +226,8 @@ pub struct Harness {
     pub network: Option<InProcessNetwork>,
     /// The first node.
     pub chat: ChatService,
+    /// What the nodes told their cluster observer (all nodes share it).
+    pub watch: Arc<Watch>,
     sockets: Vec<Arc<Sockets>>,
     log: Arc<Log>,
     cluster_calls: Arc<AtomicUsize>,
@@ -229,6 +251,7 @@ impl Harness {
         let mut nodes = Vec::new();
         let mut sockets = Vec::new();
         let cluster_calls = Arc::new(AtomicUsize::new(0));
+        let watch = Arc::new(Watch::default());
         for index in 0..count {
             let node_sockets = Arc::new(Sockets {
                 index,
@@ -245,6 +268,7 @@ impl Harness {
                     cluster,
                     inbox,
                     node_timeout: NODE_TIMEOUT,
+                    observer: Some(watch.clone()),
                 }
             });
             let parts = ChatParts {
@@ -253,6 +277,7 @@ impl Harness {
                 delivery: node_sockets.clone(),
                 urls: Arc::new(Urls),
                 cluster,
+                blocks: Some(store.clone()),
             };
             nodes.push(ChatService::new(config(), parts, || {}));
             sockets.push(node_sockets);
@@ -265,6 +290,7 @@ impl Harness {
             gated,
             network,
             chat,
+            watch,
             sockets,
             log,
             cluster_calls,

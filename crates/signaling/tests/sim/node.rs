@@ -255,7 +255,9 @@ impl Node {
                 cluster,
                 inbox,
                 node_timeout: NODE_TIMEOUT,
+                observer: None,
             }),
+            blocks: None,
         };
         let chat = ChatService::new(ChatConfig::default(), parts, lifecycle.on_change());
         Arc::new_cyclic(|weak: &std::sync::Weak<Node>| {
@@ -328,10 +330,10 @@ impl Node {
     /// Ends `user`'s session through this node (`Hub::end_session`): their socket here, or
     /// through the node holding it.
     pub async fn end_session(&self, user: &UserId, end: SessionEnd) {
-        if self.sockets.end(user, end) {
+        if self.sockets.end(user, end.clone()) {
             self.chat.release_user(user).await;
         }
-        self.chat.end_elsewhere(user, end).await;
+        self.chat.end_elsewhere(user, end.clone()).await;
         self.lifecycle.ended(user);
         self.chat.session_ended(user, end).await;
     }

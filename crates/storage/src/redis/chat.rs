@@ -173,11 +173,12 @@ impl RedisStore {
         let client = self.pool.next();
         let channel = self.keys.node_channel(node);
         let _: i64 = if self.topology == super::RedisTopology::Cluster {
-            client.spublish(channel, payload).await
+            self.timed("spublish", client.spublish(channel, payload))
+                .await
         } else {
-            client.publish(channel, payload).await
-        }
-        .map_err(crate::error::redis)?;
+            self.timed("publish", client.publish(channel, payload))
+                .await
+        }?;
         Ok(())
     }
 
@@ -255,7 +256,7 @@ impl RedisStore {
     }
 
     async fn room_by_key(&self, key: String) -> StoreResult<Option<RoomRecord>> {
-        let raw: Option<String> = self.pool.get(key).await.map_err(crate::error::redis)?;
+        let raw: Option<String> = self.timed("get", self.pool.get(key)).await?;
         raw.as_deref().map(decode).transpose()
     }
 
@@ -320,28 +321,25 @@ impl ChatStore for RedisStore {
         // The record first, then the members' pointers (their own slots): a pointer is only
         // trusted when the record it names exists and lists the member.
         let json = encode(room)?;
-        let _: () = self
-            .pool
-            .set(
-                self.keys.room(&room.room_id),
-                json,
-                Some(Self::room_ttl()),
-                None,
-                false,
-            )
-            .await
-            .map_err(crate::error::redis)?;
+        let record = self.pool.set(
+            self.keys.room(&room.room_id),
+            json,
+            Some(Self::room_ttl()),
+            None,
+            false,
+        );
+        let _: () = self.timed("set", record).await?;
         try_join_all(room.members.iter().map(|(member, _)| {
-            self.pool.set::<(), _, _>(
+            let pointer = self.pool.set::<(), _, _>(
                 self.keys.user_room(member),
                 room.room_id.as_str(),
                 Some(Self::room_ttl()),
                 None,
                 false,
-            )
+            );
+            self.timed("set", pointer)
         }))
-        .await
-        .map_err(crate::error::redis)?;
+        .await?;
         Ok(())
     }
 
@@ -351,10 +349,8 @@ impl ChatStore for RedisStore {
 
     async fn room_of(&self, user: &UserId) -> StoreResult<Option<RoomRecord>> {
         let room_id: Option<String> = self
-            .pool
-            .get(self.keys.user_room(user))
-            .await
-            .map_err(crate::error::redis)?;
+            .timed("get", self.pool.get(self.keys.user_room(user)))
+            .await?;
         let Some(room_id) = room_id.as_deref().and_then(RoomId::parse) else {
             return Ok(None);
         };
@@ -366,10 +362,8 @@ impl ChatStore for RedisStore {
         // Deleting the record decides who closed it; the pointers follow (a pointer left by a
         // crash names a missing record, which reads as no room, and expires).
         let deleted: i64 = self
-            .pool
-            .del(self.keys.room(&room.room_id))
-            .await
-            .map_err(crate::error::redis)?;
+            .timed("del", self.pool.del(self.keys.room(&room.room_id)))
+            .await?;
         if deleted == 0 {
             return Ok(false);
         }
@@ -383,4 +377,19 @@ impl ChatStore for RedisStore {
         .await?;
         Ok(true)
     }
+}
+
+/// The name of one of the queue's and rooms' scripts, for the
+/// [`RedisObserver`](super::RedisObserver).
+pub(super) fn script_name(script: &Script) -> Option<&'static str> {
+    super::observer::find(
+        script,
+        &[
+            (&*SEARCH, "search"),
+            (&*CANCEL, "cancel_search"),
+            (&*REFRESH, "refresh_search"),
+            (&*REQUEUE, "requeue"),
+            (&*CLEAR_POINTER, "clear_room_pointer"),
+        ],
+    )
 }

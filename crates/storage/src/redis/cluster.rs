@@ -145,10 +145,6 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn redis_error(error: fred::error::Error) -> StorageError {
-    crate::error::redis(error)
-}
-
 /// One node of a deployment whose nodes share a Redis.
 ///
 /// Its subscription runs until [`RedisCluster::shutdown`] (or until it is dropped, after which
@@ -193,7 +189,9 @@ impl RedisCluster {
     ) -> StoreResult<(Self, Inbox)> {
         let target = target.into();
         let channel = store.redis().node_channel(&node_id);
-        let (subscription, inbox) = Subscription::start(&target, channel, options).await?;
+        let observer = store.redis().observer().cloned();
+        let (subscription, inbox) =
+            Subscription::start(&target, channel, options, observer).await?;
         let keys = RegistryKeys::new(&store.redis().nodes_tag());
         let cluster = Self {
             store,
@@ -227,22 +225,15 @@ impl RedisCluster {
     /// then the entry, then the previous node no longer holds them.
     async fn record_user(&self, redis: &RedisStore, user: &UserId) -> StoreResult<()> {
         let own = self.node_id.as_str();
-        let _: i64 = redis
+        let held = redis.pool.sadd(self.keys.held(own), user.as_str());
+        let _: i64 = redis.timed("sadd", held).await?;
+        let entry = redis
             .pool
-            .sadd(self.keys.held(own), user.as_str())
-            .await
-            .map_err(redis_error)?;
-        let previous: Option<String> = redis
-            .pool
-            .set(redis.keys.user_node(user), own, None, None, true)
-            .await
-            .map_err(redis_error)?;
+            .set(redis.keys.user_node(user), own, None, None, true);
+        let previous: Option<String> = redis.timed("set", entry).await?;
         if let Some(previous) = previous.filter(|previous| previous != own) {
-            let _: i64 = redis
-                .pool
-                .srem(self.keys.held(&previous), user.as_str())
-                .await
-                .map_err(redis_error)?;
+            let unheld = redis.pool.srem(self.keys.held(&previous), user.as_str());
+            let _: i64 = redis.timed("srem", unheld).await?;
         }
         Ok(())
     }
@@ -260,11 +251,10 @@ impl RedisCluster {
     }
 
     async fn unhold(&self, redis: &RedisStore, user: &UserId) -> StoreResult<()> {
-        let _: i64 = redis
+        let unheld = redis
             .pool
-            .srem(self.keys.held(&self.node_id), user.as_str())
-            .await
-            .map_err(redis_error)?;
+            .srem(self.keys.held(&self.node_id), user.as_str());
+        let _: i64 = redis.timed("srem", unheld).await?;
         Ok(())
     }
 }
@@ -343,11 +333,10 @@ impl Cluster for RedisCluster {
         Ok(self
             .store
             .on_redis(async |redis| {
-                redis
+                let entry = redis
                     .pool
-                    .get::<Option<String>, _>(redis.keys.user_node(user))
-                    .await
-                    .map_err(redis_error)
+                    .get::<Option<String>, _>(redis.keys.user_node(user));
+                redis.timed("get", entry).await
             })
             .await?
             .flatten())
@@ -439,6 +428,20 @@ impl Cluster for RedisCluster {
             .await
             .map(drop)
     }
+}
+
+/// The name of one of the registry's and directory's scripts, for the [`RedisObserver`](super::RedisObserver).
+pub(super) fn script_name(script: &Script) -> Option<&'static str> {
+    super::observer::find(
+        script,
+        &[
+            (&*HEARTBEAT, "heartbeat"),
+            (&*CENSUS, "census"),
+            (&*CLAIM, "claim_node"),
+            (&*DEREGISTER, "deregister"),
+            (&*CLEAR_ENTRY, "clear_entry"),
+        ],
+    )
 }
 
 #[cfg(test)]

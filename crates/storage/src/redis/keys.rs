@@ -9,7 +9,7 @@
 //! | --- | --- | --- |
 //! | `p<NN>~<k>`, one of [`PARTITIONS`] | sessions of the users hashed to it, and its indexes (expiries, online, searching, in chat, activity) and epoch marker | a session and its index entries change in one script |
 //! | `u:<user>` | the user's room pointer and directory entry (its node) | per user |
-//! | `r:<room>` | a room's record and the set of its files | per room |
+//! | `r:<room>` | a room's record and the index of its files (expiries, sizes, their sum) | per room: the room's byte budget is checked and taken in one script |
 //! | `f:<file>` | a file's bytes and metadata | per file |
 //! | `rate:<key>` | one rate-limit counter | per client |
 //! | `queue` | the search queue and its buckets | pairing is atomic |
@@ -118,9 +118,13 @@ impl Keys {
         format!("{}:meta", self.tag(&format!("f:{id}")))
     }
 
-    /// Set: ids of a room's files.
-    pub(super) fn room_files(&self, room: &RoomId) -> String {
-        format!("{}:files", self.tag(&format!("r:{room}")))
+    /// A room's file index, in the order the room file scripts expect: expiries (sorted set:
+    /// file id scored by expiry, unix ms), sizes (hash: file id → bytes), the sum of those
+    /// sizes (a counter), and the set of file ids that older versions kept (read by the
+    /// delete only, so files indexed there still go with their room).
+    pub(super) fn room_files(&self, room: &RoomId) -> [String; 4] {
+        let tag = self.tag(&format!("r:{room}"));
+        ["file_expiries", "file_sizes", "file_bytes", "files"].map(|name| format!("{tag}:{name}"))
     }
 
     /// A room's record, as JSON.
@@ -150,6 +154,43 @@ impl Keys {
     /// [`chat_domain::Searcher::buckets`].
     pub(super) fn queue_bucket(&self, bucket: &str) -> String {
         format!("{}:b:{bucket}", self.tag("queue"))
+    }
+
+    /// Hash: reporter id → their report of `user` (JSON).
+    pub(super) fn user_reports(&self, user: &UserId) -> String {
+        format!("{}:reports", self.tag(&format!("u:{user}")))
+    }
+
+    /// Sorted set: marks of the addresses that reported `user`, by last report (ms).
+    pub(super) fn user_reporters(&self, user: &UserId) -> String {
+        format!("{}:reporters", self.tag(&format!("u:{user}")))
+    }
+
+    /// Sorted set: users `user` is never paired with, by until when (ms).
+    pub(super) fn user_blocked(&self, user: &UserId) -> String {
+        format!("{}:blocked", self.tag(&format!("u:{user}")))
+    }
+
+    /// Sorted set: marks of the addresses `user` came from, by until when (ms).
+    pub(super) fn user_addresses(&self, user: &UserId) -> String {
+        format!("{}:addrs", self.tag(&format!("u:{user}")))
+    }
+
+    /// Every report kept: a sorted set of ids by time (ms) and a hash id → JSON.
+    pub(super) fn report_log(&self) -> [String; 2] {
+        let tag = self.tag("reports");
+        [format!("{tag}:log"), format!("{tag}:entries")]
+    }
+
+    /// Every ban: a hash id → JSON and a hash id → its marks (space-separated).
+    pub(super) fn bans(&self) -> [String; 2] {
+        let tag = self.tag("bans");
+        [format!("{tag}:all"), format!("{tag}:marks")]
+    }
+
+    /// The ban kept under `mark` (its id), until it ends.
+    pub(super) fn ban_mark(&self, mark: &str) -> String {
+        format!("{}:ban", self.tag(&format!("mark:{mark}")))
     }
 
     /// The node registry's hash tag.

@@ -62,11 +62,17 @@ pub(super) fn encode_patch(patch: &SessionPatch) -> StoreResult<String> {
         // Not a session field: the patch script takes it out and checks it.
         set(ONLY_IF_SOCKET, json(socket)?);
     }
+    if patch.unless_in_chat {
+        set(UNLESS_IN_CHAT, true.into());
+    }
     Ok(serde_json::Value::Object(fields).to_string())
 }
 
 /// The key of an encoded patch that makes it conditional on the session's socket id.
 pub(super) const ONLY_IF_SOCKET: &str = "__onlyIfSocket";
+
+/// The key of an encoded patch that makes it conditional on the session being in no chat.
+pub(super) const UNLESS_IN_CHAT: &str = "__unlessInChat";
 
 /// File metadata as stored.
 pub(super) fn encode_meta(meta: &FileMeta) -> StoreResult<String> {
@@ -149,6 +155,7 @@ mod tests {
                 chat: Some(None),
                 socket: Some(Some(("new".into(), later))),
                 only_if_socket: None,
+                unless_in_chat: false,
             },
             SessionPatch {
                 chat: Some(Some(UserId::generate())),

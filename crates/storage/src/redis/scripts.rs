@@ -47,8 +47,9 @@ return 1
 /// ARGV: id, patch (a JSON object of the session fields to set, in the stored names), now ms,
 /// touch ms (`''`: no touch; else the new `lastSeen`, which slides the expiry), session TTL ms,
 /// key TTL grace ms. Returns the new JSON, or nil when no live session is stored. A patch
-/// with `__onlyIfSocket` applies only while the session's `socketId` is that one; otherwise
-/// the stored JSON is returned unchanged.
+/// with `__onlyIfSocket` applies only while the session's `socketId` is that one, one with
+/// `__unlessInChat` only while `inChat` is not true; otherwise the stored JSON is returned
+/// unchanged.
 pub(super) static PATCH_SESSION: LazyLock<Script> = LazyLock::new(|| {
     Script::from_lua(
         r#"
@@ -63,6 +64,10 @@ local only = patch['__onlyIfSocket']
 if only ~= nil then
   patch['__onlyIfSocket'] = nil
   if user.socketId ~= only then return stored end
+end
+if patch['__unlessInChat'] ~= nil then
+  patch['__unlessInChat'] = nil
+  if user.inChat == true then return stored end
 end
 for field, value in pairs(patch) do user[field] = value end
 if ARGV[4] ~= '' then
@@ -176,19 +181,6 @@ return 1
     )
 });
 
-/// Indexes a file under its room, the index living as long as its longest-lived file.
-///
-/// KEYS: room files. ARGV: file id, TTL ms.
-pub(super) static INDEX_ROOM_FILE: LazyLock<Script> = LazyLock::new(|| {
-    Script::from_lua(
-        r#"
-redis.call('SADD', KEYS[1], ARGV[1])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 1
-"#,
-    )
-});
-
 /// Sets the data epoch marker if it is missing and returns its value. A marker that changed (or
 /// vanished) since a node last read it means Redis lost its data in between.
 ///
@@ -201,3 +193,20 @@ return redis.call('GET', KEYS[1])
 "#,
     )
 });
+
+/// The name of one of these scripts, for the [`RedisObserver`](super::RedisObserver).
+pub(super) fn name_of(script: &Script) -> Option<&'static str> {
+    super::observer::find(
+        script,
+        &[
+            (&*WRITE_SESSION, "write_session"),
+            (&*PATCH_SESSION, "patch_session"),
+            (&*DELETE_SESSION, "delete_session"),
+            (&*SWEEP, "sweep"),
+            (&*STATS, "stats"),
+            (&*RATE_HIT, "rate_hit"),
+            (&*PUT_FILE, "put_file"),
+            (&*EPOCH, "epoch"),
+        ],
+    )
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use chat_domain::{FileId, GuestUser, RoomId, Stats, Timestamp, UserId};
-use fred::prelude::{KeysInterface, SetsInterface, SortedSetsInterface};
+use fred::prelude::{KeysInterface, SortedSetsInterface};
 use fred::types::Value;
 
 use futures_util::future::try_join_all;
@@ -125,14 +125,14 @@ impl SessionStore for RedisStore {
         // more than asked tells whether a next page exists.
         let wanted = i64::try_from(limit + 1).unwrap_or(i64::MAX);
         let pages: Vec<Vec<String>> = try_join_all((0..PARTITIONS).map(|partition| {
-            let pool = &self.pool;
             let key = self.keys.online(partition);
-            let start = start.clone();
-            async move {
-                pool.zrangebylex::<Vec<String>, _, _, _>(key, start, "+", Some((0, wanted)))
-                    .await
-                    .map_err(crate::error::redis)
-            }
+            let call = self.pool.zrangebylex::<Vec<String>, _, _, _>(
+                key,
+                start.clone(),
+                "+",
+                Some((0, wanted)),
+            );
+            self.timed("zrangebylex", call)
         }))
         .await?;
         let mut ids: Vec<String> = pages.into_iter().flatten().collect();
@@ -141,14 +141,13 @@ impl SessionStore for RedisStore {
         let next_cursor = (ids.len() > limit).then(|| ids[limit - 1].clone());
         ids.truncate(limit);
         let sessions: Vec<Option<String>> = try_join_all(ids.iter().map(|id| {
-            let pool = &self.pool;
             let key = UserId::parse(id).map(|id| self.keys.session(&id));
             async move {
                 match key {
-                    Some(key) => pool
-                        .get::<Option<String>, _>(key)
-                        .await
-                        .map_err(crate::error::redis),
+                    Some(key) => {
+                        self.timed("get", self.pool.get::<Option<String>, _>(key))
+                            .await
+                    }
                     None => Ok(None),
                 }
             }
@@ -195,15 +194,14 @@ impl SessionStore for RedisStore {
     }
 
     async fn put_file(&self, file: StoredFile) -> StoreResult<()> {
-        self.store_file(&file, false).await.map(drop)
+        let limit = self.config.files.max_room_bytes;
+        self.store_file(&file, false, Some(limit)).await.map(drop)
     }
 
     async fn file_meta(&self, id: &FileId) -> StoreResult<Option<FileMeta>> {
         let json: Option<Bytes> = self
-            .pool
-            .get(self.keys.file_meta(id))
-            .await
-            .map_err(crate::error::redis)?;
+            .timed("get", self.pool.get(self.keys.file_meta(id)))
+            .await?;
         let Some(json) = json else {
             return Ok(None);
         };
@@ -212,11 +210,8 @@ impl SessionStore for RedisStore {
     }
 
     async fn get_file(&self, id: &FileId) -> StoreResult<Option<StoredFile>> {
-        let values: Vec<Option<Bytes>> = self
-            .pool
-            .mget(vec![self.keys.file_meta(id), self.keys.file_bytes(id)])
-            .await
-            .map_err(crate::error::redis)?;
+        let keys = vec![self.keys.file_meta(id), self.keys.file_bytes(id)];
+        let values: Vec<Option<Bytes>> = self.timed("mget", self.pool.mget(keys)).await?;
         let [Some(json), Some(bytes)] =
             <[Option<Bytes>; 2]>::try_from(values).unwrap_or([None, None])
         else {
@@ -227,27 +222,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete_room_files(&self, room: &RoomId) -> StoreResult<u64> {
-        // A file's keys share a slot, the room's set has its own: one DEL per file, then the
-        // set (a crash in between leaves files that expire on their own).
-        let index = self.keys.room_files(room);
-        let ids: Vec<String> = self
-            .pool
-            .smembers(&index)
-            .await
-            .map_err(crate::error::redis)?;
-        let deleted = try_join_all(ids.iter().filter_map(|id| FileId::parse(id)).map(|id| {
-            let pool = &self.pool;
-            let keys = vec![self.keys.file_meta(&id), self.keys.file_bytes(&id)];
-            async move {
-                let meta = keys[0].clone();
-                let existed: i64 = pool.exists(meta).await.map_err(crate::error::redis)?;
-                let _: i64 = pool.del(keys).await.map_err(crate::error::redis)?;
-                Ok::<_, StorageError>(u64::from(existed > 0))
-            }
-        }))
-        .await?;
-        let _: i64 = self.pool.del(index).await.map_err(crate::error::redis)?;
-        Ok(deleted.into_iter().sum())
+        self.delete_files_of_room(room).await
     }
 }
 

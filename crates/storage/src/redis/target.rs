@@ -200,7 +200,10 @@ impl Scheme {
                     service = Some(value.to_owned());
                 }
                 (RedisTopology::Sentinel, "sentinelUsername" | "sentinelPassword") => {
-                    options.push(option.to_owned());
+                    return Err(invalid(
+                        "separate Sentinel credentials are not supported: the URL's user and \
+                         password are used for the Sentinels and the primary alike",
+                    ));
                 }
                 (RedisTopology::Sentinel | RedisTopology::Cluster, "node") => {
                     options.push(option.to_owned());
@@ -303,6 +306,10 @@ mod tests {
             ("redis://a:1,b:2", "several hosts"),
             ("redis://a:1?tls=1", "unknown option"),
             ("redis-cluster://a:1,,b:2", "empty host"),
+            (
+                "redis-sentinel://a:1/?service=m&sentinelPassword=x",
+                "not supported",
+            ),
             ("http://a:1", "scheme"),
         ] {
             let error = RedisTarget::new(url).check().err().map(|e| e.to_string());

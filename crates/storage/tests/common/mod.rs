@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chat_domain::{GuestUser, Profile, Timestamp};
 #[cfg(feature = "redis")]
 use chat_storage::{FailoverStore, RedisStore, SessionStore};
-use chat_storage::{MemoryStore, StoreConfig};
+use chat_storage::{FileLimits, MemoryStore, StoreConfig};
 use chat_testkit::{
     RedisClusterSet, RedisServer, TlsRedis, require_redis, require_redis_cluster, require_tls_redis,
 };
@@ -19,6 +19,13 @@ use chat_testkit::{
 /// The session TTL of every test store: longer than [`chat_domain::Stats::ACTIVE_WINDOW`], so a
 /// live session can be inactive. Tests make sessions expire soon by backdating `last_seen`.
 pub const TTL: Duration = Duration::from_secs(600);
+
+/// Small file bounds, so the contract's checks reach them with a few small files; every
+/// other test's files are far smaller.
+pub const FILE_LIMITS: FileLimits = FileLimits {
+    max_room_bytes: 1000,
+    max_memory_bytes: 3000,
+};
 
 /// How long [`eventually`] waits before failing.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -35,6 +42,7 @@ pub fn config() -> StoreConfig {
     StoreConfig {
         session_ttl: TTL,
         key_prefix,
+        files: FILE_LIMITS,
     }
 }
 

@@ -368,8 +368,8 @@ mod tests {
         .await;
         for (method, path) in ROUTES {
             let uri = path
-                .replace("{id}", &chat_domain::BanId::generate().to_string())
-                .replace("{userId}", &UserId::generate().to_string());
+                .replace("{id}", chat_domain::BanId::generate().as_str())
+                .replace("{userId}", UserId::generate().as_str());
             let response = actix_test::call_service(
                 &app,
                 actix_test::TestRequest::default()

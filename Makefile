@@ -54,7 +54,9 @@ test-browser:
 	cd tests/browser && CHAT_SERVER_BIN=$(CURDIR)/target/debug/chat-server CHROMIUM_BIN=$(CHROMIUM_BIN) node --test --test-concurrency=1 --test-reporter=spec
 
 ## The REST API fuzzed by schemathesis (from PyPI, into target/venv) against the real binary
-## and the OpenAPI document it serves, every check on; about 20 s. See tests/schemathesis/.
+## and the OpenAPI document it serves, every check on; then the admin API on the same binary's
+## admin listener against its own document, with the admin token; about 60 s. See
+## tests/schemathesis/.
 SCHEMATHESIS_VERSION ?= 4.32.5
 schemathesis-venv: target/venv/.schemathesis-$(SCHEMATHESIS_VERSION)
 target/venv/.schemathesis-$(SCHEMATHESIS_VERSION):
@@ -78,8 +80,9 @@ doc:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 ## Benchmarks (not run by CI): release build, memory mode, Redis mode (private redis-server on a
-## random port), then three nodes on one private Redis; every chat-loadgen scenario (connect and
-## broadcast not on three nodes); writes docs/benchmarks.md. See bench/run.sh, bench/notes.md.
+## random port), three nodes on one private Redis, then three nodes on a private three-master
+## Redis Cluster; every chat-loadgen scenario (connect and broadcast not on three nodes), Redis
+## commands per search and per message; writes docs/benchmarks.md. See bench/run.sh, bench/notes.md.
 bench:
 	bash bench/run.sh
 

@@ -77,7 +77,7 @@ cleanup() {
   for pid in "${SERVER_PIDS[@]}" "${CLUSTER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null || true
   wait 2>/dev/null || true
-  [ -n "$CLUSTER_DIR" ] && rm -rf "$CLUSTER_DIR"
+  if [ -n "$CLUSTER_DIR" ]; then rm -rf "$CLUSTER_DIR"; fi
 }
 trap cleanup EXIT
 
@@ -173,7 +173,7 @@ stop_redis_cluster() {
   for pid in "${CLUSTER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
   CLUSTER_PIDS=()
   CLUSTER_PORTS=()
-  [ -n "$CLUSTER_DIR" ] && rm -rf "$CLUSTER_DIR"
+  if [ -n "$CLUSTER_DIR" ]; then rm -rf "$CLUSTER_DIR"; fi
   CLUSTER_DIR=
 }
 
@@ -202,8 +202,8 @@ start_servers() {
   SERVER_PIDS=()
   for node in $(seq "$count"); do
     "${NICE[@]}" env PORT=0 HOST=127.0.0.1 JWT_SECRET=$SECRET CHAT__RATE__SESSIONS_PER_MINUTE=100000000 \
-      CHAT__RATE__EVENTS_PER_SEC=100000 CHAT__RATE__HANDSHAKES_PER_10S=0 RUST_LOG=warn "${redis_env[@]}" \
-      "$SERVER_BIN" > "$OUT/server-$node.out" 2> "$OUT/server-$mode-$node.err" &
+      CHAT__RATE__EVENTS_PER_SEC=100000 CHAT__RATE__HANDSHAKES_PER_10S=0 RUST_LOG="${BENCH_RUST_LOG:-warn}" "${redis_env[@]}" \
+      "$SERVER_BIN" > "$OUT/server-$node.out" 2> "$OUT/server-${RUN_TAG:-$mode}-$node.err" &
     SERVER_PIDS+=($!)
   done
   URLS=
@@ -214,9 +214,9 @@ start_servers() {
       [ -n "$url" ] && break
       sleep 0.05
     done
-    [ -n "$url" ] || { echo "server $node did not start" >&2; cat "$OUT/server-$mode-$node.err" >&2; exit 1; }
+    [ -n "$url" ] || { echo "server $node did not start" >&2; cat "$OUT/server-${RUN_TAG:-$mode}-$node.err" >&2; exit 1; }
     URLS=${URLS:+$URLS,}$url
-    log "${NICE[*]} PORT=0 HOST=127.0.0.1 JWT_SECRET=… CHAT__RATE__SESSIONS_PER_MINUTE=100000000 CHAT__RATE__EVENTS_PER_SEC=100000 CHAT__RATE__HANDSHAKES_PER_10S=0 RUST_LOG=warn ${redis_env[*]} chat-server   # $(head -1 "$OUT/server-$node.out")"
+    log "${NICE[*]} PORT=0 HOST=127.0.0.1 JWT_SECRET=… CHAT__RATE__SESSIONS_PER_MINUTE=100000000 CHAT__RATE__EVENTS_PER_SEC=100000 CHAT__RATE__HANDSHAKES_PER_10S=0 RUST_LOG=${BENCH_RUST_LOG:-warn} ${redis_env[*]} chat-server   # $(head -1 "$OUT/server-$node.out")"
   done
   sleep 1
 }
@@ -244,7 +244,8 @@ run() {
   local mode=$1 scenario=$2; shift 2
   local label=${RUN_LABEL:-$mode}
   quiet
-  start_servers "$mode"
+  # Each run's server logs in files of their own: server-<scenario>-<label>-<node>.err.
+  RUN_TAG=$scenario-$label start_servers "$mode"
   local json="$OUT/$scenario-$label.json" pids redis=()
   pids=$(IFS=,; echo "${SERVER_PIDS[*]}")
   # Redis commands per search / per delivered message: INFO commandstats around each round.

@@ -210,11 +210,7 @@ impl Args {
 
     /// The server processes to sample, from `--server-pid` (one or more); empty when none.
     pub fn server_pids(&self) -> anyhow::Result<Vec<u32>> {
-        self.text("server-pid")
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|pid| !pid.is_empty())
+        self.items("server-pid")
             .map(|pid| {
                 pid.parse()
                     .with_context(|| format!("--server-pid must list process ids, not {pid}"))
@@ -225,13 +221,18 @@ impl Args {
     /// The Redis servers of `--redis` (`HOST:PORT`, one or more); empty when none. Refuses
     /// anything outside 127.0.0.0/8.
     pub fn redis_servers(&self) -> anyhow::Result<Vec<SocketAddr>> {
-        self.text("redis")
+        self.items("redis")
+            .map(|server| loopback(server.trim_start_matches("redis://").trim_end_matches('/')))
+            .collect()
+    }
+
+    /// The non-empty comma-separated items of a list option (none when it is not given).
+    fn items(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.text(key)
             .unwrap_or("")
             .split(',')
             .map(str::trim)
-            .filter(|server| !server.is_empty())
-            .map(|server| loopback(server.trim_start_matches("redis://").trim_end_matches('/')))
-            .collect()
+            .filter(|item| !item.is_empty())
     }
 
     /// `match --pair-filters` (or its old name `--cross-node-pairs`).
@@ -324,6 +325,10 @@ mod tests {
         assert!(args.servers().is_err());
     }
 
+    fn ports(addresses: &[SocketAddr]) -> Vec<u16> {
+        addresses.iter().map(SocketAddr::port).collect()
+    }
+
     #[test]
     fn takes_several_servers_listed_or_repeated() {
         let args = Args::parse(&strings(&[
@@ -338,13 +343,7 @@ mod tests {
             "12",
         ]))
         .unwrap();
-        let ports: Vec<u16> = args
-            .servers()
-            .unwrap()
-            .iter()
-            .map(SocketAddr::port)
-            .collect();
-        assert_eq!(ports, [1, 2, 3]);
+        assert_eq!(ports(&args.servers().unwrap()), [1, 2, 3]);
         assert_eq!(args.server_pids().unwrap(), [10, 11, 12]);
         let single = Args::parse(&strings(&["match"])).unwrap();
         assert_eq!(single.servers().unwrap().len(), 1);
@@ -364,13 +363,7 @@ mod tests {
             "127.0.0.1:7003",
         ]))
         .unwrap();
-        let ports: Vec<u16> = args
-            .redis_servers()
-            .unwrap()
-            .iter()
-            .map(SocketAddr::port)
-            .collect();
-        assert_eq!(ports, [7001, 7002, 7003]);
+        assert_eq!(ports(&args.redis_servers().unwrap()), [7001, 7002, 7003]);
         let remote = Args::parse(&strings(&["match", "--redis", "10.0.0.1:6379"])).unwrap();
         assert!(remote.redis_servers().is_err());
         assert!(Args::parse(&strings(&["sessions", "--redis", "127.0.0.1:1"])).is_err());

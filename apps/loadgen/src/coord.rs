@@ -496,6 +496,7 @@ async fn matching(
     let mut all_calls: Option<Counts> = None;
     let mut searches = 0;
     let mut measured_rounds = 0;
+    let mut error = Value::Null;
     for round in 1..=rounds {
         let calls_before = Counts::read(redis).await;
         let at = start_soon(200);
@@ -503,6 +504,9 @@ async fn matching(
         let results = workers.stage("round", Duration::from_secs(120)).await?;
         let calls = ran(calls_before.as_ref(), Counts::read(redis).await.as_ref());
         let clients = sum(&results, "clients");
+        if error.is_null() {
+            error = first_error(&results);
+        }
         if let Some(calls) = &calls {
             measured_rounds += 1;
             searches += clients;
@@ -550,6 +554,7 @@ async fn matching(
     rates.sort_by(f64::total_cmp);
     report.metric("clients per round", args.number("clients", 100)?, "");
     report.metric("complete rounds", rates.len(), "");
+    report.metric("first error", error, "");
     report.metric(
         "best pairs/s",
         rates

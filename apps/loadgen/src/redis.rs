@@ -48,37 +48,40 @@ impl Counts {
 
     /// What ran between `before` and `self`, per server.
     pub fn since(&self, before: &Self) -> Self {
-        let servers = self
-            .servers
-            .iter()
-            .zip(&before.servers)
-            .map(|(after, before)| {
-                after
-                    .iter()
-                    .map(|(name, calls)| {
-                        let earlier = before.get(name).copied().unwrap_or(0);
-                        (name.clone(), calls.saturating_sub(earlier))
-                    })
-                    .filter(|(_, calls)| *calls > 0)
-                    .collect()
-            })
-            .collect();
-        Self { servers }
+        self.zip_with(before, |after, before| {
+            after
+                .iter()
+                .map(|(name, calls)| {
+                    let earlier = before.get(name).copied().unwrap_or(0);
+                    (name.clone(), calls.saturating_sub(earlier))
+                })
+                .filter(|(_, calls)| *calls > 0)
+                .collect()
+        })
     }
 
     /// These calls and `other`'s, server by server.
     pub fn plus(&self, other: &Self) -> Self {
+        self.zip_with(other, |mine, theirs| {
+            let mut sum = mine.clone();
+            for (name, calls) in theirs {
+                *sum.entry(name.clone()).or_default() += calls;
+            }
+            sum
+        })
+    }
+
+    /// Server by server, `combine` of this reading and `other`'s.
+    fn zip_with(
+        &self,
+        other: &Self,
+        combine: impl Fn(&BTreeMap<String, u64>, &BTreeMap<String, u64>) -> BTreeMap<String, u64>,
+    ) -> Self {
         let servers = self
             .servers
             .iter()
             .zip(&other.servers)
-            .map(|(mine, theirs)| {
-                let mut sum = mine.clone();
-                for (name, calls) in theirs {
-                    *sum.entry(name.clone()).or_default() += calls;
-                }
-                sum
-            })
+            .map(|(mine, theirs)| combine(mine, theirs))
             .collect();
         Self { servers }
     }

@@ -895,56 +895,52 @@ mod tests {
         assert_eq!(split.measured, "1500 pairs/s");
     }
 
-    fn labelled(scenario: &str, label: &str, metrics: &[(&str, Value)], rows: Value) -> Value {
+    /// A two-round match result labelled `label`.
+    fn two_rounds(label: &str, metrics: &[(&str, Value)]) -> Value {
         json!({
-            "scenario": scenario,
+            "scenario": "match",
             "label": label,
             "metrics": metrics
                 .iter()
                 .map(|(name, value)| json!({"name": name, "value": value, "unit": ""}))
                 .collect::<Vec<_>>(),
-            "steps": {"columns": ["round"], "rows": rows},
+            "steps": {"columns": ["round"], "rows": [[1], [2]]},
         })
     }
 
     #[test]
     fn redis_cluster_and_filtered_rows_sit_beside_the_others() {
-        let rounds = json!([[1], [2]]);
+        let (best, median) = ("best pairs/s", "median pairs/s");
+        let (complete, clients) = ("complete rounds", "clients per round");
         let reports = [
-            labelled(
-                "match",
+            two_rounds(
                 "rcluster",
                 &[
                     ("server nodes", json!(3)),
-                    ("complete rounds", json!(2)),
-                    ("best pairs/s", json!(4_000.4)),
-                    ("median pairs/s", json!(3_000.0)),
+                    (complete, json!(2)),
+                    (best, json!(4_000.4)),
+                    (median, json!(3_000.0)),
                     ("Redis commands per search", json!(21.456)),
                 ],
-                rounds.clone(),
             ),
-            labelled(
-                "match",
+            two_rounds(
                 "rcluster-cross",
                 &[
                     ("server nodes", json!(3)),
-                    ("clients per round", json!(10_000)),
-                    ("complete rounds", json!(1)),
-                    ("best pairs/s", json!(900.0)),
-                    ("median pairs/s", json!(800.0)),
+                    (clients, json!(10_000)),
+                    (complete, json!(1)),
+                    (best, json!(900.0)),
+                    (median, json!(800.0)),
                 ],
-                rounds.clone(),
             ),
-            labelled(
-                "match",
+            two_rounds(
                 "memory-filtered",
                 &[
-                    ("clients per round", json!(10_000)),
-                    ("complete rounds", json!(2)),
-                    ("best pairs/s", json!(9_000.0)),
-                    ("median pairs/s", json!(8_000.0)),
+                    (clients, json!(10_000)),
+                    (complete, json!(2)),
+                    (best, json!(9_000.0)),
+                    (median, json!(8_000.0)),
                 ],
-                rounds,
             ),
         ];
         let rows = targets(&reports);

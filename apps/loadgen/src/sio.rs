@@ -273,6 +273,10 @@ impl Socket {
     /// Waits for the event `name` (answering pings, skipping everything else), at most
     /// `limit`; returns its payload text.
     pub async fn wait_event(&mut self, name: &str, limit: Duration) -> anyhow::Result<String> {
+        // The other events meanwhile (the first few: names, with the payload of short ones and
+        // of errors), for the error.
+        let mut others: Vec<String> = Vec::new();
+        let others_ref = &mut others;
         let wait = async {
             loop {
                 let packet = self
@@ -282,15 +286,30 @@ impl Socket {
                 if let Kind::Event {
                     name: got, payload, ..
                 } = packet.kind()
-                    && got == name
                 {
-                    return Ok(payload.to_owned());
+                    if got == name {
+                        return Ok(payload.to_owned());
+                    }
+                    if others_ref.len() < 4 {
+                        if got == "error" || payload.len() <= 80 {
+                            let short: String = payload.chars().take(160).collect();
+                            others_ref.push(format!("{got} {short}"));
+                        } else {
+                            others_ref.push(got.to_owned());
+                        }
+                    }
                 }
             }
         };
-        tokio::time::timeout(limit, wait)
-            .await
-            .with_context(|| format!("no {name} within {limit:?}"))?
+        let result = tokio::time::timeout(limit, wait).await;
+        match result {
+            Ok(done) => done,
+            Err(_) if others.is_empty() => bail!("no {name} within {limit:?}"),
+            Err(_) => bail!(
+                "no {name} within {limit:?} (other events: {})",
+                others.join("; ")
+            ),
+        }
     }
 
     /// Closes the WebSocket (Socket.IO disconnect first).

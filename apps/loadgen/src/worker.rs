@@ -677,6 +677,13 @@ async fn match_scenario(env: &Env, control: &mut Control) -> anyhow::Result<()> 
     };
     let (guests, guest_latency) = create_guests(env, indexes, profile, &failures).await?;
     // Which node each of this worker's users is on, to tell cross-node pairs.
+    // Each client's user id, to name a client that failed.
+    let users: Rc<HashMap<u64, String>> = Rc::new(
+        guests
+            .iter()
+            .map(|guest| (guest.index, guest.user.clone()))
+            .collect(),
+    );
     let nodes: Rc<HashMap<String, SocketAddr>> = Rc::new(
         guests
             .iter()
@@ -711,6 +718,7 @@ async fn match_scenario(env: &Env, control: &mut Control) -> anyhow::Result<()> 
                     start,
                     stats.clone(),
                     nodes.clone(),
+                    users.clone(),
                     leave_receiver.clone(),
                 ))
             })
@@ -755,6 +763,7 @@ async fn match_socket(
     start: Instant,
     stats: Rc<MatchStats>,
     nodes: Rc<HashMap<String, SocketAddr>>,
+    users: Rc<HashMap<u64, String>>,
     mut leave: watch::Receiver<bool>,
 ) -> Option<Socket> {
     let result = async {
@@ -812,6 +821,9 @@ async fn match_socket(
     match result {
         Ok(()) => Some(socket),
         Err(error) => {
+            let client = socket.client();
+            let user = users.get(&client).map_or("?", String::as_str);
+            eprintln!("match: client {client} ({user}) failed: {error:#}");
             stats.failures.note(&error);
             None
         }

@@ -29,6 +29,15 @@ use crate::routes;
 use crate::settings::Settings;
 use crate::state::AppState;
 
+/// The stores one node works over (sessions, shared chat state, moderation) and, with Redis,
+/// its place in the cluster.
+type Stores<C> = (
+    Arc<dyn SessionStore>,
+    Arc<dyn ChatStore>,
+    Arc<dyn ModerationStore>,
+    C,
+);
+
 /// Why the application could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -103,22 +112,16 @@ impl Gateway {
             } else {
                 settings.redis.key_prefix.clone()
             },
-            // Until the upload bounds are read from the settings (files.max_room_bytes,
-            // files.max_total_bytes), the defaults hold.
-            files: chat_storage::FileLimits::default(),
+            files: settings.file_limits(),
         };
         let node_id = uuid::Uuid::new_v4().simple().to_string();
         // First: the Redis store and the cluster report to it from the start.
         let metrics = Arc::new(Metrics::new());
-        let (store, shared, moderation, cluster): (
-            Arc<dyn SessionStore>,
-            Arc<dyn ChatStore>,
-            Arc<dyn ModerationStore>,
-            _,
-        ) = match settings.redis_target() {
+        let (store, shared, moderation, cluster): Stores<_> = match settings.redis_target() {
             Some(target) => {
                 let observer: Arc<dyn RedisObserver> = metrics.clone();
-                let failover = FailoverStore::connect_observed(&target, store_config, Some(observer));
+                let failover =
+                    FailoverStore::connect_observed(&target, store_config, Some(observer));
                 let failover = Arc::new(failover.await?);
                 let (cluster, inbox) =
                     RedisCluster::join(&target, failover.clone(), node_id).await?;

@@ -229,6 +229,20 @@ fn hmac_hex(key: &[u8], input: &[u8]) -> String {
         .collect()
 }
 
+/// Applies a ban that just started: the user's socket (on whichever node) gets
+/// `session:banned {until, reason}` and is disconnected, their room closes with
+/// `partner_banned` for the partner, and the session ends.
+pub async fn enforce(state: &crate::state::AppState, ban: &Ban) {
+    let end = chat_signaling::SessionEnd::Banned {
+        until: ban.until,
+        reason: ban.reason.clone(),
+    };
+    state.hub.end_session(&ban.user_id, end).await;
+    if let Err(error) = state.hub.lifecycle.delete(&ban.user_id).await {
+        tracing::warn!(%error, "could not delete a banned session");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,19 +267,5 @@ mod tests {
         assert!(!mark.contains("2001") && !mark.contains("db8"), "{mark}");
         assert!(!moderation.address_mark(other).contains("203.0.113"));
         assert_ne!(moderation.device_mark("d"), moderation.device_mark("e"));
-    }
-}
-
-/// Applies a ban that just started: the user's socket (on whichever node) gets
-/// `session:banned {until, reason}` and is disconnected, their room closes with
-/// `partner_banned` for the partner, and the session ends.
-pub async fn enforce(state: &crate::state::AppState, ban: &Ban) {
-    let end = chat_signaling::SessionEnd::Banned {
-        until: ban.until,
-        reason: ban.reason.clone(),
-    };
-    state.hub.end_session(&ban.user_id, end).await;
-    if let Err(error) = state.hub.lifecycle.delete(&ban.user_id).await {
-        tracing::warn!(%error, "could not delete a banned session");
     }
 }

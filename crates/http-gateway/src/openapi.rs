@@ -411,6 +411,8 @@ mod tests {
             ErrorCode::NotInChat,
             ErrorCode::Unavailable,
             ErrorCode::Internal,
+            ErrorCode::Banned,
+            ErrorCode::Draining,
         ];
         for code in domain
             .iter()

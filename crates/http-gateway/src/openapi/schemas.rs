@@ -203,6 +203,9 @@ pub struct ErrorDetail {
     pub code: ErrorCode,
     /// Human text; for the 401/404 codes of the contract, its exact message.
     pub message: String,
+    /// `banned` only: when the ban ends (RFC 3339).
+    #[schema(format = DateTime)]
+    pub until: Option<String>,
 }
 
 /// The codes of REST errors (each operation lists the ones it answers).
@@ -237,4 +240,8 @@ pub enum ErrorCode {
     Internal,
     /// 503: storage is unreachable and no fallback could answer.
     Unavailable,
+    /// 403 "You are banned" (with `until`).
+    Banned,
+    /// 503: this node is draining; retry on another.
+    Draining,
 }

@@ -224,7 +224,7 @@ impl ModerationStore for MemoryStore {
             .map(|(ban, _)| ban.clone())
             .filter(|ban| ban.holds_at(now))
             .collect();
-        bans.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        bans.sort_by_key(|ban| std::cmp::Reverse(ban.created_at));
         Ok(bans)
     }
 

@@ -316,7 +316,7 @@ impl ModerationStore for RedisStore {
                 .await
                 .map_err(crate::error::redis)?;
         }
-        bans.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        bans.sort_by_key(|ban| std::cmp::Reverse(ban.created_at));
         Ok(bans)
     }
 

@@ -174,7 +174,10 @@ async fn bans_hold_under_every_mark_until_lifted<S: ModerationStore>(store: &S) 
     store.ban(&banned, &marks).await.unwrap();
     let now = Timestamp::now();
     for mark in &marks {
-        let found = store.ban_for(&[mark.clone()], now).await.unwrap();
+        let found = store
+            .ban_for(std::slice::from_ref(mark), now)
+            .await
+            .unwrap();
         assert_eq!(found.as_ref(), Some(&banned), "{mark}");
     }
     let unrelated = store
@@ -197,7 +200,7 @@ async fn bans_hold_under_every_mark_until_lifted<S: ModerationStore>(store: &S) 
     for mark in &marks {
         assert_eq!(
             store
-                .ban_for(&[mark.clone()], Timestamp::now())
+                .ban_for(std::slice::from_ref(mark), Timestamp::now())
                 .await
                 .unwrap(),
             None

@@ -225,44 +225,44 @@ impl Metrics {
         let counters = [
             (
                 "chat_sessions_created",
-                "Guest sessions created.",
+                "Guest sessions created",
                 &self.sessions_created,
             ),
             (
                 "chat_socket_connects",
-                "Socket.IO connections accepted.",
+                "Socket.IO connections accepted",
                 &self.socket_connects,
             ),
             (
                 "chat_socket_events",
-                "Socket.IO events received.",
+                "Socket.IO events received",
                 &self.socket_events,
             ),
             (
                 "chat_messages_relayed",
-                "Chat messages relayed.",
+                "Chat messages relayed",
                 &self.messages_relayed,
             ),
             (
                 "chat_receipts_relayed",
-                "Delivery receipts relayed.",
+                "Delivery receipts relayed",
                 &self.receipts_relayed,
             ),
-            ("chat_matches", "Pairs matched.", &self.matches),
+            ("chat_matches", "Pairs matched", &self.matches),
             (
                 "chat_files_uploaded",
-                "Files uploaded.",
+                "Files uploaded",
                 &self.files_uploaded,
             ),
             (
                 "chat_stats_broadcasts",
-                "realtime:stats broadcasts.",
+                "realtime:stats broadcasts",
                 &self.stats_broadcasts,
             ),
-            ("chat_reports", "Reports filed.", &self.reports),
+            ("chat_reports", "Reports filed", &self.reports),
             (
                 "chat_slow_client_disconnects",
-                "Socket.IO connections closed because the client did not read (outbound queue full).",
+                "Socket.IO connections closed because the client did not read (outbound queue full)",
                 &self.slow_clients,
             ),
         ];
@@ -272,23 +272,23 @@ impl Metrics {
         let families = [
             (
                 "chat_rate_limited",
-                "Requests, events and connections refused by a rate limit, by kind.",
+                "Requests, events and connections refused by a rate limit, by kind",
                 &self.rate_limited,
             ),
             (
                 "chat_socket_refused",
-                "Socket.IO connections refused, by reason.",
+                "Socket.IO connections refused, by reason",
                 &self.socket_refused,
             ),
             (
                 "chat_http_refused",
-                "REST requests refused (auth, ban, drain, rate limit), by reason.",
+                "REST requests refused (auth, ban, drain, rate limit), by reason",
                 &self.http_refused,
             ),
-            ("chat_bans", "Bans started, by source.", &self.bans),
+            ("chat_bans", "Bans started, by source", &self.bans),
             (
                 "chat_bus_dropped_events",
-                "Events between nodes lost or given up, by reason.",
+                "Events between nodes lost or given up, by reason",
                 &self.bus_dropped,
             ),
         ];
@@ -297,38 +297,38 @@ impl Metrics {
         }
         registry.register_with_unit(
             "chat_socket_event_duration",
-            "Time to handle a Socket.IO event, by event name.",
+            "Time to handle a Socket.IO event, by event name",
             Unit::Seconds,
             self.socket_event_seconds.clone(),
         );
         registry.register_with_unit(
             "chat_redis_command_duration",
-            "Time of a Redis command or script, by name.",
+            "Time of a Redis command or script, by name",
             Unit::Seconds,
             self.redis_command_seconds.clone(),
         );
         registry.register_with_unit(
             "chat_bus_delivery_duration",
-            "Time from an event's publication on another node to its delivery here.",
+            "Time from an event's publication on another node to its delivery here",
             Unit::Seconds,
             self.bus_delivery_seconds.clone(),
         );
         registry.register_with_unit(
             "chat_match_wait",
-            "Time a queued searcher waited until match:found.",
+            "Time a queued searcher waited until match:found",
             Unit::Seconds,
             self.match_wait_seconds.clone(),
         );
         let gauges = [
-            ("chat_redis_up", "1 when Redis answers.", &self.redis_up),
+            ("chat_redis_up", "1 when Redis answers", &self.redis_up),
             (
                 "chat_connected_sockets",
-                "Socket.IO connections of authenticated users on this node.",
+                "Socket.IO connections of authenticated users on this node",
                 &self.connected_sockets,
             ),
             (
                 "chat_local_chats",
-                "Users of this node in a chat.",
+                "Users of this node in a chat",
                 &self.local_chats,
             ),
         ];
@@ -339,7 +339,7 @@ impl Metrics {
         build
             .get_or_create(&[("version", env!("CARGO_PKG_VERSION"))])
             .set(1);
-        registry.register("chat_build_info", "The running build (always 1).", build);
+        registry.register("chat_build_info", "The running build (always 1)", build);
         registry.register_collector(Box::new(ProcessCollector {
             pid: std::process::id(),
         }));
@@ -609,11 +609,11 @@ mod tests {
                 1.0,
             ),
             (
-                "chat_socket_event_duration_seconds_bucket{le=\"0.0025\",event=\"chat:message\"}",
+                "chat_socket_event_duration_seconds_bucket{event=\"chat:message\",le=\"0.0025\"}",
                 0.0,
             ),
             (
-                "chat_socket_event_duration_seconds_bucket{le=\"0.005\",event=\"chat:message\"}",
+                "chat_socket_event_duration_seconds_bucket{event=\"chat:message\",le=\"0.005\"}",
                 1.0,
             ),
             (
@@ -641,6 +641,11 @@ mod tests {
         }
         assert!(text.contains("# TYPE chat_socket_event_duration_seconds histogram"));
         assert!(text.contains("# TYPE chat_sessions_created_total counter"));
+        assert!(text.contains("# HELP chat_sessions_created_total Guest sessions created.\n"));
+        assert!(
+            !text.contains(".."),
+            "help texts end with one period:\n{text}"
+        );
         if cfg!(target_os = "linux") {
             assert!(value(&text, "process_resident_memory_bytes").is_some_and(|bytes| bytes > 0.0));
             assert!(value(&text, "process_open_fds").is_some_and(|fds| fds > 0.0));

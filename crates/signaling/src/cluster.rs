@@ -430,7 +430,9 @@ impl Forwarder {
 fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_micros()).unwrap_or(u64::MAX))
+        .map_or(0, |since| {
+            u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
+        })
 }
 
 /// Forwards queued events in order, a batch at a time, until the queue's sender is gone or
@@ -545,14 +547,11 @@ async fn retry_unplaced(forwarder: &Forwarder, unplaced: &mut Unplaced) {
             continue;
         };
         match node {
-            Ok(Some(node)) => by_node
-                .entry(node)
-                .or_default()
-                .extend(
-                    events
-                        .into_iter()
-                        .map(|event| BusMessage::event(user.clone(), event)),
-                ),
+            Ok(Some(node)) => by_node.entry(node).or_default().extend(
+                events
+                    .into_iter()
+                    .map(|event| BusMessage::event(user.clone(), event)),
+            ),
             Ok(None) => {}
             Err(()) => {
                 expired.insert(user, (since, events));

@@ -6,7 +6,7 @@
 //! - the forwarder moves messages from `fred`'s broadcast channel into the node's bounded
 //!   [`Inbox`]. When the node reads too slowly the broadcast overflows: the forwarder logs how
 //!   many messages were lost, counts them ([`RedisCluster::bus_lagged`], and the store's
-//!   [`RedisObserver::bus_lagged`](crate::redis::RedisObserver::bus_lagged)) and goes on receiving.
+//!   [`RedisObserver::bus_lagged`]) and goes on receiving.
 //!   If the broadcast closes under it, it takes a new receiver and asks for a resubscription;
 //! - the supervisor subscribes (retrying while Redis is away), subscribes again after every
 //!   reconnection, and on shutdown unsubscribes and closes the connection.

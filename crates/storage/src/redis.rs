@@ -3,7 +3,7 @@
 //!
 //! Data model (names and slots in `keys.rs`, every key under the configured prefix, laid out
 //! for a sharded Redis Cluster):
-//! - sessions are spread over [`keys::PARTITIONS`] partitions by user id; a session is a JSON
+//! - sessions are spread over 32 partitions (`keys::PARTITIONS`) by user id; a session is a JSON
 //!   string whose key TTL outlives its logical expiry by [`KEY_TTL_GRACE`]; liveness is judged
 //!   from `lastSeen + session_ttl`, so an expired session is never served;
 //! - each partition has sorted sets of expiries (for the sweep and `total_users`), of online

@@ -194,11 +194,9 @@ pub(crate) fn page_query(
                 limit = parsed.min(MAX_PAGE);
             }
             "cursor" if !value.is_empty() => {
-                cursor = Some(
-                    cursor_of(value).ok_or_else(|| {
-                        ApiError::invalid("cursor is not one this server handed out")
-                    })?,
-                );
+                cursor = Some(cursor_of(value).ok_or_else(|| {
+                    ApiError::invalid("cursor is not one this server handed out")
+                })?);
             }
             _ => {}
         }

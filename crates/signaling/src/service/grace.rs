@@ -125,11 +125,7 @@ impl ChatService {
                 .links
                 .get(user)
                 .is_some_and(|link| link.self_away == Some(generation));
-            if current {
-                state.unlink(user)
-            } else {
-                None
-            }
+            if current { state.unlink(user) } else { None }
         };
         let Some(link) = link else { return };
         // The wait here is over, whatever comes next.

@@ -23,8 +23,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chat_domain::{RoomId, UserId, Username};
 use chat_domain::moderation::REPORT_AFTER_CLOSE;
+use chat_domain::{RoomId, UserId, Username};
 use chat_storage::{ChatStore, ModerationStore, RoomRecord, SessionPatch, SessionStore};
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};

@@ -50,7 +50,10 @@ impl fmt::Display for FileRefusal {
                 write!(formatter, "the room's files would pass {limit} bytes")
             }
             Self::MemoryFull { limit } => {
-                write!(formatter, "this node's files in memory would pass {limit} bytes")
+                write!(
+                    formatter,
+                    "this node's files in memory would pass {limit} bytes"
+                )
             }
         }
     }

@@ -621,7 +621,10 @@ async fn searching_is_never_marked_over_a_chat<S: SessionStore>(store: &S) {
         ..SessionPatch::default()
     };
     let marked = store.update(&user.id, searching.clone()).await.unwrap();
-    assert!(marked.is_some_and(|user| user.is_searching), "applies outside a chat");
+    assert!(
+        marked.is_some_and(|user| user.is_searching),
+        "applies outside a chat"
+    );
     let paired = SessionPatch {
         is_searching: Some(false),
         chat: Some(Some(UserId::generate())),

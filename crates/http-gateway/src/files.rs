@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use bytes::{Bytes, BytesMut};
 use chat_domain::file::{sanitize_filename, sniff};
 use chat_domain::{ErrorCode, FileId, FileInfo, FileType, Timestamp, UserId};
-use chat_storage::{FileMeta, StoredFile};
+use chat_storage::{FileMeta, FileRefusal, StorageError, StoredFile};
 use futures_util::{Stream, StreamExt};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -188,9 +188,11 @@ fn too_large(limit: u64) -> ApiError {
         (status = 400, description = "`not_in_chat` (the caller is in no chat), or `invalid_input`: a malformed form, a field other than `file` and `duration`, no or an empty `file`, or a `duration` out of range.", body = schemas::Error),
         (status = 401, description = AUTH_FAILED, body = schemas::Error),
         (status = 404, description = SESSION_GONE, body = schemas::Error),
-        (status = 413, description = "`too_large`: the file is over `FILES__MAX_BYTES`.", body = schemas::Error),
+        (status = 413, description = "`too_large`: the file is over `FILES__MAX_BYTES`, or the room's live files (unexpired, not deleted; counted across every node) would pass `FILES__MAX_ROOM_BYTES`. Nothing is stored.", body = schemas::Error),
         (status = 415, description = "`unsupported_type`: the body is not `multipart/form-data`, or the bytes are of no accepted type (a voice note must be audio).", body = schemas::Error),
-        (status = 503, description = UNAVAILABLE, body = schemas::Error),
+        (status = 429, description = "`rate_limited`: over `RATE__UPLOADS_PER_MINUTE` uploads by this user (every attempt counts, counted across every node).", body = schemas::Error,
+            headers(("Retry-After" = u64, description = "Seconds until the window resets (at least 1)."))),
+        (status = 503, description = "`unavailable`: storage is unreachable, or this node holds `FILES__MAX_TOTAL_BYTES` of files in memory already (until files expire or their rooms close). Nothing is stored.", body = schemas::Error),
     )
 )]
 #[tracing::instrument(skip_all, fields(user_id = %user.id))]
@@ -206,6 +208,23 @@ pub(crate) async fn upload(
         .room_of(&user.id)
         .await
         .ok_or_else(|| ApiError::new(ErrorCode::NotInChat, "Not in a chat"))?;
+    // Per user, counted in the store (so across every node on Redis); every attempt counts,
+    // before its body is read.
+    let decision = state
+        .store
+        .hit_rate_limit(
+            &format!("uploads:{}", user.id),
+            state.settings.rate.uploads_per_minute,
+            Duration::from_secs(60),
+        )
+        .await?;
+    if !decision.allowed {
+        state.metrics.rate_limited("uploads");
+        state.metrics.http_refused(ErrorCode::RateLimited);
+        return Err(ApiError::rate_limited(
+            decision.retry_after.as_secs_f64().ceil() as u64,
+        ));
+    }
     let is_multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -242,13 +261,29 @@ pub(crate) async fn upload(
         duration: duration.filter(|_| sniffed.file_type == FileType::Voice),
         expires_at,
     };
-    state
-        .store
-        .put_file(StoredFile {
-            meta: meta.clone(),
-            bytes,
-        })
-        .await?;
+    let stored = StoredFile {
+        meta: meta.clone(),
+        bytes,
+    };
+    match state.store.put_file(stored).await {
+        Ok(()) => {}
+        Err(StorageError::FileRefused(FileRefusal::RoomFull { limit })) => {
+            return Err(ApiError::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "this chat's files would pass {limit} bytes: clear the chat or wait until files expire"
+                ),
+            ));
+        }
+        Err(StorageError::FileRefused(FileRefusal::MemoryFull { .. })) => {
+            tracing::warn!("upload refused: this node's files in memory are at their bound");
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                "The server holds too many files right now, please retry later",
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    }
     Metrics::bump(&state.metrics.files_uploaded);
     let info = FileInfo {
         file_url: state.signer.url(&file_id, &user.id, now),

@@ -271,6 +271,13 @@ pub struct FileSettings {
     pub ttl_secs: u64,
     /// Seconds a signed download URL stays valid.
     pub url_ttl_secs: u64,
+    /// Bytes one room's live files may hold together (with Redis: counted across every
+    /// node); an upload past it is 413 `too_large`. At least `max_bytes`.
+    pub max_room_bytes: u64,
+    /// Bytes of files this node may hold in its memory (memory mode, and in Redis mode its
+    /// copies for outages, which are not made past it); an upload past it is 503
+    /// `unavailable` until files expire. At least `max_bytes`.
+    pub max_total_bytes: u64,
 }
 
 impl Default for FileSettings {
@@ -279,6 +286,8 @@ impl Default for FileSettings {
             max_bytes: 10 * 1024 * 1024,
             ttl_secs: 3600,
             url_ttl_secs: 3600,
+            max_room_bytes: 50 * 1024 * 1024,
+            max_total_bytes: 512 * 1024 * 1024,
         }
     }
 }
@@ -294,6 +303,9 @@ pub struct RateSettings {
     /// New Engine.IO connections (handshakes) per client address per 10 seconds; 0 means no
     /// limit. IPv6 clients are counted per /64.
     pub handshakes_per_10s: u32,
+    /// `POST /api/files` per user per minute (with Redis: counted across every node); every
+    /// attempt counts, refused or not.
+    pub uploads_per_minute: u32,
 }
 
 impl Default for RateSettings {
@@ -302,6 +314,7 @@ impl Default for RateSettings {
             sessions_per_minute: 10,
             events_per_sec: 50,
             handshakes_per_10s: 100,
+            uploads_per_minute: 20,
         }
     }
 }
@@ -382,6 +395,10 @@ impl Settings {
             u64::from(self.rate.sessions_per_minute),
         );
         positive("rate.events_per_sec", u64::from(self.rate.events_per_sec));
+        positive(
+            "rate.uploads_per_minute",
+            u64::from(self.rate.uploads_per_minute),
+        );
         positive("cluster.node_timeout_secs", self.cluster.node_timeout_secs);
         positive("presence.stale_after_secs", self.presence.stale_after_secs);
         positive("presence.ping_interval_ms", self.presence.ping_interval_ms);
@@ -395,6 +412,17 @@ impl Settings {
             "server.client_request_timeout_ms",
             self.server.client_request_timeout_ms,
         );
+        for (key, bound) in [
+            ("files.max_room_bytes", self.files.max_room_bytes),
+            ("files.max_total_bytes", self.files.max_total_bytes),
+        ] {
+            if bound < self.files.max_bytes {
+                problems.push(format!(
+                    "{key}: must be at least files.max_bytes ({}), or the largest upload never fits",
+                    self.files.max_bytes
+                ));
+            }
+        }
         if self.limits.max_payload_bytes < 1024 {
             problems.push("limits.max_payload_bytes: must be at least 1024".into());
         }
@@ -478,6 +506,14 @@ impl Settings {
             Some(path) => target.with_tls_ca_file(path),
             None => target,
         })
+    }
+
+    /// The bounds on uploaded files, as the stores keep them.
+    pub fn file_limits(&self) -> chat_storage::FileLimits {
+        chat_storage::FileLimits {
+            max_room_bytes: self.files.max_room_bytes,
+            max_memory_bytes: self.files.max_total_bytes,
+        }
     }
 
     /// `session.ttl_secs` as a duration.
@@ -653,6 +689,39 @@ mod tests {
         assert_eq!(problems.len(), 3, "{problems:?}");
         assert!(problems[0].starts_with("session.ttl_secs"));
         assert!(format!("{:?}", settings.auth).contains("[redacted]"));
+    }
+
+    #[test]
+    fn upload_bounds_have_the_contract_defaults_and_fit_the_largest_upload() {
+        let settings = Settings::default();
+        assert_eq!(
+            (
+                settings.files.max_room_bytes,
+                settings.files.max_total_bytes,
+                settings.rate.uploads_per_minute
+            ),
+            (52_428_800, 536_870_912, 20)
+        );
+        let mut settings = Settings::default();
+        settings.files.max_bytes = 1000;
+        settings.files.max_room_bytes = 999;
+        settings.files.max_total_bytes = 0;
+        settings.rate.uploads_per_minute = 0;
+        let problems = settings.validate().err().unwrap_or_default();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(
+            problems[0].starts_with("rate.uploads_per_minute"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1]
+                .starts_with("files.max_room_bytes: must be at least files.max_bytes (1000)")
+        );
+        assert!(problems[2].starts_with("files.max_total_bytes"));
+        settings.files.max_room_bytes = 1000;
+        settings.files.max_total_bytes = 1000;
+        settings.rate.uploads_per_minute = 1;
+        assert_eq!(settings.validate(), Ok(()));
     }
 
     #[test]

@@ -270,6 +270,23 @@ fn file_of(room: &RoomId, size: usize) -> StoredFile {
     }
 }
 
+/// The bound a refused upload would have passed; `None` when it was stored.
+fn refusal(result: Result<(), StorageError>) -> Option<FileRefusal> {
+    match result {
+        Ok(()) => None,
+        Err(StorageError::FileRefused(refusal)) => Some(refusal),
+        Err(error) => panic!("not a refusal: {error}"),
+    }
+}
+
+/// Every file of `files` is served whole by `store`.
+async fn serves(store: &impl SessionStore, files: &[StoredFile]) {
+    for file in files {
+        let found = store.get_file(&file.meta.file_id).await.unwrap();
+        assert_eq!(found.as_ref(), Some(file), "{}", file.meta.file_id);
+    }
+}
+
 #[tokio::test]
 async fn the_memory_copies_of_files_stay_within_the_memory_bound() {
     // `common::FILE_LIMITS`: 1000 bytes per room, 3000 in memory.
@@ -282,27 +299,17 @@ async fn the_memory_copies_of_files_stay_within_the_memory_bound() {
         .unwrap();
     let rooms: Vec<RoomId> = (0..4).map(|_| RoomId::generate()).collect();
     let files: Vec<StoredFile> = rooms.iter().map(|room| file_of(room, 900)).collect();
+    let room_full = Some(FileRefusal::RoomFull { limit: 1000 });
     // In Redis mode every upload within its room's bound is stored, but memory copies only
     // three of them: the node's RAM stays bounded.
     for file in &files {
         store.put_file(file.clone()).await.unwrap();
     }
     assert_eq!(store.memory().file_bytes(), 2700);
-    for file in &files {
-        assert_eq!(
-            store.get_file(&file.meta.file_id).await.unwrap().as_ref(),
-            Some(file)
-        );
-    }
-    let over_room = store.put_file(file_of(&rooms[0], 101)).await;
-    assert!(
-        matches!(
-            over_room,
-            Err(StorageError::FileRefused(FileRefusal::RoomFull {
-                limit: 1000
-            }))
-        ),
-        "{over_room:?}"
+    serves(&store, &files).await;
+    assert_eq!(
+        refusal(store.put_file(file_of(&rooms[0], 101)).await),
+        room_full
     );
     assert_eq!(
         store.health().mode,
@@ -315,34 +322,16 @@ async fn the_memory_copies_of_files_stay_within_the_memory_bound() {
     let fits = file_of(&RoomId::generate(), 300);
     store.put_file(fits.clone()).await.unwrap();
     assert_eq!(store.health().mode, StorageMode::Memory);
-    for file in &files[..3] {
-        assert_eq!(
-            store.get_file(&file.meta.file_id).await.unwrap().as_ref(),
-            Some(file)
-        );
-    }
+    serves(&store, &files[..3]).await;
+    let never_copied = store.get_file(&files[3].meta.file_id).await.unwrap();
+    assert_eq!(never_copied, None);
     assert_eq!(
-        store.get_file(&files[3].meta.file_id).await.unwrap(),
-        None,
-        "never copied"
+        refusal(store.put_file(file_of(&RoomId::generate(), 1)).await),
+        Some(FileRefusal::MemoryFull { limit: 3000 })
     );
-    let over_memory = store.put_file(file_of(&RoomId::generate(), 1)).await;
-    assert!(
-        matches!(
-            over_memory,
-            Err(StorageError::FileRefused(FileRefusal::MemoryFull {
-                limit: 3000
-            }))
-        ),
-        "{over_memory:?}"
-    );
-    let over_room = store.put_file(file_of(&rooms[1], 101)).await;
-    assert!(
-        matches!(
-            over_room,
-            Err(StorageError::FileRefused(FileRefusal::RoomFull { .. }))
-        ),
-        "{over_room:?}"
+    assert_eq!(
+        refusal(store.put_file(file_of(&rooms[1], 101)).await),
+        room_full
     );
     assert_eq!(store.memory().file_bytes(), 3000);
 
@@ -358,22 +347,10 @@ async fn the_memory_copies_of_files_stay_within_the_memory_bound() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let redis = RedisStore::connect(&server.url(), settings).await.unwrap();
-    assert_eq!(
-        redis.get_file(&fits.meta.file_id).await.unwrap(),
-        Some(fits.clone())
-    );
-    let past = redis.put_file(file_of(&fits.meta.room_id, 701)).await;
-    assert!(
-        matches!(
-            past,
-            Err(StorageError::FileRefused(FileRefusal::RoomFull { .. }))
-        ),
-        "{past:?}"
-    );
-    redis
-        .put_file(file_of(&fits.meta.room_id, 700))
-        .await
-        .unwrap();
+    serves(&redis, std::slice::from_ref(&fits)).await;
+    let room = &fits.meta.room_id;
+    assert_eq!(refusal(redis.put_file(file_of(room, 701)).await), room_full);
+    redis.put_file(file_of(room, 700)).await.unwrap();
 }
 
 #[tokio::test]

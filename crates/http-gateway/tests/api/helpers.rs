@@ -39,6 +39,26 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// Starts `count` applications on the Redis at `redis_url` (nodes of one service), each with
+/// `adjust` applied to the default settings.
+pub async fn spawn_nodes_with(
+    redis_url: &str,
+    count: usize,
+    adjust: impl Fn(&mut Settings),
+) -> Vec<TestApp> {
+    let mut nodes = Vec::with_capacity(count);
+    for _ in 0..count {
+        nodes.push(
+            spawn_app_with(|settings| {
+                settings.redis.url = Some(Secret::new(redis_url));
+                adjust(settings);
+            })
+            .await,
+        );
+    }
+    nodes
+}
+
 #[derive(Debug)]
 pub struct Response {
     pub status: u16,

@@ -2,10 +2,9 @@
 //! address is counted across all of them. Skipped with a notice when `redis-server` is
 //! missing, except under `CI=true` (see `chat_testkit::require_redis`).
 
-use chat_http_gateway::settings::Secret;
 use chat_testkit::require_redis;
 
-use crate::helpers::{TestApp, spawn_app_with};
+use crate::helpers::{TestApp, spawn_nodes_with};
 
 const HANDSHAKE: &str = "/socket.io/?EIO=4&transport=polling";
 const REFUSAL: &str = r#"{"code":4,"message":"Too many handshakes"}"#;
@@ -23,17 +22,10 @@ async fn the_handshake_limit_holds_across_gateways_on_one_redis() {
     let Some(redis) = require_redis() else {
         return;
     };
-    let mut nodes = Vec::new();
-    for _ in 0..2 {
-        let url = redis.url();
-        nodes.push(
-            spawn_app_with(move |settings| {
-                settings.redis.url = Some(Secret::new(url));
-                settings.rate.handshakes_per_10s = 4;
-            })
-            .await,
-        );
-    }
+    let nodes = spawn_nodes_with(&redis.url(), 2, |settings| {
+        settings.rate.handshakes_per_10s = 4;
+    })
+    .await;
     // Four handshakes from 127.0.0.1, alternating between the nodes, are the whole allowance.
     for round in 0..4 {
         let (status, body) = handshake(&nodes[round % 2]).await;

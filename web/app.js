@@ -1039,6 +1039,8 @@ function enterBanned({ until = null, reason = null } = {}) {
   state.socket?.disconnect();
   hideNotice();
   setConnection('offline');
+  // The live counters stop with the socket.
+  renderStats({ onlineUsers: '–', availableUsers: '–', usersInChat: '–' });
   setPhase('banned');
   renderBanned();
   $('banned-title').focus();

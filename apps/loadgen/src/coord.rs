@@ -491,6 +491,7 @@ async fn matching(
     let mut all = Latency::new();
     let mut rates = Vec::new();
     let (mut cross_node, mut same_node, mut found_total) = (0, 0, 0);
+    let mut searching_after_found = 0;
     // Redis calls over every round (search, match, room, leave, close, and what runs in the
     // background meanwhile), and the searches they served.
     let mut all_calls: Option<Counts> = None;
@@ -518,6 +519,7 @@ async fn matching(
         let found = sum(&results, "found");
         found_total += found;
         cross_node += sum(&results, "crossNode");
+        searching_after_found += sum(&results, "searchingAfterFound");
         same_node += sum(&results, "sameNode");
         let first = results
             .iter()
@@ -555,6 +557,12 @@ async fn matching(
     report.metric("clients per round", args.number("clients", 100)?, "");
     report.metric("complete rounds", rates.len(), "");
     report.metric("first error", error, "");
+    // The server finished queueing a search after it had been paired: see bench/notes.md.
+    report.metric(
+        "match:searching after match:found",
+        searching_after_found,
+        "",
+    );
     report.metric(
         "best pairs/s",
         rates

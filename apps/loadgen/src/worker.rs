@@ -654,6 +654,9 @@ struct MatchStats {
     same_node: Cell<u64>,
     initiators: Cell<u64>,
     closed: Cell<u64>,
+    /// `match:searching` after the client's `match:found` (the server finished queueing a
+    /// search that had been paired meanwhile).
+    searching_after_found: Cell<u64>,
     latency: RefCell<Latency>,
     first_send_us: Cell<u64>,
     last_found_us: Cell<u64>,
@@ -743,6 +746,7 @@ async fn match_scenario(env: &Env, control: &mut Control) -> anyhow::Result<()> 
             "sameNode": stats.same_node.get(),
             "initiators": stats.initiators.get(),
             "closed": stats.closed.get(),
+            "searchingAfterFound": stats.searching_after_found.get(),
             "latency": stats.latency.borrow().to_json(),
             "firstSendUs": stats.first_send_us.get(),
             "lastFoundUs": stats.last_found_us.get(),
@@ -798,8 +802,15 @@ async fn match_socket(
             tokio::select! {
                 packet = socket.recv() => {
                     let packet = packet?.context("closed while matched")?;
-                    if matches!(packet.kind(), Kind::Event { name: "room:closed", .. }) {
-                        closed = true;
+                    match packet.kind() {
+                        Kind::Event { name: "room:closed", .. } => closed = true,
+                        Kind::Event { name: "match:searching", .. } => {
+                            bump(&stats.searching_after_found);
+                            let client = socket.client();
+                            let user = users.get(&client).map_or("?", String::as_str);
+                            eprintln!("match: client {client} ({user}) got match:searching after match:found");
+                        }
+                        _ => {}
                     }
                 }
                 _ = leave.changed() => {}

@@ -88,6 +88,7 @@ impl Handler for ChatHandler {
         async move {
             if draining {
                 tracing::debug!("handshake refused: this node is draining");
+                self.state.metrics.socket_refused("draining");
                 return false;
             }
             let Some(address) = address else {

@@ -129,6 +129,7 @@ pub(crate) async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     if state.draining.load(std::sync::atomic::Ordering::Acquire) {
+        state.metrics.http_refused(chat_domain::ErrorCode::Draining);
         return Err(ApiError::draining());
     }
     let ip = request_ip(&request, &state.settings.server.trusted_proxies);
@@ -160,6 +161,7 @@ pub(crate) async fn create(
     let profile = Profile::from_json(&body)?;
     let device = profile.device_id.as_ref().map(|device| device.as_str());
     if let Some(ban) = state.moderation.ban_on_new_session(ip, device).await? {
+        state.metrics.http_refused(chat_domain::ErrorCode::Banned);
         return Err(ApiError::banned(ban.until));
     }
     let now = Timestamp::now();

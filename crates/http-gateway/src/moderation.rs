@@ -47,6 +47,8 @@ pub struct ReportOutcome {
     pub report: Report,
     /// The ban it started, if it was the one too many.
     pub ban: Option<Ban>,
+    /// Whether it repeated an earlier report (nothing new was filed).
+    pub duplicate: bool,
 }
 
 impl Moderation {
@@ -180,7 +182,11 @@ impl Moderation {
         } else {
             None
         };
-        Ok(ReportOutcome { report, ban })
+        Ok(ReportOutcome {
+            report,
+            ban,
+            duplicate,
+        })
     }
 
     /// Bans `user` for `secs` (default [`ModerationSettings::ban_secs`]): their id, their
@@ -237,6 +243,11 @@ pub async fn enforce(state: &crate::state::AppState, ban: &Ban) {
         until: ban.until,
         reason: ban.reason.clone(),
     };
+    let source = match ban.source {
+        chat_domain::BanSource::Reports => "reports",
+        chat_domain::BanSource::Admin => "admin",
+    };
+    state.metrics.ban_started(source);
     state.hub.end_session(&ban.user_id, end).await;
     if let Err(error) = state.hub.lifecycle.delete(&ban.user_id).await {
         tracing::warn!(%error, "could not delete a banned session");

@@ -268,6 +268,9 @@ async fn report(
         .moderation
         .report(user, &reported, Some(room), request, socket.state().address)
         .await?;
+    if !outcome.duplicate {
+        state.metrics.report_filed();
+    }
     if let Some(ban) = &outcome.ban {
         crate::moderation::enforce(state, ban).await;
     }

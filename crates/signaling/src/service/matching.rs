@@ -135,15 +135,24 @@ impl ChatService {
             avoid,
             blocked,
         };
-        let partner = self.inner.shared.search(&searcher).await?;
+        // Before the search: a search of someone else may pair this user the moment they
+        // are queued, and its `match:found` must come after `match:searching`.
         self.deliver(user, Outgoing::Searching);
+        let partner = self.inner.shared.search(&searcher).await?;
         let Some(partner) = partner else {
             if self.take_pairing(user, token).is_some_and(|away| away) {
                 // Dropped during the search: out of the queue again, as any dropped user.
                 self.inner.shared.cancel_search(user).await?;
                 return Ok(());
             }
-            self.state().waiting.insert(user.clone());
+            {
+                let mut state = self.state();
+                if state.links.contains_key(user) {
+                    // Queued, and already paired by another search meanwhile: not waiting.
+                    return Ok(());
+                }
+                state.waiting.insert(user.clone());
+            }
             // Unless another node's search paired them meanwhile (its flags are newer).
             let searching = SessionPatch {
                 is_searching: Some(true),
